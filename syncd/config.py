@@ -1,0 +1,219 @@
+"""syncd.toml: the schema (pydantic, extra keys forbidden), loading, and secrets.
+
+`load_config(path)` returns a validated `Config` or raises `ConfigError` listing every
+problem at once, each with its dotted path (`targets.lobby.url: Field required`).
+Relative paths in the file (the CSV, the mapping, a SQLite ledger) are resolved against
+the directory of the config file, so a config works from any working directory.
+
+Secrets never live in the TOML: a `SecretRef` names a file, an environment variable or a
+systemd credential (`$CREDENTIALS_DIRECTORY/NAME`), read only when needed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from syncd.errors import ConfigError
+
+CONFIG_ENV = "SYNCD_CONFIG"
+_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """Where a secret lives: exactly one of a file, an environment variable, a credential."""
+
+    file: Path | None = None
+    env: str | None = None
+    credential: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SecretRef:
+        if sum(v is not None for v in (self.file, self.env, self.credential)) != 1:
+            raise ValueError("give exactly one of file, env, credential")
+        return self
+
+    def read(self) -> str:
+        """Return the secret's text without its trailing newline; raise ConfigError if absent."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"secret: environment variable {self.env} is not set")
+            return value
+        path = self.file if self.file is not None else _credential_path(str(self.credential))
+        try:
+            return path.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"secret: cannot read {path}: {exc.strerror}") from None
+
+
+def _credential_path(name: str) -> Path:
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        raise ConfigError(f"secret: credential {name!r} asked for but CREDENTIALS_DIRECTORY is unset")
+    return Path(directory) / name
+
+
+class LedgerConfig(_Strict):
+    """Where the ledger lives: a SQLAlchemy URL (SQLite file or PostgreSQL)."""
+
+    url: str = "sqlite:///ledger.db"
+
+
+class SafetyConfig(_Strict):
+    """Caps and grace periods that keep a wrong run from locking people out or letting them in."""
+
+    max_deletes: int = Field(default=50, ge=0)
+    max_delete_share: float = Field(default=0.10, ge=0.0, le=1.0)
+    delete_after_days: int = Field(default=30, ge=0)
+    protected_keys: tuple[str, ...] = ()
+    max_source_shrink: float = Field(default=0.20, ge=0.0, le=1.0)
+
+
+class CsvSourceConfig(_Strict):
+    """An HR system's CSV export."""
+
+    type: Literal["csv"]
+    path: Path
+    mapping: Path
+    encoding: Literal["auto", "utf-8", "utf-8-sig", "cp1252"] = "auto"
+    delimiter: Literal["auto", ",", ";", "\t"] = "auto"
+    max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+class LdapSourceConfig(_Strict):
+    """An LDAP directory: Active Directory (`flavor = "ad"`) or OpenLDAP (`"openldap"`)."""
+
+    type: Literal["ldap"]
+    url: str = Field(pattern=r"^ldaps?://")
+    flavor: Literal["ad", "openldap"] = "openldap"
+    start_tls: bool = False
+    ca_file: Path | None = None
+    verify_tls: bool = True
+    bind_dn: str = ""
+    password: SecretRef | None = None
+    base_dn: str
+    filter: str = "(objectClass=person)"
+    scope: Literal["base", "one", "sub"] = "sub"
+    attributes: tuple[str, ...] = ()
+    page_size: int = Field(default=500, ge=1, le=100_000)
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    read_timeout_s: float = Field(default=30.0, gt=0)
+    nested_groups: bool = False
+    full_read_every: int = Field(default=24, ge=1)
+    mapping: Path
+
+
+SourceConfig = Annotated[CsvSourceConfig | LdapSourceConfig, Field(discriminator="type")]
+
+
+class Ef45TargetConfig(_Strict):
+    """One CMITECH EF-45 terminal (one door). `groups` empty means everyone."""
+
+    type: Literal["ef45"]
+    url: str = Field(pattern=r"^https?://")
+    groups: tuple[str, ...] = ()
+    timeout_s: float = Field(default=10.0, gt=0)
+    steal_lock: bool = False
+    batch_min_version: str = "1.3.0"
+    page_size: int = Field(default=50, ge=1, le=1000)
+    time_zone: str = "UTC"
+
+
+class ClueTargetConfig(_Strict):
+    """One Suprema CLUe place. Paths the public guide does not show are configurable."""
+
+    type: Literal["clue"]
+    url: str = Field(default="https://api.moon.supremainc.com", pattern=r"^https?://")
+    place_id: int
+    api_key: SecretRef
+    ca_file: Path | None = None
+    groups: tuple[str, ...] = ()
+    timeout_s: float = Field(default=15.0, gt=0)
+    min_interval_ms: int = Field(default=300, ge=0)
+    time_zone: str = "UTC"
+    far_future: str = "2099-12-31T23:59:59"
+    card_format: str = "CSN"
+    auth_path: str = "/v1/be/places/{place_id}/auths"
+    auth_item_path: str = "/v1/be/places/{place_id}/auths/{auth_id}"
+    events_path: str = "/v1/be/events"
+
+
+TargetConfig = Annotated[Ef45TargetConfig | ClueTargetConfig, Field(discriminator="type")]
+
+
+class Config(_Strict):
+    """The whole of syncd.toml."""
+
+    ledger: LedgerConfig = LedgerConfig()
+    safety: SafetyConfig = SafetyConfig()
+    sources: dict[Annotated[str, Field(pattern=_ID_PATTERN)], SourceConfig]
+    targets: dict[Annotated[str, Field(pattern=_ID_PATTERN)], TargetConfig]
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> Config:
+        if not self.sources:
+            raise ValueError("at least one [sources.NAME] table is required")
+        if not self.targets:
+            raise ValueError("at least one [targets.NAME] table is required")
+        return self
+
+
+def load_config(path: Path | str | None = None) -> Config:
+    """Given a path (or $SYNCD_CONFIG, or ./syncd.toml), return the validated Config.
+
+    Raise ConfigError naming every problem with its dotted path if the file is missing,
+    is not TOML, or does not match the schema.
+    """
+    chosen = Path(path or os.environ.get(CONFIG_ENV) or "syncd.toml")
+    try:
+        raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{chosen}: no such config file (use --config or ${CONFIG_ENV})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(chosen, exc)) from None
+    return resolve_paths(config, chosen.resolve().parent)
+
+
+def format_validation_error(path: Path, exc: ValidationError) -> str:
+    """Return one line per problem of `exc`, each prefixed by its dotted path in `path`."""
+    lines = [f"{path}: {exc.error_count()} problem(s):"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
+        lines.append(f"  {where or '(top)'}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _is_union_tag(part: object) -> bool:
+    return part in {"csv", "ef45", "clue", "ldap"} and isinstance(part, str)
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    """Return `config` with relative file paths (and a relative SQLite URL) made absolute."""
+    sources: dict[str, SourceConfig] = {}
+    for name, source in config.sources.items():
+        update: dict[str, Path] = {"mapping": base / source.mapping}
+        if isinstance(source, CsvSourceConfig):
+            update["path"] = base / source.path
+        sources[name] = source.model_copy(update=update)
+    ledger = config.ledger.model_copy(update={"url": _absolute_sqlite(config.ledger.url, base)})
+    return config.model_copy(update={"sources": sources, "ledger": ledger})
+
+
+def _absolute_sqlite(url: str, base: Path) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url.startswith(prefix + "/") or url == prefix + ":memory:":
+        return url
+    return prefix + str(base / url.removeprefix(prefix))

@@ -1,0 +1,229 @@
+"""Plain frozen value types shared by every layer of syncd.
+
+`model` imports nothing of syncd. Everything here is immutable and hashable so that a
+plan can be computed, compared and tested on plain values.
+
+- `Person`: the canonical person a source maps to (see DESIGN.md, "The canonical person").
+- `Enrollment`: a biometric template known to the ledger (bytes never travel in a plan).
+- `Record`: what one target should hold for one person, as a canonical JSON-able mapping.
+- `Action` / `Plan`: the diff between what targets should hold and what the ledger says
+  they hold.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Whether a person may use the doors at all."""
+
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person as the source of truth describes them.
+
+    `key` is stable for the life of the person (AD objectGUID, OpenLDAP entryUUID, HR
+    employee id): never a DN or a name, so that a rename is an update. Datetimes are
+    timezone-aware. `cards` are card numbers as integers; `groups` decide which targets
+    and doors the person goes to.
+    """
+
+    key: str
+    first_name: str
+    last_name: str
+    email: str = ""
+    employee_number: str = ""
+    status: Status = Status.ACTIVE
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    cards: tuple[int, ...] = ()
+    pin: str = ""
+    groups: frozenset[str] = frozenset()
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("valid_from", "valid_until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"Person {self.key!r}: {name} must be timezone-aware")
+
+    @property
+    def display_name(self) -> str:
+        """Return "First Last", or whichever of the two is set."""
+        return " ".join(part for part in (self.first_name, self.last_name) if part)
+
+    def attribute(self, name: str, default: str = "") -> str:
+        """Return the extra attribute `name` (mapping-defined), or `default`."""
+        return dict(self.attributes).get(name, default)
+
+    def to_json(self) -> dict[str, Any]:
+        """Return a JSON-able dict that `person_from_json` turns back into this person."""
+        return {
+            "key": self.key,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "email": self.email,
+            "employee_number": self.employee_number,
+            "status": self.status.value,
+            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+            "cards": list(self.cards),
+            "pin": self.pin,
+            "groups": sorted(self.groups),
+            "attributes": [list(pair) for pair in self.attributes],
+        }
+
+
+def person_from_json(data: Mapping[str, Any]) -> Person:
+    """Given the output of `Person.to_json`, return the equal `Person`."""
+    return Person(
+        key=data["key"],
+        first_name=data["first_name"],
+        last_name=data["last_name"],
+        email=data.get("email", ""),
+        employee_number=data.get("employee_number", ""),
+        status=Status(data.get("status", "active")),
+        valid_from=_parse_dt(data.get("valid_from")),
+        valid_until=_parse_dt(data.get("valid_until")),
+        cards=tuple(int(c) for c in data.get("cards", ())),
+        pin=data.get("pin", ""),
+        groups=frozenset(data.get("groups", ())),
+        attributes=tuple((str(k), str(v)) for k, v in data.get("attributes", ())),
+    )
+
+
+def _parse_dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """A biometric template the ledger holds for (person, modality).
+
+    Only the digest travels through plans and reports; the bytes stay encrypted in the
+    ledger and are fetched by apply when a target needs them.
+    """
+
+    person_key: str
+    modality: str
+    digest: str
+    record_version: int
+    origin_target: str
+    captured_at: datetime
+
+
+Record = Mapping[str, Any]
+"""What one target should hold for one person: canonical, JSON-able, no template bytes."""
+
+
+def canonical_json(value: Any) -> str:
+    """Return the canonical JSON text of `value` (sorted keys, no spaces, UTF-8 kept)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def digest(value: Any) -> str:
+    """Return a stable hash of `value`'s canonical JSON, used to detect change."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+class Op(enum.StrEnum):
+    """What an action does to a target."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DISABLE = "disable"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    """One field of a record, before and after (either may be None: absent)."""
+
+    name: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One self-describing change to one target for one person.
+
+    `record` is the full record the target must hold after the action (the last record
+    held, for a delete). `before_digest` is None for a create. `blocked` names the safety
+    rule that held the action back; a blocked action is reported and recorded, never
+    applied.
+    """
+
+    target: str
+    person_key: str
+    op: Op
+    record: Record
+    after_digest: str
+    before_digest: str | None = None
+    remote_id: str | None = None
+    changes: tuple[FieldChange, ...] = ()
+    blocked: str | None = None
+
+    def describe(self, *, done: bool) -> str:
+        """Return "Would create …" (dry run) or "Created …" (done), for logs and reports."""
+        verbs = {
+            Op.CREATE: ("create", "Created"),
+            Op.UPDATE: ("update", "Updated"),
+            Op.DISABLE: ("disable", "Disabled"),
+            Op.DELETE: ("delete", "Deleted"),
+        }
+        would, past = verbs[self.op]
+        verb = past if done else f"Would {would}"
+        return f"{verb} {self.person_key} on {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSummary:
+    """Counts of one target's plan: actions by op, blocked, and people left unchanged."""
+
+    target: str
+    create: int = 0
+    update: int = 0
+    disable: int = 0
+    delete: int = 0
+    blocked: int = 0
+    unchanged: int = 0
+
+    @property
+    def pending(self) -> int:
+        """Actions that an apply would execute (blocked ones excluded)."""
+        return self.create + self.update + self.disable + self.delete
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The ordered actions that would bring every target to the desired state."""
+
+    actions: tuple[Action, ...]
+    summaries: tuple[TargetSummary, ...]
+    created_at: datetime
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def pending(self) -> int:
+        """Number of actions an apply would execute."""
+        return sum(s.pending for s in self.summaries)
+
+    @property
+    def blocked(self) -> int:
+        """Number of actions held back by a safety rule."""
+        return sum(s.blocked for s in self.summaries)
+
+    def for_target(self, target: str) -> Iterator[Action]:
+        """Yield the actions of one target, in plan order."""
+        return (a for a in self.actions if a.target == target)

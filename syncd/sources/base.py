@@ -1,0 +1,55 @@
+"""What every source returns: people keyed by their stable key, and the problems met.
+
+A source reads raw records (CSV rows, LDAP entries), maps each with the compiled mapping,
+and reports every record it had to skip as a `SourceProblem` naming the record and the
+field. It never writes to the ledger; cursors it returns are stored by the engine only
+after the run that used them is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from syncd.model import Person
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A record that was skipped: where it is (file:line:column or DN), which field, why."""
+
+    source: str
+    where: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.where}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRead:
+    """The outcome of one read.
+
+    `complete` is True for a full read (everyone the source holds is in `people`, so a key
+    missing here has left) and False for a delta read (only changed people; `deleted`
+    names keys the source reports gone). `cursor` is the position to store once the run
+    that used this read is committed (None: the source keeps no cursor).
+    """
+
+    people: Mapping[str, Person]
+    problems: tuple[SourceProblem, ...] = ()
+    complete: bool = True
+    deleted: frozenset[str] = field(default_factory=frozenset)
+    cursor: str | None = None
+
+
+class Source(Protocol):
+    """A configured source of truth."""
+
+    name: str
+
+    def read(self, *, cursor: str | None = None, full: bool = True) -> SourceRead:
+        """Return the people of the source; raise SourceError if it cannot be read safely."""
+        ...
