@@ -58,7 +58,7 @@ class SecretRef(_Strict):
 def _credential_path(name: str) -> Path:
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
-        raise ConfigError(f"secret: credential {name!r} asked for but CREDENTIALS_DIRECTORY is unset")
+        raise ConfigError(f"secret: credential {name!r} needs CREDENTIALS_DIRECTORY (systemd)")
     return Path(directory) / name
 
 
@@ -177,7 +177,7 @@ def load_config(path: Path | str | None = None) -> Config:
     try:
         raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"{chosen}: no such config file (use --config or ${CONFIG_ENV})") from None
+        raise ConfigError(f"{chosen}: no such file (use --config or ${CONFIG_ENV})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
     try:

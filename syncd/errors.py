@@ -8,6 +8,7 @@
     │   └── RunLockBusy             another apply holds the run lock
     ├── PlanStale                   exit 6: a saved plan no longer matches ledger or source
     ├── SafetyBlocked               exit 7: actions were held back by a safety cap
+    ├── RecordError                 one source record cannot be mapped (the read goes on)
     └── TargetError                 exit 8: a target failed (only when a whole run failed)
         ├── TemporaryTargetError    retry later: timeouts, connection errors, 5xx, lock busy
         └── PermanentTargetError    retrying will not help: validation, "DB is full", 401
@@ -47,6 +48,19 @@ class SourceError(SyncdError):
 
 class SourceRefused(SourceError):
     """The source answered, but its answer looks wrong (empty, shrunk): refused."""
+
+
+class RecordError(SyncdError):
+    """One source record cannot be mapped to a Person: names the field and why.
+
+    Sources catch it per record, report it as a problem with the record's location, and
+    go on with the next record.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
 
 
 class LedgerError(SyncdError):

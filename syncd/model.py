@@ -15,10 +15,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+RawValue = str | bytes | Sequence[str | bytes]
+"""One attribute of a raw source record: a CSV cell, or an LDAP attribute's values."""
+
+RawRecord = Mapping[str, RawValue]
+"""A record as a source read it, before mapping: attribute name → value(s)."""
 
 
 class Status(enum.StrEnum):

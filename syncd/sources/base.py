@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from syncd.model import Person
+from syncd.model import Person, RawRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +34,31 @@ class SourceRead:
 
     `complete` is True for a full read (everyone the source holds is in `people`, so a key
     missing here has left) and False for a delta read (only changed people; `deleted`
-    names keys the source reports gone). `cursor` is the position to store once the run
-    that used this read is committed (None: the source keeps no cursor).
+    names keys the source reports gone). `held` names keys whose record the source saw but
+    could not map: the engine leaves what the ledger holds for them untouched, so a bad
+    row never reads as a leaver. `cursor` is the position to store once the run that used
+    this read is committed (None: the source keeps no cursor).
     """
 
     people: Mapping[str, Person]
     problems: tuple[SourceProblem, ...] = ()
     complete: bool = True
     deleted: frozenset[str] = field(default_factory=frozenset)
+    held: frozenset[str] = field(default_factory=frozenset)
     cursor: str | None = None
+
+
+class RecordMapper(Protocol):
+    """A compiled mapping (see syncd.mapping): raw record → Person."""
+
+    @property
+    def attributes(self) -> frozenset[str]:
+        """The source attributes the mapping reads (an LDAP search asks for these)."""
+        ...
+
+    def map(self, raw: RawRecord) -> Person:
+        """Return the Person of `raw`; raise RecordError(field, message) if it cannot."""
+        ...
 
 
 class Source(Protocol):

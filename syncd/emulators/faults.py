@@ -1,0 +1,91 @@
+"""Fault injection shared by the emulators: latency, 5xx answers, timeouts, dropped connections.
+
+`Faults` holds the settings (each a flag of `syncd emulate`) and a seeded random source so a
+test or benchmark sees the same sequence of faults on every run. `FaultMiddleware` applies
+them to every request before the app sees it. Faults that belong to one device's protocol
+(an EF-45 lock held by another client, a lock dropped mid-session) live in that emulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass
+class Faults:
+    """What goes wrong, and how often. Rates are shares of requests, 0.0 to 1.0."""
+
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    timeout_rate: float = 0.0
+    timeout_s: float = 30.0
+    drop_rate: float = 0.0
+    seed: int = 0
+    exempt_paths: tuple[str, ...] = ()
+    rng: random.Random = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def roll(self, rate: float) -> bool:
+        """Return True with probability `rate` (deterministic for a given seed)."""
+        return rate > 0 and self.rng.random() < rate
+
+
+class FaultMiddleware:
+    """ASGI middleware that applies `Faults` to each HTTP request."""
+
+    def __init__(self, app: ASGIApp, faults: Faults) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or str(scope.get("path", "")).startswith(
+            self.faults.exempt_paths or ("\0",)
+        ):
+            await self.app(scope, receive, send)
+            return
+        faults = self.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.roll(faults.drop_rate):
+            await _drop_midway(send)
+            return
+        if faults.roll(faults.timeout_rate):
+            await asyncio.sleep(faults.timeout_s)
+        if faults.roll(faults.error_rate):
+            await _send_plain(send, 503, b"fault injection: service unavailable")
+            return
+        await self.app(scope, receive, send)
+
+
+class DroppedConnection(Exception):
+    """Raised inside the server to make uvicorn close a half-sent response."""
+
+
+async def _drop_midway(send: Send) -> None:
+    # An exception before the response starts becomes a clean 500; one after a partial
+    # body makes uvicorn close the connection, which the client sees as a drop.
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+        }
+    )
+    await send({"type": "http.response.body", "body": b'{"items": [', "more_body": True})
+    raise DroppedConnection("fault injection: connection dropped")
+
+
+async def _send_plain(send: Send, status: int, body: bytes) -> None:
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(body)).encode())],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,10 @@
+"""Shared test fixtures. Fixture modules per subsystem live in tests/fixtures/.
+
+A test that needs a service this machine lacks calls `tests.fixtures.services.skip_or_fail`:
+it skips locally, and fails when SYNCD_REQUIRE_SERVICES=1 (CI), so a missing dependency
+can never hide behind a skip.
+"""
+
+pytest_plugins = [
+    "tests.fixtures.services",
+]
