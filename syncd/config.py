@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from syncd.errors import ConfigError
 
 CONFIG_ENV = "SYNCD_CONFIG"
+_PACKAGE = Path(__file__).resolve().parent
 _ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
@@ -55,6 +56,19 @@ class SecretRef(_Strict):
             raise ConfigError(f"secret: cannot read {path}: {exc.strerror}") from None
 
 
+def shipped_path(*parts: str) -> Path:
+    """Return a file shipped with syncd (`migrations/…`, `mappings/…`).
+
+    A built wheel carries them under `syncd/_data/`; an editable install or a checkout
+    has them at the repository's top. Raise ConfigError if neither has it.
+    """
+    for base in (_PACKAGE / "_data", _PACKAGE.parent):
+        candidate = base.joinpath(*parts)
+        if candidate.exists():
+            return candidate
+    raise ConfigError(f"{'/'.join(parts)} is missing from this installation of syncd")
+
+
 def _credential_path(name: str) -> Path:
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
@@ -76,6 +90,16 @@ class SafetyConfig(_Strict):
     delete_after_days: int = Field(default=30, ge=0)
     protected_keys: tuple[str, ...] = ()
     max_source_shrink: float = Field(default=0.20, ge=0.0, le=1.0)
+
+
+class ApplyConfig(_Strict):
+    """How apply retries: within a run (bounded backoff), then across runs."""
+
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_initial_s: float = Field(default=0.5, ge=0)
+    retry_max_s: float = Field(default=5.0, ge=0)
+    next_attempt_base_s: float = Field(default=60.0, ge=0)
+    next_attempt_max_s: float = Field(default=3600.0, ge=0)
 
 
 class CsvSourceConfig(_Strict):
@@ -155,6 +179,7 @@ class Config(_Strict):
 
     ledger: LedgerConfig = LedgerConfig()
     safety: SafetyConfig = SafetyConfig()
+    apply: ApplyConfig = ApplyConfig()
     sources: dict[Annotated[str, Field(pattern=_ID_PATTERN)], SourceConfig]
     targets: dict[Annotated[str, Field(pattern=_ID_PATTERN)], TargetConfig]
 

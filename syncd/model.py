@@ -165,9 +165,10 @@ class Action:
     """One self-describing change to one target for one person.
 
     `record` is the full record the target must hold after the action (the last record
-    held, for a delete). `before_digest` is None for a create. `blocked` names the safety
-    rule that held the action back; a blocked action is reported and recorded, never
-    applied.
+    held, for a delete). `before_digest` is None for a create. `active_after` says whether
+    the person may open doors once the action is done; `attempts` counts earlier failed
+    tries of this record (it sets the next retry time). `blocked` names the safety rule
+    that held the action back; a blocked action is reported and recorded, never applied.
     """
 
     target: str
@@ -178,6 +179,8 @@ class Action:
     before_digest: str | None = None
     remote_id: str | None = None
     changes: tuple[FieldChange, ...] = ()
+    active_after: bool = True
+    attempts: int = 0
     blocked: str | None = None
 
     def describe(self, *, done: bool) -> str:
@@ -195,7 +198,11 @@ class Action:
 
 @dataclass(frozen=True, slots=True)
 class TargetSummary:
-    """Counts of one target's plan: actions by op, blocked, and people left unchanged."""
+    """Counts of one target's plan.
+
+    Op counts are actions an apply would execute; `blocked` are held back by a safety cap;
+    `deferred` are failed records waiting for their retry time; `unchanged` are in step.
+    """
 
     target: str
     create: int = 0
@@ -204,6 +211,7 @@ class TargetSummary:
     delete: int = 0
     blocked: int = 0
     unchanged: int = 0
+    deferred: int = 0
 
     @property
     def pending(self) -> int:
@@ -230,6 +238,51 @@ class Plan:
         """Number of actions held back by a safety rule."""
         return sum(s.blocked for s in self.summaries)
 
+    @property
+    def in_step(self) -> bool:
+        """True when nothing is pending, blocked or deferred: every target is in step."""
+        return all(s.pending + s.blocked + s.deferred == 0 for s in self.summaries)
+
+    def runnable(self) -> tuple[Action, ...]:
+        """Return the actions an apply executes (blocked ones excluded), in plan order."""
+        return tuple(a for a in self.actions if a.blocked is None)
+
     def for_target(self, target: str) -> Iterator[Action]:
         """Yield the actions of one target, in plan order."""
         return (a for a in self.actions if a.target == target)
+
+
+class RecordState(enum.StrEnum):
+    """Where syncd stands with one (target, person) record."""
+
+    OK = "ok"
+    PENDING = "pending"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRecord:
+    """What the ledger says one target holds for one person (plan input).
+
+    `digest`/`record` describe what syncd last pushed successfully (None: nothing held,
+    e.g. a create that never succeeded). `disabled_since` is when the record was last
+    switched to no-access; `next_attempt_at` defers a retry after failures.
+    """
+
+    target: str
+    person_key: str
+    state: RecordState
+    digest: str | None = None
+    record: Record | None = None
+    remote_id: str | None = None
+    created_by_syncd: bool = True
+    disabled_since: datetime | None = None
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+    @property
+    def present(self) -> bool:
+        """True when the target holds a record pushed by syncd."""
+        return self.digest is not None

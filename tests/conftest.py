@@ -7,4 +7,8 @@ can never hide behind a skip.
 
 pytest_plugins = [
     "tests.fixtures.services",
+    "tests.fixtures.ldap",
+    "tests.fixtures.clue",
+    "tests.fixtures.ef45",
+    "tests.fixtures.syncd_env",
 ]

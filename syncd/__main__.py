@@ -1,0 +1,5 @@
+"""`python -m syncd` runs the CLI."""
+
+from syncd.cli import main
+
+main()

@@ -1,0 +1,52 @@
+"""`syncd emulate ef45|clue`: serve emulated door systems on loopback, until interrupted."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from syncd.emulators.ef45 import run_ef45_emulators
+
+app = typer.Typer(help="Serve emulated door systems for tests, benchmarks and demos.")
+
+
+@app.command("ef45")
+def ef45(
+    port: Annotated[int, typer.Option("--port", "--base-port", help="First port.")] = 9980,
+    count: Annotated[int, typer.Option(help="How many terminals (consecutive ports).")] = 1,
+    firmware: Annotated[
+        str, typer.Option(help="new (POST /user) or old (separate calls).")
+    ] = "new",
+    capacity: Annotated[
+        int, typer.Option(help="Users a terminal holds before 'DB is full'.")
+    ] = 10_000,
+    record_version: Annotated[int, typer.Option(help="Template algorithm version.")] = 8976,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every request.")] = 0.0,
+    error_rate: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
+    timeout_rate: Annotated[float, typer.Option(help="Share of requests that hang.")] = 0.0,
+    drop_rate: Annotated[float, typer.Option(help="Share of connections dropped midway.")] = 0.0,
+    lock_held_by_other: Annotated[bool, typer.Option(help="POST /lock always refused.")] = False,
+    drop_lock_after: Annotated[
+        int | None, typer.Option(help="Forget the lock after N locked requests.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+) -> None:
+    """Serve COUNT emulated EF-45 terminals on PORT, PORT+1, … (http://127.0.0.1:PORT)."""
+    if firmware not in {"new", "old"}:
+        raise typer.BadParameter("firmware must be 'new' or 'old'")
+    typer.echo(f"EF-45 emulators on 127.0.0.1:{port}..{port + count - 1} (Ctrl-C stops)")
+    run_ef45_emulators(
+        count=count,
+        base_port=port,
+        firmware=firmware,
+        capacity=capacity,
+        record_version=record_version,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        timeout_rate=timeout_rate,
+        drop_rate=drop_rate,
+        lock_held_by_other=lock_held_by_other,
+        drop_lock_after=drop_lock_after,
+        seed=seed,
+    )

@@ -1,0 +1,46 @@
+"""Rich tables for `syncd status` and `syncd history`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.table import Table
+
+from syncd.ledger.queries import RunRow, TargetStatus
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
+
+
+def status_table(rows: Sequence[TargetStatus]) -> Table:
+    """Return one row per target: held, ok, failed, blocked, last applied."""
+    table = Table(title="Targets", title_justify="left")
+    for name in ("target", "held", "ok", "failed", "blocked", "last applied (UTC)"):
+        table.add_column(name, justify="left" if name == "target" else "right")
+    for row in rows:
+        table.add_row(
+            row.target,
+            str(row.held),
+            str(row.ok),
+            str(row.failed),
+            str(row.blocked),
+            _when(row.last_applied),
+        )
+    return table
+
+
+def history_table(rows: Sequence[RunRow]) -> Table:
+    """Return one row per run, newest first."""
+    table = Table(title="Runs", title_justify="left")
+    for name in ("run", "kind", "trigger", "started (UTC)", "outcome", "counts"):
+        table.add_column(name)
+    for row in rows:
+        counts = "; ".join(
+            f"{target}: " + ", ".join(f"{k}={v}" for k, v in sorted(c.items()) if v)
+            for target, c in sorted(row.counts.items())
+        )
+        kind = f"{row.kind} (dry)" if row.dry_run else row.kind
+        table.add_row(str(row.id), kind, row.trigger, _when(row.started_at), row.outcome, counts)
+    return table

@@ -1,0 +1,192 @@
+"""Apply: the only code that writes to targets.
+
+Targets run in parallel (asyncio), each target's actions one after another in plan order.
+Every action's outcome is committed to the ledger as soon as it is known, on a single
+writer thread so the event loop keeps serving the other targets: a crash at any instant
+loses nothing, and the next run's plan picks up what is left.
+
+Temporary errors are retried within the run with exponential backoff and jitter (bounded
+by `ApplyConfig`); what still fails is recorded as failed with a `next_attempt_at` that
+grows with the record's attempts. A target that cannot be opened at all (terminal down,
+lock busy) records each of its actions as failed and never delays the other targets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from syncd.config import ApplyConfig
+from syncd.errors import SyncdError, TemporaryTargetError, cut
+from syncd.ledger.store import Ledger
+from syncd.model import Action, Plan
+from syncd.targets.base import Target, TargetSession
+
+Clock = Callable[[], datetime]
+
+
+class Progress(Protocol):
+    """Where apply reports its progress (the CLI draws a bar per target)."""
+
+    def start(self, target: str, total: int) -> None:
+        """A target begins with `total` actions."""
+
+    def advance(self, target: str) -> None:
+        """One action of `target` is done (applied or failed)."""
+
+
+class NoProgress:
+    """A Progress that shows nothing."""
+
+    def start(self, target: str, total: int) -> None:
+        """Ignore."""
+
+    def advance(self, target: str) -> None:
+        """Ignore."""
+
+
+@dataclass
+class ApplyResult:
+    """Counts of one apply: outcome → number of actions, per target and in all."""
+
+    per_target: dict[str, Counter[str]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def count(self, outcome: str) -> int:
+        """Return how many actions ended with `outcome` across targets."""
+        return sum(c[outcome] for c in self.per_target.values())
+
+    def as_counts(self) -> dict[str, Any]:
+        """Return a JSON-able summary for the runs table."""
+        return {t: dict(c) for t, c in sorted(self.per_target.items())}
+
+
+class Applier:
+    """Applies one plan's runnable actions and records every outcome in the ledger."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        run_id: int,
+        settings: ApplyConfig,
+        clock: Clock,
+        progress: Progress | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.run_id = run_id
+        self.settings = settings
+        self.clock = clock
+        self.progress = progress or NoProgress()
+        self.result = ApplyResult()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+
+    async def run(self, plan: Plan, targets: Mapping[str, Target]) -> ApplyResult:
+        """Record the plan's blocked actions, apply the rest; return the counts."""
+        try:
+            for action in plan.actions:
+                if action.blocked is not None:
+                    await self._record(action, "blocked", error=action.blocked)
+            runnable = plan.runnable()
+            names = sorted({a.target for a in runnable})
+            await asyncio.gather(
+                *(
+                    self._apply_target(targets[n], [a for a in runnable if a.target == n])
+                    for n in names
+                )
+            )
+        finally:
+            self._writer.shutdown(wait=True)
+        return self.result
+
+    async def _apply_target(self, target: Target, actions: Sequence[Action]) -> None:
+        self.progress.start(target.name, len(actions))
+        done = 0
+        try:
+            async for attempt in self._retrying():
+                with attempt:
+                    async with target.session() as session:
+                        for action in actions[done:]:
+                            await self._apply_one(session, action)
+                            done += 1
+        except SyncdError as exc:
+            self.result.errors[target.name] = str(exc)
+            for action in actions[done:]:
+                await self._record(action, "failed", error=_describe(exc))
+                self.progress.advance(target.name)
+
+    async def _apply_one(self, session: TargetSession, action: Action) -> None:
+        try:
+            remote_id = await self._with_retries(session, action)
+        except TemporaryTargetError:
+            raise  # the session itself may be broken: reopen it (outer retry)
+        except SyncdError as exc:
+            await self._record(action, "failed", error=_describe(exc))
+        else:
+            await self._record(action, "applied", remote_id=remote_id)
+        self.progress.advance(action.target)
+
+    async def _with_retries(self, session: TargetSession, action: Action) -> str | None:
+        async for attempt in self._retrying():
+            with attempt:
+                return await session.apply(action)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    def _retrying(self) -> AsyncRetrying:
+        settings = self.settings
+        return AsyncRetrying(
+            retry=retry_if_exception_type(TemporaryTargetError),
+            stop=stop_after_attempt(settings.retries + 1),
+            wait=wait_exponential_jitter(
+                initial=settings.retry_initial_s,
+                max=settings.retry_max_s,
+                jitter=settings.retry_initial_s,
+            ),
+            reraise=True,
+        )
+
+    async def _record(
+        self,
+        action: Action,
+        outcome: str,
+        *,
+        remote_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        now = self.clock()
+        next_attempt = self._next_attempt(action, now) if outcome == "failed" else None
+        write = functools.partial(
+            self.ledger.record_outcome,
+            self.run_id,
+            action,
+            outcome=outcome,
+            now=now,
+            remote_id=remote_id,
+            error=error,
+            next_attempt_at=next_attempt,
+        )
+        await asyncio.get_running_loop().run_in_executor(self._writer, write)
+        self.result.per_target.setdefault(action.target, Counter())[outcome] += 1
+
+    def _next_attempt(self, action: Action, now: datetime) -> datetime:
+        settings = self.settings
+        delay = min(
+            settings.next_attempt_base_s * (2**action.attempts), settings.next_attempt_max_s
+        )
+        return now + timedelta(seconds=delay)
+
+
+def _describe(exc: BaseException) -> str:
+    return cut(f"{type(exc).__name__}: {exc}")

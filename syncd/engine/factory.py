@@ -1,0 +1,61 @@
+"""Build the configured sources and targets from a validated Config.
+
+This is the one place that knows which class serves which `type`; the CLI, the daemon
+and the tests all go through it. `transports` lets tests route a target's HTTP through a
+chosen httpx transport.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import httpx
+
+from syncd.config import (
+    ClueTargetConfig,
+    Config,
+    CsvSourceConfig,
+    Ef45TargetConfig,
+    LdapSourceConfig,
+)
+from syncd.errors import ConfigError
+from syncd.mapping import load_mapping
+from syncd.sources.base import Source
+from syncd.sources.csv import CsvSource
+from syncd.targets.base import Target
+from syncd.targets.ef45.target import Ef45Target
+
+
+def build_sources(config: Config) -> dict[str, Source]:
+    """Return each configured source by name, its mapping compiled."""
+    sources: dict[str, Source] = {}
+    for name, source_config in config.sources.items():
+        mapping = load_mapping(source_config.mapping)
+        if isinstance(source_config, CsvSourceConfig):
+            sources[name] = CsvSource(name, source_config, mapping)
+        elif isinstance(source_config, LdapSourceConfig):
+            from syncd.sources.ldap import LdapSource
+
+            sources[name] = LdapSource(name, source_config, mapping)
+    return sources
+
+
+def build_targets(
+    config: Config,
+    *,
+    only: frozenset[str] | None = None,
+    transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+) -> dict[str, Target]:
+    """Return each configured target by name (only those in `only`, when given)."""
+    if only is not None and (unknown := only - set(config.targets)):
+        raise ConfigError(f"unknown target(s): {', '.join(sorted(unknown))}")
+    transports = transports or {}
+    targets: dict[str, Target] = {}
+    for name, target_config in config.targets.items():
+        if only is not None and name not in only:
+            continue
+        if isinstance(target_config, Ef45TargetConfig):
+            targets[name] = Ef45Target(name, target_config, transport=transports.get(name))
+        elif isinstance(target_config, ClueTargetConfig):
+            raise ConfigError(f"targets.{name}: CLUe targets are not supported yet")
+    return targets

@@ -1,0 +1,226 @@
+"""The plan: a pure diff of what targets should hold against what the ledger says they hold.
+
+No I/O and no clock but the `now` given. For each target and each person:
+
+- present in the source, selected by the target, active → create, or update if the
+  rendered record's digest differs from the one held;
+- not active (disabled in the source, gone from it, or no longer selected by the target)
+  while the target holds an active record → disable (the record stays, templates too);
+- disabled for at least `delete_after` → delete, but only records syncd created, never a
+  protected key;
+- a failed record whose retry time has not come is deferred (counted, not acted on).
+
+Field changes shown to people are redacted here, once: a secret field's values never
+leave the plan as clear text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from syncd.model import (
+    Action,
+    Enrollment,
+    FieldChange,
+    HeldRecord,
+    Op,
+    Person,
+    Plan,
+    Record,
+    RecordState,
+    Status,
+    TargetSummary,
+    digest,
+)
+from syncd.targets.base import Target
+
+REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The rules a plan follows: grace period before deletion, keys never touched."""
+
+    delete_after: timedelta = timedelta(days=30)
+    protected_keys: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """What the source says now: `people` present, `gone` (last known) no longer there."""
+
+    people: Mapping[str, Person]
+    gone: Mapping[str, Person] = dataclasses.field(default_factory=dict)
+    enrollments: Mapping[str, Sequence[Enrollment]] = dataclasses.field(default_factory=dict)
+
+
+def compute_plan(
+    desired: Desired,
+    targets: Sequence[Target],
+    held: Mapping[str, Mapping[str, HeldRecord]],
+    policy: Policy,
+    now: datetime,
+) -> Plan:
+    """Return the actions that bring every target to `desired`, with a summary per target."""
+    actions: list[Action] = []
+    summaries: list[TargetSummary] = []
+    for target in targets:
+        target_actions, unchanged, deferred = _plan_target(
+            target, desired, held.get(target.name, {}), policy, now
+        )
+        actions.extend(target_actions)
+        summaries.append(summarise(target.name, target_actions, unchanged, deferred))
+    return Plan(actions=tuple(actions), summaries=tuple(summaries), created_at=now)
+
+
+def _plan_target(
+    target: Target,
+    desired: Desired,
+    held: Mapping[str, HeldRecord],
+    policy: Policy,
+    now: datetime,
+) -> tuple[list[Action], int, int]:
+    actions: list[Action] = []
+    unchanged = deferred = 0
+    keys = sorted(set(desired.people) | (set(held) & set(desired.gone)))
+    for key in keys:
+        if key in policy.protected_keys:
+            continue
+        record = held.get(key)
+        if record is not None and _deferred(record, now):
+            deferred += 1
+            continue
+        action = _decide(target, desired, key, record, policy, now)
+        if action is None:
+            unchanged += record is not None and record.present
+        else:
+            actions.append(action)
+    return actions, unchanged, deferred
+
+
+def _deferred(record: HeldRecord, now: datetime) -> bool:
+    return (
+        record.state is RecordState.FAILED
+        and record.next_attempt_at is not None
+        and now < record.next_attempt_at
+    )
+
+
+def _decide(
+    target: Target,
+    desired: Desired,
+    key: str,
+    held: HeldRecord | None,
+    policy: Policy,
+    now: datetime,
+) -> Action | None:
+    person = desired.people.get(key)
+    if person is not None and person.status is Status.ACTIVE and target.selects(person):
+        wanted = target.render(person, desired.enrollments.get(key, ()))
+        return _converge_active(target, key, held, wanted)
+    if held is None or not held.present:
+        return None
+    last = person if person is not None else desired.gone[key]
+    disabled = dataclasses.replace(last, status=Status.DISABLED)
+    wanted = target.render(disabled, desired.enrollments.get(key, ()))
+    return _converge_leaver(target, key, held, wanted, policy, now)
+
+
+def _converge_active(
+    target: Target, key: str, held: HeldRecord | None, wanted: Record
+) -> Action | None:
+    wanted_digest = digest(wanted)
+    if held is None or not held.present:
+        return _action(target, key, Op.CREATE, wanted, wanted_digest, held)
+    if held.digest == wanted_digest:
+        return None
+    return _action(target, key, Op.UPDATE, wanted, wanted_digest, held)
+
+
+def _converge_leaver(
+    target: Target,
+    key: str,
+    held: HeldRecord,
+    wanted: Record,
+    policy: Policy,
+    now: datetime,
+) -> Action | None:
+    if held.record is None or target.is_active(held.record):
+        return _action(target, key, Op.DISABLE, wanted, digest(wanted), held, active=False)
+    since = held.disabled_since
+    if held.created_by_syncd and since is not None and now - since >= policy.delete_after:
+        return _action(target, key, Op.DELETE, held.record, str(held.digest), held, active=False)
+    return None
+
+
+def _action(
+    target: Target,
+    key: str,
+    op: Op,
+    record: Record,
+    after_digest: str,
+    held: HeldRecord | None,
+    *,
+    active: bool = True,
+) -> Action:
+    before = held.record if held is not None else None
+    shown_after = None if op is Op.DELETE else record
+    return Action(
+        target=target.name,
+        person_key=key,
+        op=op,
+        record=record,
+        after_digest=after_digest,
+        before_digest=held.digest if held is not None else None,
+        remote_id=held.remote_id if held is not None else None,
+        changes=field_changes(before, shown_after, target.secret_fields),
+        active_after=active,
+        attempts=held.attempts if held is not None else 0,
+    )
+
+
+def field_changes(
+    before: Record | None, after: Record | None, secret_fields: frozenset[str]
+) -> tuple[FieldChange, ...]:
+    """Return the fields that differ between two records, secret values redacted."""
+    old = before or {}
+    new = after or {}
+    result = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) == new.get(name):
+            continue
+        if name in secret_fields:
+            result.append(FieldChange(name, _redact(old.get(name)), _redact(new.get(name))))
+        else:
+            result.append(FieldChange(name, old.get(name), new.get(name)))
+    return tuple(result)
+
+
+def _redact(value: object) -> str | None:
+    return None if value in (None, "", [], {}) else REDACTED
+
+
+def summarise(
+    target: str, actions: Sequence[Action], unchanged: int, deferred: int
+) -> TargetSummary:
+    """Return the counts of one target's actions (blocked ones counted apart)."""
+    counts = dict.fromkeys(Op, 0)
+    blocked = 0
+    for action in actions:
+        if action.blocked is None:
+            counts[action.op] += 1
+        else:
+            blocked += 1
+    return TargetSummary(
+        target=target,
+        create=counts[Op.CREATE],
+        update=counts[Op.UPDATE],
+        disable=counts[Op.DISABLE],
+        delete=counts[Op.DELETE],
+        blocked=blocked,
+        unchanged=unchanged,
+        deferred=deferred,
+    )

@@ -1,0 +1,132 @@
+"""Dry-run reports: text (Rich) for people, JSON (stable schema) for programs.
+
+Both list exactly the actions an apply would execute, plus the blocked ones, with
+per-field before → after. Secret fields arrive already redacted from the plan
+(`engine.plan.field_changes`); nothing here ever sees a PIN or a template.
+
+JSON schema `syncd.plan/1` (stable; new keys may be added, none removed or renamed):
+
+    {
+      "schema": "syncd.plan/1",
+      "created_at": "2026-11-22T10:00:00+00:00",
+      "in_step": false,                     # true when nothing is pending
+      "summary": {"<target>": {"create": 1, "update": 0, "disable": 0, "delete": 0,
+                                "blocked": 0, "unchanged": 199, "deferred": 0}},
+      "targets": {"<target>": [{"op": "create|update|disable|delete", "person": "KEY",
+                                "changes": {"field": [before, after]},
+                                "blocked": null | "reason"}]},
+      "problems": ["people.csv:12:start_date: …"]   # records the sources skipped
+    }
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from syncd.model import Action, Op, Plan
+
+SCHEMA = "syncd.plan/1"
+COUNT_FIELDS = ("create", "update", "disable", "delete", "blocked", "unchanged", "deferred")
+_MARKS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DISABLE: "-", Op.DELETE: "x"}
+_STYLES = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DISABLE: "magenta", Op.DELETE: "red"}
+
+
+def plan_to_json(plan: Plan, problems: Sequence[str] = ()) -> dict[str, Any]:
+    """Return the `syncd.plan/1` document of `plan`."""
+    summary = {s.target: {name: getattr(s, name) for name in COUNT_FIELDS} for s in plan.summaries}
+    targets: dict[str, list[dict[str, Any]]] = {s.target: [] for s in plan.summaries}
+    for action in plan.actions:
+        targets[action.target].append(
+            {
+                "op": action.op.value,
+                "person": action.person_key,
+                "changes": {c.name: [c.before, c.after] for c in action.changes},
+                "blocked": action.blocked,
+            }
+        )
+    return {
+        "schema": SCHEMA,
+        "created_at": plan.created_at.isoformat(),
+        "in_step": plan.in_step,
+        "summary": summary,
+        "targets": targets,
+        "problems": list(problems),
+    }
+
+
+def render_json(plan: Plan, problems: Sequence[str] = ()) -> str:
+    """Return the JSON report text (indented, UTF-8 kept)."""
+    return json.dumps(plan_to_json(plan, problems), indent=2, ensure_ascii=False) + "\n"
+
+
+def summary_table(plan: Plan, title: str = "Plan") -> Table:
+    """Return a Rich table: one row per target, one column per count."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("target")
+    for name in COUNT_FIELDS:
+        table.add_column(name, justify="right")
+    for summary in plan.summaries:
+        table.add_row(summary.target, *(_count(getattr(summary, n)) for n in COUNT_FIELDS))
+    return table
+
+
+def _count(value: int) -> str:
+    return str(value) if value else "[dim]0[/dim]"
+
+
+def print_text(
+    console: Console,
+    plan: Plan,
+    problems: Sequence[str] = (),
+    *,
+    limit: int = 20,
+    title: str = "Dry run: what apply would change",
+) -> None:
+    """Print the summary table, then per target the actions (at most `limit`; 0: all)."""
+    console.print(summary_table(plan, title))
+    for summary in plan.summaries:
+        actions = list(plan.for_target(summary.target))
+        if not actions:
+            continue
+        console.print(f"\n[bold]{summary.target}[/bold]")
+        shown = actions if limit <= 0 else actions[:limit]
+        for action in shown:
+            console.print(_action_line(action), highlight=False)
+        if len(actions) > len(shown):
+            console.print(f"  … and {len(actions) - len(shown)} more (--limit 0 shows all)")
+    for problem in problems:
+        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    if plan.in_step:
+        console.print("\nEvery target is in step: nothing to do.")
+
+
+def _action_line(action: Action) -> str:
+    style = _STYLES[action.op]
+    head = f"  [{style}]{_MARKS[action.op]} {action.op.value:<7}[/{style}] {action.person_key}"
+    if action.blocked:
+        head += f"  [red]BLOCKED[/red] ({action.blocked})"
+    if action.op is Op.CREATE:
+        name = " ".join(str(action.record.get(f, "")) for f in ("first_name", "last_name"))
+        return f"{head}  {name.strip()}"
+    diffs = ", ".join(f"{c.name}: {_show(c.before)} → {_show(c.after)}" for c in action.changes)
+    return f"{head}  {diffs}" if diffs else head
+
+
+def _show(value: object) -> str:
+    if value is None or value == "":
+        return "∅"
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+
+
+def counts_line(plan: Plan) -> str:
+    """Return a one-line count of the plan, for logs."""
+    totals = dataclasses.asdict(plan.summaries[0]) if len(plan.summaries) == 1 else None
+    if totals is not None:
+        return ", ".join(f"{k}={totals[k]}" for k in COUNT_FIELDS)
+    return f"pending={plan.pending} blocked={plan.blocked} targets={len(plan.summaries)}"

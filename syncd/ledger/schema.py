@@ -1,0 +1,126 @@
+"""The ledger's tables (SQLAlchemy Core). Every change here needs an Alembic revision.
+
+- `people`: the last mapped Person per key, its digest, first/last seen, tombstone.
+- `target_records`: per (target, person) what syncd pushed: remote id, digest, record
+  (templates as digests, never bytes), state, retry bookkeeping, disabled/gone times.
+- `enrollments`: per (person, modality) the template, encrypted at rest.
+- `runs`: each plan/apply/backfill with its trigger, counts and outcome.
+- `changes`: append-only audit of every action applied, failed or blocked.
+- `cursors`: incremental positions (LDAP change stamps, device log ids, CLUe event ids).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; SQLite (which drops zones) reads back aware."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the ledger; syncd stores aware times only")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+people = sa.Table(
+    "people",
+    metadata,
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    sa.Column("gone_since", UtcDateTime(), nullable=True),
+)
+
+target_records = sa.Table(
+    "target_records",
+    metadata,
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("person_key", sa.String(255), primary_key=True),
+    sa.Column("remote_id", sa.String(255), nullable=True),
+    sa.Column("digest", sa.String(64), nullable=True),
+    sa.Column("record", sa.Text, nullable=True),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("created_by_syncd", sa.Boolean, nullable=False, default=True),
+    sa.Column("disabled_since", UtcDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+enrollments = sa.Table(
+    "enrollments",
+    metadata,
+    sa.Column("person_key", sa.String(255), primary_key=True),
+    sa.Column("modality", sa.String(32), primary_key=True),
+    sa.Column("template", sa.LargeBinary, nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("record_version", sa.Integer, nullable=False),
+    sa.Column("origin_target", sa.String(64), nullable=False),
+    sa.Column("captured_at", UtcDateTime(), nullable=False),
+    sa.Column("seen_at", UtcDateTime(), nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("counts", sa.Text, nullable=False, default="{}"),
+    sa.Column("message", sa.Text, nullable=True),
+)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("person_key", sa.String(255), nullable=False, index=True),
+    sa.Column("op", sa.String(16), nullable=False),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("before_digest", sa.String(64), nullable=True),
+    sa.Column("after_digest", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("at", UtcDateTime(), nullable=False),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

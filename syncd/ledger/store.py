@@ -1,0 +1,332 @@
+"""The ledger: what syncd knows of people, of what each target holds, and of every run.
+
+`Ledger` is the only code that writes these tables. Each method is one transaction, so
+an action's outcome is durable as soon as `record_outcome` returns: a crash at any
+instant loses nothing, and the next run recomputes its plan from what is here.
+Reads for reports (history, audit, status) live in `queries.py`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from syncd.errors import LedgerError
+from syncd.ledger import migrate
+from syncd.ledger.schema import changes, cursors, people, runs, target_records
+from syncd.model import (
+    Action,
+    HeldRecord,
+    Op,
+    Person,
+    RecordState,
+    canonical_json,
+    digest,
+    person_from_json,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPerson:
+    """A person as the ledger last saw them; `gone_since` is set once the source lost them."""
+
+    person: Person
+    digest: str
+    source: str
+    gone_since: datetime | None
+
+
+def create_ledger_engine(url: str) -> sa.Engine:
+    """Return an engine for `url`; SQLite gets WAL, a busy timeout and cross-thread use."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Ledger:
+    """Queries and writes on one ledger database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, *, check: bool = True) -> Ledger:
+        """Open the ledger at `url`; with `check`, raise LedgerError unless at the head schema."""
+        engine = create_ledger_engine(url)
+        if check:
+            migrate.check_schema(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        """Release every pooled connection."""
+        self.engine.dispose()
+
+    def _begin(self) -> Any:
+        try:
+            return self.engine.begin()
+        except sa.exc.OperationalError as exc:
+            raise LedgerError(f"ledger unreachable: {exc.orig}") from None
+
+    # people -----------------------------------------------------------------------------
+
+    def load_people(self) -> dict[str, StoredPerson]:
+        """Return every person the ledger holds, gone ones included, by key."""
+        with self._begin() as conn:
+            rows = conn.execute(sa.select(people)).all()
+        return {
+            row.key: StoredPerson(
+                person_from_json(json.loads(row.data)), row.digest, row.source, row.gone_since
+            )
+            for row in rows
+        }
+
+    def save_people(
+        self,
+        source: str,
+        seen: Mapping[str, Person],
+        gone: frozenset[str],
+        now: datetime,
+    ) -> None:
+        """Upsert the people `source` returned and mark `gone` keys as gone since `now`."""
+        with self._begin() as conn:
+            known = {
+                row.key: (row.digest, row.gone_since)
+                for row in conn.execute(
+                    sa.select(people.c.key, people.c.digest, people.c.gone_since)
+                )
+            }
+            for key, person in seen.items():
+                self._upsert_person(conn, source, person, known.get(key), now)
+            for key in gone:
+                if key in known and known[key][1] is None:
+                    conn.execute(people.update().where(people.c.key == key).values(gone_since=now))
+
+    @staticmethod
+    def _upsert_person(
+        conn: Connection,
+        source: str,
+        person: Person,
+        known: tuple[str, datetime | None] | None,
+        now: datetime,
+    ) -> None:
+        data = person.to_json()
+        new_digest = digest(data)
+        if known is None:
+            conn.execute(
+                people.insert().values(
+                    key=person.key,
+                    source=source,
+                    digest=new_digest,
+                    data=canonical_json(data),
+                    first_seen=now,
+                    last_seen=now,
+                )
+            )
+            return
+        values: dict[str, Any] = {"last_seen": now, "gone_since": None}
+        if known[0] != new_digest:
+            values.update(digest=new_digest, data=canonical_json(data), source=source)
+        conn.execute(people.update().where(people.c.key == person.key).values(**values))
+
+    # target records -----------------------------------------------------------------------
+
+    def load_held(self, target: str | None = None) -> dict[str, dict[str, HeldRecord]]:
+        """Return target → person key → HeldRecord (one target's only, when named)."""
+        query = sa.select(target_records)
+        if target is not None:
+            query = query.where(target_records.c.target == target)
+        held: dict[str, dict[str, HeldRecord]] = {}
+        with self._begin() as conn:
+            for row in conn.execute(query):
+                held.setdefault(row.target, {})[row.person_key] = _held_from_row(row)
+        return held
+
+    def record_outcome(
+        self,
+        run_id: int,
+        action: Action,
+        *,
+        outcome: str,
+        now: datetime,
+        remote_id: str | None = None,
+        error: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """Commit one action's outcome: the target record and its audit row, atomically.
+
+        `outcome` is "applied", "failed" or "blocked". An applied delete removes the
+        target record; an applied create/update/disable stores the record pushed.
+        """
+        with self._begin() as conn:
+            current = conn.execute(
+                sa.select(target_records).where(
+                    target_records.c.target == action.target,
+                    target_records.c.person_key == action.person_key,
+                )
+            ).first()
+            if outcome == "applied":
+                _write_applied(conn, action, current, remote_id, now)
+            else:
+                _write_unapplied(conn, action, current, outcome, error, next_attempt_at, now)
+            conn.execute(
+                changes.insert().values(
+                    run_id=run_id,
+                    target=action.target,
+                    person_key=action.person_key,
+                    op=action.op.value,
+                    outcome=outcome,
+                    before_digest=action.before_digest,
+                    after_digest=None if action.op is Op.DELETE else action.after_digest,
+                    error=error,
+                    at=now,
+                )
+            )
+
+    # runs and cursors ---------------------------------------------------------------------
+
+    def start_run(self, *, kind: str, trigger: str, dry_run: bool, now: datetime) -> int:
+        """Record the start of a run; return its id."""
+        with self._begin() as conn:
+            result = conn.execute(
+                runs.insert().values(
+                    kind=kind,
+                    trigger=trigger,
+                    dry_run=dry_run,
+                    started_at=now,
+                    outcome="running",
+                    counts="{}",
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        outcome: str,
+        counts: Mapping[str, Any],
+        now: datetime,
+        message: str | None = None,
+    ) -> None:
+        """Record the end of a run with its outcome and counts."""
+        with self._begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id)
+                .values(
+                    outcome=outcome,
+                    counts=canonical_json(counts),
+                    finished_at=now,
+                    message=message,
+                )
+            )
+
+    def get_cursor(self, name: str) -> str | None:
+        """Return the stored position `name`, or None."""
+        with self._begin() as conn:
+            value = conn.execute(sa.select(cursors.c.value).where(cursors.c.name == name)).scalar()
+        return None if value is None else str(value)
+
+    def set_cursor(self, name: str, value: str, now: datetime) -> None:
+        """Store the position `name` (call only after the run that used it is committed)."""
+        with self._begin() as conn:
+            updated = conn.execute(
+                cursors.update().where(cursors.c.name == name).values(value=value, updated_at=now)
+            )
+            if updated.rowcount == 0:
+                conn.execute(cursors.insert().values(name=name, value=value, updated_at=now))
+
+
+def _held_from_row(row: Any) -> HeldRecord:
+    return HeldRecord(
+        target=row.target,
+        person_key=row.person_key,
+        state=RecordState(row.state),
+        digest=row.digest,
+        record=json.loads(row.record) if row.record else None,
+        remote_id=row.remote_id,
+        created_by_syncd=row.created_by_syncd,
+        disabled_since=row.disabled_since,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+    )
+
+
+def _key_clause(action: Action) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        target_records.c.target == action.target,
+        target_records.c.person_key == action.person_key,
+    )
+
+
+def _write_applied(
+    conn: Connection, action: Action, current: Any, remote_id: str | None, now: datetime
+) -> None:
+    if action.op is Op.DELETE:
+        conn.execute(target_records.delete().where(_key_clause(action)))
+        return
+    disabled_since = None
+    if not action.active_after:
+        disabled_since = current.disabled_since if current and current.disabled_since else now
+    values: dict[str, Any] = {
+        "remote_id": remote_id or (current.remote_id if current else None),
+        "digest": action.after_digest,
+        "record": canonical_json(dict(action.record)),
+        "state": RecordState.OK.value,
+        "disabled_since": disabled_since,
+        "attempts": 0,
+        "last_error": None,
+        "next_attempt_at": None,
+        "updated_at": now,
+    }
+    _upsert_record(conn, action, current, values)
+
+
+def _write_unapplied(
+    conn: Connection,
+    action: Action,
+    current: Any,
+    outcome: str,
+    error: str | None,
+    next_attempt_at: datetime | None,
+    now: datetime,
+) -> None:
+    state = RecordState.BLOCKED if outcome == "blocked" else RecordState.FAILED
+    attempts = (current.attempts if current else 0) + (0 if outcome == "blocked" else 1)
+    values: dict[str, Any] = {
+        "state": state.value,
+        "attempts": attempts,
+        "last_error": error,
+        "next_attempt_at": next_attempt_at,
+        "updated_at": now,
+    }
+    _upsert_record(conn, action, current, values)
+
+
+def _upsert_record(conn: Connection, action: Action, current: Any, values: dict[str, Any]) -> None:
+    if current is None:
+        values.setdefault("created_by_syncd", True)
+        conn.execute(
+            target_records.insert().values(
+                target=action.target, person_key=action.person_key, **values
+            )
+        )
+    else:
+        conn.execute(target_records.update().where(_key_clause(action)).values(**values))

@@ -1,0 +1,293 @@
+"""A compiled mapping: raw record → Person, with errors that name field and attribute.
+
+`CompiledMapping` satisfies `syncd.sources.base.RecordMapper`. It is built by
+`syncd.mapping.loader.load_mapping`; everything it needs is compiled then, so `map` only
+evaluates templates. Errors are `FieldError` (a `RecordError`) whose `field` reads
+"valid_from (start_date)": the Person field and the source attribute. A value is quoted in
+a message only when it does not come from a secret attribute (anything the `pin` field
+reads): a bad PIN is "not a valid PIN", never the PIN.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from syncd.errors import RecordError, cut
+from syncd.mapping.filters import FilterError, Item, Values, to_text
+from syncd.mapping.template import PlaceholderError, Template
+from syncd.model import Person, RawRecord, Status
+
+TEXT_FIELDS = ("key", "first_name", "last_name", "email", "employee_number", "pin")
+DATE_FIELDS = ("valid_from", "valid_until")
+LIST_FIELDS = ("cards", "groups")
+PERSON_FIELDS = frozenset({*TEXT_FIELDS, *DATE_FIELDS, *LIST_FIELDS, "status"})
+_TRUE = frozenset({"true", "yes", "1", "disabled"})
+_FALSE = frozenset({"false", "no", "0", "active"})
+
+
+class FieldError(RecordError):
+    """A record cannot be mapped: `person_field` and `attribute` (None if no single one)."""
+
+    def __init__(self, person_field: str, attributes: tuple[str, ...], message: str) -> None:
+        label = f"{person_field} ({', '.join(attributes)})" if attributes else person_field
+        super().__init__(label, message)
+        self.person_field = person_field
+        self.attribute = attributes[0] if attributes else None
+
+
+@dataclass(frozen=True, slots=True)
+class MappingOptions:
+    """The `[options]` table, resolved."""
+
+    time_zone: ZoneInfo
+    list_separator: str = ""
+    disabled_when: str | None = None
+    attributes_allowed: frozenset[str] | None = None
+    required: tuple[str, ...] = ("key",)
+    pin_pattern: str = r"[0-9]{4,16}"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRule:
+    """`[[access]]`: when `test` holds for the values of `when`, the person joins `groups`."""
+
+    label: str
+    when: Template | None
+    test: Callable[[tuple[str, ...]], bool] | None
+    groups: tuple[Template, ...]
+
+
+class CompiledMapping:
+    """A mapping file compiled once; `map` turns one raw record into a Person."""
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        fields: dict[str, Template],
+        attributes: dict[str, Template],
+        access: tuple[AccessRule, ...],
+        options: MappingOptions,
+        disabled_when: Template | None,
+    ) -> None:
+        self.source = source
+        self.options = options
+        self._fields = fields
+        # (field, template, attribute when the template is a bare "{attribute}")
+        self._text_fields = tuple(
+            (name, fields[name], _bare_attribute(fields[name]))
+            for name in TEXT_FIELDS
+            if name in fields
+        )
+        self._extra = attributes
+        # Rules that always apply with constant groups are resolved once, not per record.
+        static = [r for r in access if r.when is None and all(g.is_constant for g in r.groups)]
+        self._static_groups = frozenset(
+            str(value).strip() for rule in static for g in rule.groups for value in g.fixed or ()
+        )
+        self._dynamic_rules = tuple(rule for rule in access if rule not in static)
+        self._disabled_when = disabled_when
+        self._pin = re.compile(options.pin_pattern)
+        pin = fields.get("pin")
+        self._secret = frozenset(a.casefold() for a in pin.attributes) if pin else frozenset()
+        templates = [*fields.values(), *attributes.values(), *_access_templates(access)]
+        if disabled_when is not None:
+            templates.append(disabled_when)
+        self.attributes: frozenset[str] = frozenset(a for t in templates for a in t.attributes)
+
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        """The source attributes the key is made of (for locating duplicate keys)."""
+        return self._fields["key"].attributes
+
+    def key_of(self, raw: RawRecord) -> str | None:
+        """Return the key of `raw`, or None if it cannot be read (never raises)."""
+        try:
+            return self._text("key", raw) or None
+        except RecordError:
+            return None
+
+    def map(self, raw: RawRecord) -> Person:
+        """Return the Person of `raw`; raise FieldError naming field and attribute if it cannot."""
+        text = dict.fromkeys(TEXT_FIELDS, "")
+        for name, template, attribute in self._text_fields:
+            value = raw.get(attribute) if attribute else None
+            if type(value) is str:  # a plain CSV cell: the hot path of a 100 000-row file
+                text[name] = value.strip()
+            else:
+                text[name] = self._as_text(name, template, raw)
+        for name in self.options.required:
+            if not text.get(name, "") and not self._values(name, raw):
+                raise FieldError(name, self._attrs(name), "missing")
+        pin = text["pin"]
+        if pin and not self._pin.fullmatch(pin):
+            raise FieldError("pin", self._attrs("pin"), "not a valid PIN")
+        return Person(
+            key=text["key"],
+            first_name=text["first_name"],
+            last_name=text["last_name"],
+            email=text["email"],
+            employee_number=text["employee_number"],
+            pin=pin,
+            status=self._status(raw),
+            valid_from=self._datetime("valid_from", raw),
+            valid_until=self._datetime("valid_until", raw),
+            cards=self._cards(raw),
+            groups=self._groups(raw),
+            attributes=self._extra_attributes(raw),
+        )
+
+    # -- evaluation ---------------------------------------------------------------------
+
+    def _attrs(self, name: str) -> tuple[str, ...]:
+        template = self._fields.get(name)
+        return template.attributes if template is not None else ()
+
+    def _evaluate(self, label: str, template: Template, raw: RawRecord) -> Values:
+        try:
+            return template.values(raw)
+        except PlaceholderError as exc:
+            raise FieldError(label, (exc.attribute,), self._explain(exc, label)) from None
+
+    def _explain(self, exc: PlaceholderError, label: str) -> str:
+        secret = label == "pin" or exc.attribute.casefold() in self._secret
+        if exc.value is None or secret:
+            return exc.reason
+        shown = exc.value.hex(" ") if isinstance(exc.value, bytes) else str(exc.value)
+        return f"{exc.reason}: {cut(shown, 60)!r}"
+
+    def _values(self, name: str, raw: RawRecord) -> Values:
+        template = self._fields.get(name)
+        return () if template is None else self._evaluate(name, template, raw)
+
+    def _one(self, label: str, template: Template, raw: RawRecord) -> Item | None:
+        try:
+            values = (template.single or template).values(raw)
+        except PlaceholderError as exc:
+            raise FieldError(label, (exc.attribute,), self._explain(exc, label)) from None
+        if len(values) == 1:
+            return values[0]
+        if values:
+            message = f"has {len(values)} values where one is expected (use |first)"
+            raise FieldError(label, template.attributes, message)
+        return None
+
+    def _text(self, name: str, raw: RawRecord) -> str:
+        template = self._fields.get(name)
+        return "" if template is None else self._as_text(name, template, raw)
+
+    def _as_text(self, label: str, template: Template, raw: RawRecord) -> str:
+        single = template.single
+        if single is not None and not single.filters:
+            value = raw.get(single.attribute)
+            if type(value) is str:  # a plain cell: the hot path of a 100 000-row CSV
+                return value.strip()
+        item = self._one(label, template, raw)
+        if item is None:
+            return ""
+        return item.strip() if type(item) is str else self._to_text(label, template, item).strip()
+
+    def _to_text(self, label: str, template: Template, item: Item) -> str:
+        try:
+            return to_text(item)
+        except FilterError as exc:
+            raise FieldError(label, template.attributes, exc.reason) from None
+
+    def _status(self, raw: RawRecord) -> Status:
+        disabled = False
+        if "status" in self._fields:
+            value = self._text("status", raw).casefold()
+            if value not in ("active", "disabled"):
+                shown = f": {cut(value, 40)!r}" if value else ""
+                message = f"not a status{shown} (expected active or disabled; use |map:…)"
+                raise FieldError("status", self._attrs("status"), message)
+            disabled = value == "disabled"
+        if self._disabled_when is not None:
+            disabled = disabled or self._truth("options.disabled_when", self._disabled_when, raw)
+        return Status.DISABLED if disabled else Status.ACTIVE
+
+    def _truth(self, label: str, template: Template, raw: RawRecord) -> bool:
+        """Read true/false (yes/no, 1/0); missing is false; anything else is an error."""
+        item = self._one(label, template, raw)
+        if item is None or isinstance(item, bool):
+            return bool(item)
+        text = self._to_text(label, template, item).strip().casefold()
+        if text in _TRUE or text in _FALSE:
+            return text in _TRUE
+        raise FieldError(label, template.attributes, f"not true or false: {cut(text, 40)!r}")
+
+    def _datetime(self, name: str, raw: RawRecord) -> datetime | None:
+        template = self._fields.get(name)
+        item = None if template is None else self._one(name, template, raw)
+        if item is None or template is None:
+            return None
+        if isinstance(item, datetime):
+            return item if item.tzinfo else item.replace(tzinfo=self.options.time_zone)
+        try:
+            parsed = datetime.fromisoformat(self._to_text(name, template, item).strip())
+        except ValueError:
+            raise FieldError(name, template.attributes, "not a date (use |date:FORMAT)") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=self.options.time_zone)
+
+    def _cards(self, raw: RawRecord) -> tuple[int, ...]:
+        cards: list[int] = []
+        for item in self._values("cards", raw):
+            if type(item) is int and item >= 0:
+                cards.append(item)
+            elif isinstance(item, str) and item.strip().isascii() and item.strip().isdigit():
+                cards.append(int(item.strip()))
+            else:
+                message = "not a card number (use |decimal_card or |hex_card)"
+                raise FieldError("cards", self._attrs("cards"), message)
+        return tuple(dict.fromkeys(cards))
+
+    def _groups(self, raw: RawRecord) -> frozenset[str]:
+        groups = set(self._static_groups)
+        template = self._fields.get("groups")
+        if template is not None:
+            groups.update(self._names("groups", template, raw))
+        for rule in self._dynamic_rules:
+            if self._applies(rule, raw):
+                for template in rule.groups:
+                    groups.update(self._names(f"{rule.label}.groups", template, raw))
+        return frozenset(groups)
+
+    def _names(self, label: str, template: Template, raw: RawRecord) -> list[str]:
+        names: list[str] = []
+        for item in self._evaluate(label, template, raw):
+            name = item if type(item) is str else self._to_text(label, template, item)
+            if name.strip():
+                names.append(name.strip())
+        return names
+
+    def _applies(self, rule: AccessRule, raw: RawRecord) -> bool:
+        if rule.when is None:
+            return True
+        label = f"{rule.label}.when"
+        if rule.test is None:
+            return self._truth(label, rule.when, raw)
+        values = self._names(label, rule.when, raw)
+        return rule.test(tuple(values))
+
+    def _extra_attributes(self, raw: RawRecord) -> tuple[tuple[str, str], ...]:
+        if not self._extra:
+            return ()
+        pairs = (
+            (name, self._as_text(f"attributes.{name}", t, raw)) for name, t in self._extra.items()
+        )
+        return tuple(sorted((name, value) for name, value in pairs if value))
+
+
+def _bare_attribute(template: Template) -> str:
+    """Return the attribute of a template that is exactly "{attribute}", else ""."""
+    single = template.single
+    return single.attribute if single is not None and not single.filters else ""
+
+
+def _access_templates(access: tuple[AccessRule, ...]) -> list[Template]:
+    templates = [rule.when for rule in access if rule.when is not None]
+    return templates + [group for rule in access for group in rule.groups]

@@ -1,0 +1,227 @@
+"""The HR CSV export as a source of truth: always a complete read, streamed row by row.
+
+`CsvSource(name, config, mapping).read()` returns every person of the file, or raises:
+
+- `SourceError` when the file cannot be opened;
+- `SourceRefused` when its answer cannot be trusted: empty file, no data rows, a header
+  that lacks a column the mapping reads (or names one twice), text that is not in the
+  configured encoding, malformed quoting, or more bad rows than `max_bad_share`.
+
+Encoding `auto`: a UTF-8 BOM → utf-8-sig, valid UTF-8 → utf-8, anything else → cp1252.
+Delimiter `auto`: the most frequent of `,` `;` tab in the header line. Blank lines are
+skipped. Quoted cells may span lines; problems still name the physical line (1-based, the
+header is line 1) and the column: `people.csv:12:start_date`.
+
+A row that cannot be mapped is skipped and reported; when its key is readable the key goes
+into `held`, so the engine leaves that person as the ledger has them instead of treating
+them as a leaver. Two rows with one key are both reported and neither is applied. Cell
+values are never quoted by this module (the mapping quotes a bad value only when it is not
+a PIN).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from syncd.config import CsvSourceConfig
+from syncd.errors import RecordError, SourceError, SourceRefused
+from syncd.mapping import FieldError
+from syncd.model import Person
+from syncd.sources.base import RecordMapper, SourceProblem, SourceRead
+
+_CHUNK = 1 << 16
+_DELIMITERS = (",", ";", "\t")
+_SHOWN_PROBLEMS = 5
+
+
+def detect_encoding(path: Path) -> str:
+    """Return utf-8-sig (BOM), utf-8 (the whole file decodes) or cp1252, reading in chunks."""
+    with path.open("rb") as handle:
+        if handle.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+            return "utf-8-sig"
+        handle.seek(0)
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        try:
+            while chunk := handle.read(_CHUNK):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "cp1252"
+    return "utf-8"
+
+
+def sniff_delimiter(line: str) -> str:
+    """Return the most frequent of `,` `;` tab in `line` (`,` when none occurs)."""
+    counts = {d: line.count(d) for d in _DELIMITERS}
+    best = max(_DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+@dataclass
+class _Tally:
+    """What one read gathers: people, problems, held keys, and the first line of each key."""
+
+    people: dict[str, Person] = field(default_factory=dict)
+    problems: list[SourceProblem] = field(default_factory=list)
+    held: set[str] = field(default_factory=set)
+    first_line: dict[str, int] = field(default_factory=dict)
+    duplicates: set[str] = field(default_factory=set)
+    rows: int = 0
+
+
+def line_of(line: int, cells: list[str], column: int) -> int:
+    """Return the physical line of cell `column` of a row starting on `line`."""
+    return line + sum(cell.count("\n") for cell in cells[:column])
+
+
+class CsvSource:
+    """An HR CSV export read completely on every run (no cursor)."""
+
+    def __init__(self, name: str, config: CsvSourceConfig, mapping: RecordMapper) -> None:
+        self.name = name
+        self._config = config
+        self._mapping = mapping
+        self._file = config.path.name
+
+    def read(self, *, cursor: str | None = None, full: bool = True) -> SourceRead:
+        """Return every person of the file; raise SourceError / SourceRefused (module doc)."""
+        path = self._config.path
+        try:
+            encoding = self._encoding(path)
+            with path.open(encoding=encoding, newline="") as handle:
+                tally = self._read_rows(handle)
+        except UnicodeDecodeError as exc:
+            raise self._refuse(f"not {encoding} text (byte {exc.start} of a chunk)") from None
+        except csv.Error as exc:
+            raise self._refuse(f"malformed CSV: {exc}") from None
+        except OSError as exc:
+            raise SourceError(f"{self.name}: cannot read {path}: {exc.strerror}") from None
+        self._check_share(tally)
+        return SourceRead(
+            people=tally.people,
+            problems=tuple(tally.problems),
+            complete=True,
+            held=frozenset(tally.held),
+        )
+
+    def _encoding(self, path: Path) -> str:
+        chosen = self._config.encoding
+        if chosen == "auto":
+            return detect_encoding(path)
+        # utf-8-sig reads files with and without a BOM alike; a stray BOM never ends up in
+        # the first column name.
+        return "utf-8-sig" if chosen == "utf-8" else chosen
+
+    def _refuse(self, why: str) -> SourceRefused:
+        return SourceRefused(f"{self.name}: {self._file}: {why}")
+
+    def _read_rows(self, handle: TextIO) -> _Tally:
+        blank = 0  # blank lines before the header still count in line numbers
+        for first in handle:
+            if first.strip():
+                break
+            blank += 1
+        else:
+            raise self._refuse("the file is empty")
+        delimiter: str = self._config.delimiter
+        if delimiter == "auto":
+            delimiter = sniff_delimiter(first)
+        # strict: an unclosed quote must refuse the file, not swallow the rows after it.
+        reader = csv.reader(itertools.chain([first], handle), delimiter=delimiter, strict=True)
+        names = self._header(next(reader))
+        tally = _Tally()
+        end = reader.line_num
+        for cells in reader:
+            line, end = end + 1 + blank, reader.line_num
+            if (not cells or not cells[0].strip()) and not "".join(cells).strip():
+                continue  # a blank line, or a row of empty cells
+            tally.rows += 1
+            self._take(line, cells, names, tally)
+        if tally.rows == 0:
+            raise self._refuse("no data rows after the header")
+        return tally
+
+    def _header(self, header: list[str]) -> list[str]:
+        """Return the column names, spelled as the mapping spells them; refuse a bad header.
+
+        The mapping looks attributes up exactly first, so matching its spelling here keeps
+        every lookup of every row on the fast path.
+        """
+        spelling = {name.casefold(): name for name in self._mapping.attributes}
+        names: list[str] = []
+        for raw_name in header:
+            name = raw_name.strip().lstrip("\ufeff").strip()
+            if name and name.casefold() in (n.casefold() for n in names):
+                raise self._refuse(f"the header names column {name!r} twice")
+            names.append(spelling.get(name.casefold(), name))
+        missing = sorted(set(spelling.values()) - set(names), key=str.casefold)
+        if missing:
+            raise self._refuse(
+                f"the header lacks the column(s) {', '.join(missing)} that the mapping reads "
+                "(is the header line missing, or the delimiter or encoding wrong?)"
+            )
+        return names
+
+    def _take(self, line: int, cells: list[str], names: list[str], tally: _Tally) -> None:
+        """Map one row into `tally`, or report it and hold its key if that can be read."""
+        raw = dict(zip(names, cells, strict=False))
+        if len(cells) != len(names) and _bad_width(cells, len(names)):
+            message = f"{len(cells)} columns where the header has {len(names)}"
+            self._problem(tally, line, "", "(row)", message)
+        else:
+            try:
+                person = self._mapping.map(raw)
+            except RecordError as exc:
+                column = exc.attribute if isinstance(exc, FieldError) else None
+                at = line_of(line, cells, names.index(column)) if column in names else line
+                self._problem(tally, at, column or "", exc.field, exc.message)
+            else:
+                tally.people[person.key] = person
+                if tally.first_line.setdefault(person.key, line) != line:
+                    self._duplicate(tally, person.key, line)
+                return
+        key = self._key_of(raw)
+        if key is not None:
+            tally.held.add(key)
+            if tally.first_line.setdefault(key, line) != line:
+                self._duplicate(tally, key, line)
+
+    def _key_of(self, raw: dict[str, str]) -> str | None:
+        key_of = getattr(self._mapping, "key_of", None)
+        return key_of(raw) if callable(key_of) else None
+
+    def _duplicate(self, tally: _Tally, key: str, line: int) -> None:
+        """Report `key` seen again on `line`: every row with that key is void, the key held."""
+        first = tally.first_line[key]
+        column = ", ".join(getattr(self._mapping, "key_attributes", ()))
+        label = f"key ({column})" if column else "key"
+        if key not in tally.duplicates:
+            tally.duplicates.add(key)
+            self._problem(tally, first, column, label, f"duplicate key {key!r} (also line {line})")
+        self._problem(tally, line, column, label, f"duplicate key {key!r} (first on line {first})")
+        tally.people.pop(key, None)
+        tally.held.add(key)
+
+    def _problem(self, tally: _Tally, line: int, column: str, name: str, message: str) -> None:
+        where = f"{self._file}:{line}:{column}" if column else f"{self._file}:{line}"
+        tally.problems.append(SourceProblem(self.name, where, name, message))
+
+    def _check_share(self, tally: _Tally) -> None:
+        bad = tally.rows - len(tally.people)
+        share = bad / tally.rows
+        if not tally.people or share > self._config.max_bad_share:
+            shown = "; ".join(str(p) for p in tally.problems[:_SHOWN_PROBLEMS])
+            raise self._refuse(
+                f"{bad} of {tally.rows} rows ({share:.1%}) could not be used, more than "
+                f"max_bad_share {self._config.max_bad_share:.1%}; first problems: {shown}"
+            )
+
+
+def _bad_width(cells: list[str], width: int) -> bool:
+    """True unless `cells` is `width` cells plus empty ones (a spreadsheet's stray delimiters)."""
+    return len(cells) < width or any(cell.strip() for cell in cells[width:])

@@ -1,0 +1,397 @@
+"""Async client for the Suprema CLUe cloud API: auths of one place, and its events.
+
+    TargetError (syncd.errors)
+    └── ClueError                      any failure talking to CLUe; `status` is the HTTP status
+        ├── ClueUnavailable            + TemporaryTargetError: 5xx, timeout, connection error
+        ├── ClueRateLimited            + TemporaryTargetError: 429 after every retry
+        ├── ClueKeyRefused             + PermanentTargetError: 401/403, the API key was refused
+        ├── ClueTlsError               + PermanentTargetError: server certificate not trusted
+        ├── ClueRejected               + PermanentTargetError: 400 and other 4xx (server message)
+        ├── AuthKeyExists              + PermanentTargetError: user.key already in the place
+        └── UnknownAuth                + PermanentTargetError: no auth with that id (404)
+
+Contract:
+- TLS verification is always on: against `ca_file` when given, else the system's trust
+  store. There is no switch to turn it off.
+- The API key goes in the `Authorization` header as `Bearer <key>` (unchanged when it
+  already starts with "Bearer "). It is never logged and never part of a message.
+- Writes (create, update, delete) start at least `min_interval_ms` apart: the vendor asks
+  for 300 ms between calls during bulk enrolment.
+- HTTP 429 is retried after `Retry-After` (seconds or an HTTP date, capped at
+  `RETRY_AFTER_CAP_S`; 1, 2, 4 … s without one), up to `max_retries_429` times; the write
+  is sent again, so none is lost. Other failures are raised at once: the engine retries
+  temporary errors on a later run.
+- The service may answer HTTP 200 with `status: false` in the body; then the body's
+  `code` decides, as if it were the HTTP status.
+
+*Unverified* (the public guide shows only create and the events query): the update,
+delete, get and list paths (configurable), the shape of a list answer (a `data` list with
+`total`, or a `data.content` page), and how a duplicate `user.key` is refused (we take
+409, or 400 whose message says "already exists").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from syncd.errors import cut
+from syncd.targets.clue.errors import (
+    AuthKeyExists,
+    ClueError,
+    ClueKeyRefused,
+    ClueRateLimited,
+    ClueRejected,
+    ClueTlsError,
+    ClueUnavailable,
+    NotFound,
+    UnknownAuth,
+    error_for_status,
+    tls_verification_failed,
+)
+from syncd.targets.clue.timing import RETRY_AFTER_CAP_S, event_windows, retry_after_s
+
+__all__ = [
+    "RETRY_AFTER_CAP_S",
+    "AuthKeyExists",
+    "ClueAuth",
+    "ClueClient",
+    "ClueError",
+    "ClueKeyRefused",
+    "ClueRateLimited",
+    "ClueRejected",
+    "ClueTlsError",
+    "ClueUnavailable",
+    "UnknownAuth",
+    "event_windows",
+    "retry_after_s",
+]
+
+
+@dataclass(frozen=True)
+class ClueAuth:
+    """One auth as CLUe returns it: its id, the user key, and the whole `data` object.
+
+    Equality and hash use `auth_id` and `user_key` only.
+    """
+
+    auth_id: int
+    user_key: str
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def active(self) -> bool:
+        """True when the auth's `activeStatus` is ACTIVE."""
+        return bool(self._auth.get("activeStatus") == "ACTIVE")
+
+    @property
+    def last_modified_at(self) -> int | None:
+        """`lastModifiedAt` in epoch milliseconds, if the answer had it."""
+        value = self.raw.get("lastModifiedAt")
+        return value if isinstance(value, int) else None
+
+    @property
+    def _auth(self) -> Mapping[str, Any]:
+        auth = self.raw.get("auth")
+        return auth if isinstance(auth, Mapping) else {}
+
+    @classmethod
+    def from_data(cls, data: object) -> ClueAuth:
+        """Return the ClueAuth of a response `data` object; raise ClueRejected if malformed."""
+        if isinstance(data, Mapping):
+            user, auth_id = data.get("user"), data.get("authId")
+            if isinstance(user, Mapping) and isinstance(auth_id, int) and "key" in user:
+                return cls(auth_id=auth_id, user_key=str(user["key"]), raw=dict(data))
+        raise ClueRejected(f"CLUe answered an auth without authId or user.key: {_cut(data)}")
+
+
+class ClueClient:
+    """One CLUe place, through one httpx.AsyncClient opened by `async with`."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        place_id: int,
+        api_key: str,
+        timeout_s: float = 15.0,
+        min_interval_ms: int = 300,
+        ca_file: Path | None = None,
+        auth_path: str = "/v1/be/places/{place_id}/auths",
+        auth_item_path: str = "/v1/be/places/{place_id}/auths/{auth_id}",
+        events_path: str = "/v1/be/events",
+        max_retries_429: int = 8,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._place_id = place_id
+        self._authorization = api_key if api_key.startswith("Bearer ") else f"Bearer {api_key}"
+        self._timeout = httpx.Timeout(timeout_s)
+        self._min_interval_s = min_interval_ms / 1000
+        self._ca_file = ca_file
+        self._auth_path = auth_path
+        self._auth_item_path = auth_item_path
+        self._events_path = events_path
+        self._max_retries_429 = max_retries_429
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._write_lock = asyncio.Lock()
+        self._last_write = -float("inf")
+
+    def __repr__(self) -> str:
+        return f"ClueClient(base_url={self._base_url!r}, place_id={self._place_id})"
+
+    async def __aenter__(self) -> ClueClient:
+        self._http = httpx.AsyncClient(
+            base_url=self._base_url,
+            timeout=self._timeout,
+            verify=_ssl_context(self._ca_file),
+            transport=self._transport,
+            headers={
+                "Authorization": self._authorization,
+                "Accept": "*/*",
+                "Content-Type": "application/json",
+            },
+        )
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # --- auths ----------------------------------------------------------------------
+
+    async def create_auth(self, body: Mapping[str, Any]) -> ClueAuth:
+        """Create an auth from `body` (the guide's shape); return it with its new authId.
+
+        Raise AuthKeyExists if `user.key` is taken, ClueRejected if the body is refused.
+        """
+        answer = await self._request("POST", self._collection(), json=body, write=True)
+        return ClueAuth.from_data(answer.get("data"))
+
+    async def update_auth(self, auth_id: int, body: Mapping[str, Any]) -> ClueAuth:
+        """Replace auth `auth_id` with `body` (deactivate: `activeStatus` INACTIVE).
+
+        Raise UnknownAuth if there is no such auth, ClueRejected if the body is refused.
+        The answer's shape is *unverified*: an answer without the auth (the write was
+        accepted) yields a ClueAuth built from `auth_id` and `body`.
+        """
+        path = self._item(auth_id)
+        answer = await self._request("PUT", path, json=body, write=True, not_found=UnknownAuth)
+        data = answer.get("data")
+        if isinstance(data, Mapping) and "authId" in data:
+            return ClueAuth.from_data(data)
+        user = body.get("user")
+        key = user.get("key") if isinstance(user, Mapping) else None
+        return ClueAuth(auth_id=auth_id, user_key=str(key), raw={"authId": auth_id, **body})
+
+    async def delete_auth(self, auth_id: int) -> None:
+        """Delete auth `auth_id`; raise UnknownAuth if there is no such auth."""
+        await self._request("DELETE", self._item(auth_id), write=True, not_found=UnknownAuth)
+
+    async def find_auth_by_key(self, user_key: str) -> ClueAuth | None:
+        """Return the auth whose user key is `user_key`, or None (reads the whole list)."""
+        async for auth in self.iter_auths():
+            if auth.user_key == user_key:
+                return auth
+        return None
+
+    async def iter_auths(self, *, page_size: int = 100) -> AsyncIterator[ClueAuth]:
+        """Yield every auth of the place, page by page (page 0-based).
+
+        Raise ClueRejected if the server does not advance through pages (a list cut
+        short must never read as "these auths are gone").
+        """
+        seen: set[int] = set()
+        page = 0
+        while True:
+            params = {"page": page, "size": page_size}
+            answer = await self._request("GET", self._collection(), params=params)
+            items, total = _items(answer)
+            fresh = [ClueAuth.from_data(item) for item in items]
+            fresh = [auth for auth in fresh if auth.auth_id not in seen]
+            if items and not fresh:
+                raise ClueRejected(f"CLUe list paging did not advance at page {page}")
+            for auth in fresh:
+                seen.add(auth.auth_id)
+                yield auth
+            if _last_page(len(items), page_size, len(seen), total):
+                return
+            page += 1
+
+    # --- events ---------------------------------------------------------------------
+
+    async def iter_events(
+        self,
+        *,
+        since_ms: int,
+        until_ms: int,
+        page_size: int = 200,
+        event_types: Sequence[str] = (),
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the place's events with `since_ms <= eventAt <= until_ms`, each once.
+
+        The span is split into windows of at most 7 days (the API refuses longer ones),
+        oldest first; each window is read page by page in ascending id order. An event
+        seen twice (a window edge, a page shifted by a new event) is yielded once, by
+        `logId`.
+        """
+        seen: set[str] = set()
+        for start, end in event_windows(since_ms, until_ms):
+            async for event in self._window_events(start, end, page_size, event_types):
+                log_id = event.get("logId")
+                if log_id is None:
+                    yield event  # nothing to tell it apart by: never drop an event
+                elif str(log_id) not in seen:
+                    seen.add(str(log_id))
+                    yield event
+
+    async def _window_events(
+        self, start: int, end: int, page_size: int, event_types: Sequence[str]
+    ) -> AsyncIterator[dict[str, Any]]:
+        page = 0
+        params: dict[str, Any] = {"startTime": start, "endTime": end, "size": page_size}
+        params |= {"sort": "id,asc", "placeId": self._place_id}
+        if event_types:
+            params["filterEvents"] = ",".join(event_types)
+        read = 0
+        while True:
+            answer = await self._request("GET", self._events_path, params=params | {"page": page})
+            items, total = _items(answer)
+            for item in items:
+                if isinstance(item, dict):
+                    yield item
+            read += len(items)
+            if _last_page(len(items), page_size, read, total):
+                return
+            page += 1
+
+    # --- transport ------------------------------------------------------------------
+
+    def _collection(self) -> str:
+        return self._auth_path.format(place_id=self._place_id)
+
+    def _item(self, auth_id: int) -> str:
+        return self._auth_item_path.format(place_id=self._place_id, auth_id=auth_id)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        write: bool = False,
+        not_found: NotFound | None = None,
+    ) -> dict[str, Any]:
+        """Send one request, riding out 429s; return the decoded body or raise ClueError."""
+        what = f"{method} {path}"
+        for attempt in range(self._max_retries_429 + 1):
+            if write:
+                await self._pace()
+            response = await self._send(method, path, json, params)
+            if response.status_code != 429:
+                return _decode(response, what, not_found)
+            if attempt < self._max_retries_429:
+                await asyncio.sleep(retry_after_s(response.headers.get("Retry-After"), attempt))
+        raise ClueRateLimited(
+            f"{what}: CLUe answered 429 (rate limited) {self._max_retries_429 + 1} times",
+            status=429,
+        )
+
+    async def _pace(self) -> None:
+        """Wait until `min_interval_ms` has passed since the previous write started."""
+        async with self._write_lock:
+            wait = self._last_write + self._min_interval_s - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_write = time.monotonic()
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        json: Mapping[str, Any] | None,
+        params: Mapping[str, Any] | None,
+    ) -> httpx.Response:
+        if self._http is None:
+            raise RuntimeError("ClueClient used outside `async with`")
+        what = f"{method} {path}"
+        try:
+            return await self._http.request(method, path, json=json, params=params)
+        except httpx.TimeoutException:
+            raise ClueUnavailable(f"{what}: CLUe did not answer in time") from None
+        except httpx.TransportError as exc:
+            if tls_verification_failed(exc):
+                raise ClueTlsError(
+                    f"{what}: the CLUe server's TLS certificate is not trusted; if it is "
+                    "signed by a private CA, set ca_file to that CA's PEM file"
+                ) from None
+            raise ClueUnavailable(f"{what}: cannot reach CLUe: {type(exc).__name__}") from None
+
+
+def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    if ca_file is None:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=str(ca_file))
+
+
+def _decode(response: httpx.Response, what: str, not_found: NotFound | None) -> dict[str, Any]:
+    """Return the JSON body of a successful answer; raise the ClueError its status means."""
+    status = response.status_code
+    try:
+        decoded: object = response.json()
+    except ValueError:
+        decoded = None
+    if not isinstance(decoded, dict):
+        if status < 400:
+            raise ClueUnavailable(f"{what}: CLUe answered {status} without a JSON object", status)
+        decoded = {"message": response.text}
+    body: dict[str, Any] = decoded
+    if status < 400 and body.get("status") is False:
+        # Some answers carry the failure in the body with HTTP 200.
+        code = body.get("code")
+        status = code if isinstance(code, int) and code >= 400 else 400
+    if status < 400:
+        return body
+    raise error_for_status(status, what, _cut(body.get("message", "")), not_found)
+
+
+def _items(answer: Mapping[str, Any]) -> tuple[list[Any], int | None]:
+    """Return (items, total) of a list answer: `data` list, or a `data.content` page."""
+    data = answer.get("data")
+    total = answer.get("total")
+    if isinstance(data, Mapping):
+        total = data.get("totalElements", total)
+        data = data.get("content")
+    if data is None:
+        return [], total if isinstance(total, int) else None
+    if not isinstance(data, list):
+        raise ClueRejected(f"CLUe answered a list without a data list: {_cut(answer)}")
+    return data, total if isinstance(total, int) else None
+
+
+def _last_page(count: int, size: int, read: int, total: int | None) -> bool:
+    # With a total, trust it: a server may cut `size` to its own maximum, so a short page
+    # is not proof of the end. Without one, a short page is the only sign.
+    if count == 0:
+        return True
+    return read >= total if total is not None else count < size
+
+
+def _cut(value: object) -> str:
+    return cut(value if isinstance(value, str) else repr(value))

@@ -1,0 +1,83 @@
+"""The CLUe client's exceptions, and which one an HTTP status or transport error means.
+
+The tree is drawn in `syncd.targets.clue.client`, which re-exports every class here.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+
+from syncd.errors import PermanentTargetError, TargetError, TemporaryTargetError
+
+
+class ClueError(TargetError):
+    """A failure talking to CLUe; `status` is the HTTP status when there was an answer."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ClueUnavailable(ClueError, TemporaryTargetError):
+    """CLUe did not answer usefully (5xx, timeout, connection error): retry later."""
+
+
+class ClueRateLimited(ClueError, TemporaryTargetError):
+    """CLUe kept answering 429 after every allowed retry: retry later."""
+
+
+class ClueKeyRefused(ClueError, PermanentTargetError):
+    """CLUe refused the API key (401/403): fix the configured key."""
+
+
+class ClueTlsError(ClueError, PermanentTargetError):
+    """The server's certificate is not trusted: configure `ca_file` for a private CA."""
+
+
+class ClueRejected(ClueError, PermanentTargetError):
+    """CLUe refused the request (400 validation or another 4xx); carries its message."""
+
+
+class AuthKeyExists(ClueError, PermanentTargetError):
+    """An auth with this `user.key` already exists in the place."""
+
+
+class UnknownAuth(ClueError, PermanentTargetError):
+    """No auth with this id in the place (404 on an auth's path)."""
+
+
+NotFound = Callable[[str], ClueError]
+
+
+def error_for_status(status: int, what: str, message: str, not_found: NotFound | None) -> ClueError:
+    """Return the ClueError an HTTP error `status` means; `message` is the server's, cut.
+
+    `not_found` builds the error for a 404 on an item path (UnknownAuth); without it a
+    404 is a ClueRejected (a wrong place id or path).
+    """
+    if status in (401, 403):
+        return ClueKeyRefused(
+            f"{what}: CLUe refused the API key (HTTP {status}); check the configured api_key",
+            status,
+        )
+    if status == 409 or (status == 400 and "already exists" in message.lower()):
+        return AuthKeyExists(f"{what}: user.key already exists: {message}", status)
+    if status == 404 and not_found is not None:
+        error = not_found(f"{what}: not found (HTTP 404): {message}")
+        error.status = status
+        return error
+    if status >= 500 or status == 408:
+        return ClueUnavailable(f"{what}: CLUe answered HTTP {status}: {message}", status)
+    return ClueRejected(f"{what}: CLUe refused the request (HTTP {status}): {message}", status)
+
+
+def tls_verification_failed(exc: BaseException) -> bool:
+    """True if `exc` (an httpx transport error) comes from certificate verification."""
+    # httpx wraps the ssl error; look down the chain, then at the text as a last resort.
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        current = current.__cause__ or current.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)

@@ -1,0 +1,392 @@
+"""The async client of one CMITECH EF-45 terminal (REST, `http://{device}:9980/1.0`).
+
+    async with Ef45Client(base_url="http://10.0.0.7:9980") as ef45:
+        user = await ef45.get_user("3f0c…")
+        await ef45.create_user(subject, user_info, faces)
+
+A session takes the device lock on entry and always releases it on exit, also after an
+error or a cancellation; it sends one request at a time. Users are written with the
+batch `POST /user` / `DELETE /user/{uuid}` when the application version is at least
+`batch_min_version`, else (or after a 404 on `POST /user`) with the separate `/subjects`,
+`/user-info` and `/faces` calls. A user is identified by `user_uuid`.
+
+Exceptions (drawn in `syncd.targets.ef45.errors`, re-exported here):
+
+    Ef45Error
+    ├── Ef45Unavailable, LockBusy, LockLost                temporary: retry later
+    └── Ef45Rejected, DeviceFull, UnknownUser, UserExists  permanent
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from syncd.targets.ef45.connection import Ef45Connection, Params, int_field, json_dict
+from syncd.targets.ef45.errors import (
+    DeviceFull,
+    Ef45Error,
+    Ef45Rejected,
+    Ef45Unavailable,
+    LockBusy,
+    LockLost,
+    UnknownUser,
+    UserExists,
+    is_missing,
+)
+from syncd.targets.ef45.paging import iter_pages, page_items
+
+__all__ = [
+    "DeviceFull",
+    "Ef45Client",
+    "Ef45Error",
+    "Ef45Rejected",
+    "Ef45Unavailable",
+    "Ef45User",
+    "LockBusy",
+    "LockLost",
+    "UnknownUser",
+    "UserExists",
+]
+
+log = logging.getLogger(__name__)
+
+DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
+
+
+@dataclass(frozen=True, slots=True)
+class Ef45User:
+    """One user as the terminal holds it: subject, user info (None if none), faces."""
+
+    subject: dict[str, Any]
+    user_info: dict[str, Any] | None
+    faces: tuple[dict[str, Any], ...]
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Return "1.2.20" as (1, 2, 20) for comparing; () when it has no leading number."""
+    parts: list[int] = []
+    for part in version.strip().split("."):
+        digits = re.match(r"\d+", part)
+        if digits is None:
+            break
+        parts.append(int(digits.group()))
+    return tuple(parts)
+
+
+def _seg(value: str | int) -> str:
+    return quote(str(value), safe="")
+
+
+def _uuid_of(*parts: Mapping[str, Any] | None) -> str:
+    for part in parts:
+        if part is not None and isinstance(part.get("user_uuid"), str) and part["user_uuid"]:
+            return str(part["user_uuid"])
+    raise ValueError("user_uuid is required (in the subject, user info or a face)")
+
+
+class Ef45Client:
+    """A locked session with one terminal; use it as an async context manager.
+
+    `base_url` is the device root, e.g. "http://127.0.0.1:9980" (`/1.0` is appended).
+    After entry, `app_version`, `record_version` and `uses_batch` describe the device.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout_s: float = 10.0,
+        steal_lock: bool = False,
+        batch_min_version: str = "1.3.0",
+        page_size: int = 50,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._conn = Ef45Connection(
+            base_url=base_url, timeout_s=timeout_s, steal_lock=steal_lock, transport=transport
+        )
+        self.batch_min_version = batch_min_version
+        self.page_size = page_size
+        self.app_version = ""
+        self.record_version = 0
+        self.uses_batch = False
+        self._closing: asyncio.Future[None] | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The terminal's root URL, as configured."""
+        return self._conn.base_url
+
+    async def __aenter__(self) -> Ef45Client:
+        """Take the lock (stealing it if allowed), then read version and record version.
+
+        Raise LockBusy if another client holds the lock, Ef45Unavailable if the device
+        does not answer; the lock is released again if anything after taking it fails.
+        """
+        await self._conn.open()
+        try:
+            version = await self._conn.get_open_json("/version")
+            self.app_version = str(version.get("version", ""))
+            path = "/subjects/record-version"
+            record = await self._conn.get_json(path)
+            self.record_version = int_field(record, "record_version", self._conn.where("GET", path))
+        except BaseException:
+            await self._close_shielded()
+            raise
+        running = version_key(self.app_version)  # unparsable: separate calls work everywhere
+        self.uses_batch = bool(running) and running >= version_key(self.batch_min_version)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Release the lock and close; never raises over the original error."""
+        await self._close_shielded()
+
+    async def _close_shielded(self) -> None:
+        """Release and close, shielded: a cancellation arriving meanwhile does not
+        interrupt the release (bounded by the timeout) and is passed on once it is done.
+        """
+        self._closing = asyncio.ensure_future(self._conn.close())
+        try:
+            await asyncio.shield(self._closing)
+        except asyncio.CancelledError:
+            await asyncio.wait({self._closing})
+            raise
+
+    # -- users -----------------------------------------------------------------------
+
+    async def get_user(self, uuid: str) -> Ef45User | None:
+        """Return the user `uuid` (subject, user info, faces), or None if no subject."""
+        subject = await self._get_or_none(f"/subjects/{_seg(uuid)}")
+        if subject is None:
+            return None
+        info = await self._get_or_none(f"/user-info/uuid/{_seg(uuid)}")
+        return Ef45User(subject, info, tuple(await self._faces_of(uuid)))
+
+    async def create_user(
+        self,
+        subject: Mapping[str, Any],
+        user_info: Mapping[str, Any],
+        faces: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Create user `subject["user_uuid"]` with its user info and faces.
+
+        `record_version` defaults to the device's. User info is written only when it has
+        a field besides `user_uuid`. Raise UserExists if the user is present, DeviceFull,
+        Ef45Rejected (e.g. a duplicate card). With separate calls, the parts written
+        before a failure are deleted again (best effort).
+        """
+        uuid = _uuid_of(subject)
+        subject_body = {"record_version": self.record_version, **subject}
+        info_body = {k: v for k, v in user_info.items() if k != "user_uuid"}
+        face_bodies = [{**face, "user_uuid": uuid} for face in faces]
+        if self.uses_batch:
+            body = {**subject_body, **info_body, "faces": face_bodies}
+            response = await self._conn.call("POST", "/user", body=body, allow=(404,))
+            if response.is_success:
+                return
+            self._no_batch(response, "POST /user")
+        await self._create_separately(uuid, subject_body, info_body, face_bodies)
+
+    async def _create_separately(
+        self,
+        uuid: str,
+        subject: dict[str, Any],
+        info: dict[str, Any],
+        faces: list[dict[str, Any]],
+    ) -> None:
+        await self._conn.call("POST", "/subjects", body=subject)
+        written: list[tuple[str, Params | None]] = [(f"/subjects/{_seg(uuid)}", None)]
+        try:
+            if info:
+                await self._conn.call("POST", "/user-info", body={"user_uuid": uuid, **info})
+                written.append((f"/user-info/uuid/{_seg(uuid)}", None))
+            for face in faces:
+                await self._conn.call("POST", "/faces", body=face)
+                written.append((f"/faces/{_seg(uuid)}", {"subId": int(face["sub_id"])}))
+        except Ef45Error:
+            await self._undo(written)
+            raise
+
+    async def _undo(self, written: list[tuple[str, Params | None]]) -> None:
+        for path, params in reversed(written):
+            try:
+                await self._conn.call("DELETE", path, params=params, allow=(404,))
+            except Ef45Error as exc:
+                log.warning("%s: could not undo a partial create: %s", self.base_url, exc)
+
+    async def update_user(
+        self,
+        subject: Mapping[str, Any] | None,
+        user_info: Mapping[str, Any] | None,
+        faces: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Update the parts given (None leaves a part alone) of one existing user.
+
+        The uuid comes from the subject, else the user info, else the first face.
+        Subject: PUT (UnknownUser if absent). User info: PUT, or POST when the device has
+        none. Faces: PUT per existing sub_id, POST new ones, DELETE those not given.
+        """
+        uuid = _uuid_of(subject, user_info, *(faces or ()))
+        if subject is not None:
+            path = f"/subjects/{_seg(uuid)}"
+            response = await self._conn.call("PUT", path, body=dict(subject), allow=(404,))
+            if self._conn.absent(response, path):
+                raise self._unknown_user(response, path)
+        if user_info is not None:
+            await self._put_user_info(uuid, user_info)
+        if faces is not None:
+            await self._sync_faces(uuid, faces)
+
+    async def _put_user_info(self, uuid: str, user_info: Mapping[str, Any]) -> None:
+        path = f"/user-info/uuid/{_seg(uuid)}"
+        response = await self._conn.call("PUT", path, body=dict(user_info), allow=(404,))
+        if self._conn.absent(response, path):
+            await self._conn.call("POST", "/user-info", body={**user_info, "user_uuid": uuid})
+
+    async def _sync_faces(self, uuid: str, faces: Sequence[Mapping[str, Any]]) -> None:
+        present = {int(face["sub_id"]) for face in await self._faces_of(uuid)}
+        wanted = {int(face["sub_id"]): face for face in faces}
+        path = f"/faces/{_seg(uuid)}"
+        for sub_id, face in wanted.items():
+            body = {**face, "user_uuid": uuid}
+            if sub_id in present:
+                await self._conn.call("PUT", path, params={"sub_id": sub_id}, body=body)
+            else:
+                await self._conn.call("POST", "/faces", body=body)
+        for sub_id in sorted(present - wanted.keys()):
+            await self._conn.call("DELETE", path, params={"subId": sub_id})
+
+    async def delete_user(self, uuid: str) -> None:
+        """Delete user `uuid` with its user info and faces; raise UnknownUser if absent."""
+        if self.uses_batch:
+            path = f"/user/{_seg(uuid)}"
+            response = await self._conn.call("DELETE", path, allow=(404,))
+            if response.is_success:
+                return
+            if is_missing(404, response.text):
+                raise self._unknown_user(response, path)
+            self._no_batch(response, "DELETE /user")
+        if await self._get_or_none(f"/subjects/{_seg(uuid)}") is None:
+            raise UnknownUser(f"{self._conn.where('DELETE', '/subjects/…')}: no user {uuid}")
+        for face in await self._faces_of(uuid):
+            params = {"subId": int(face["sub_id"])}
+            await self._conn.call("DELETE", f"/faces/{_seg(uuid)}", params=params, allow=(404,))
+        await self._conn.call("DELETE", f"/user-info/uuid/{_seg(uuid)}", allow=(404,))
+        await self._conn.call("DELETE", f"/subjects/{_seg(uuid)}", allow=(404,))
+
+    def _no_batch(self, response: httpx.Response, what: str) -> None:
+        """Switch this session to separate calls after a 404 on a batch path."""
+        log.info("%s: %s answered 404; using separate calls", self.base_url, what)
+        self.uses_batch = False
+
+    def _unknown_user(self, response: httpx.Response, path: str) -> UnknownUser:
+        where = self._conn.where(response.request.method, path)
+        return UnknownUser(f"{where}: HTTP 404: {self._conn.remote_text(response, ())}", status=404)
+
+    async def _get_or_none(self, path: str) -> dict[str, Any] | None:
+        response = await self._conn.call("GET", path, allow=(404,))
+        if self._conn.absent(response, path):
+            return None
+        return json_dict(response, self._conn.where("GET", path))
+
+    async def _faces_of(self, uuid: str) -> list[dict[str, Any]]:
+        path = f"/faces/{_seg(uuid)}"
+        response = await self._conn.call("GET", path, allow=(404,))
+        if self._conn.absent(response, path):
+            return []
+        return page_items(json_dict(response, self._conn.where("GET", path)), path)
+
+    # -- lists -----------------------------------------------------------------------
+
+    def iter_subjects(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every subject, page by page."""
+        return self._iter("/subjects")
+
+    def iter_user_info(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every user info, page by page."""
+        return self._iter("/user-info")
+
+    def iter_faces(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every face, page by page."""
+        return self._iter("/faces")
+
+    def iter_logs(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield every log entry, oldest first, page by page."""
+        return self._iter("/logs")
+
+    def iter_logs_between(self, min_id: int, max_id: int) -> AsyncIterator[dict[str, Any]]:
+        """Yield the log entries with min_id <= id <= max_id (none: nothing)."""
+        return self._iter("/logs/from/to", {"min": min_id, "max": max_id})
+
+    def _iter(self, path: str, params: Params | None = None) -> AsyncIterator[dict[str, Any]]:
+        async def fetch(page: int) -> dict[str, Any] | None:
+            query = {**(params or {}), "page": page, "page_size": self.page_size}
+            response = await self._conn.call("GET", path, params=query, allow=(404,))
+            # "Log entries within range … do not exist": an empty range, not an error.
+            if self._conn.absent(response, path):
+                return None
+            return json_dict(response, self._conn.where("GET", path))
+
+        return iter_pages(fetch, self._conn.where("GET", path))
+
+    # -- device ----------------------------------------------------------------------
+
+    async def find_duplicate(self, left_eye_template: str, right_eye_template: str) -> str | None:
+        """Return the uuid of an enrolled subject with a matching template, or None."""
+        body = {"left_eye_template": left_eye_template, "right_eye_template": right_eye_template}
+        path = "/subjects/is-exist/template"
+        response = await self._conn.call("PUT", path, body=body)
+        duplicate = json_dict(response, self._conn.where("PUT", path)).get("duplicate_uuid")
+        return str(duplicate) if duplicate else None
+
+    async def get_config(self, title: str, type_: str) -> Any:
+        """Return the value of configuration `title` read as `type_` (bool, int, …)."""
+        answer = await self._conn.get_json(f"/config/{_seg(title)}/{_seg(type_)}")
+        return answer.get(type_)
+
+    async def put_config(self, title: str, type_: str, value: Any) -> None:
+        """Set configuration `title` to `value` (body `{title, <type_>: value}`, unverified)."""
+        path = f"/config/{_seg(title)}/{_seg(type_)}"
+        await self._conn.call("PUT", path, body={"title": title, type_: value})
+
+    async def set_device_time(self, when: datetime) -> None:
+        """Set the device clock to the wall time of `when` (in `when`'s own zone)."""
+        path = f"/camera/control/setDeviceTime/{when.strftime(DEVICE_TIME_FORMAT)}"
+        response = await self._conn.call("POST", path)
+        if response.content:
+            answer = json_dict(response, self._conn.where("POST", path))
+            if answer.get("success") is False:
+                status = str(answer.get("status", ""))[:100]
+                where = self._conn.where("POST", path)
+                raise Ef45Rejected(f"{where}: refused: {status}", status=response.status_code)
+
+    async def door_status(self) -> dict[str, int]:
+        """Return door_sensor, relay, tamper and rte as integers."""
+        answer = await self._conn.get_json("/config/door-status")
+        return {key: int(value) for key, value in answer.items()}
+
+    async def load_file(self, filename: str) -> bytes:
+        """Return the content of the device's image file `filename`."""
+        path = "/biometric-data/load-file"
+        answer = await self._conn.get_json(path, params={"filename": filename})
+        try:
+            return base64.b64decode(str(answer.get("file", "")), validate=True)
+        except (binascii.Error, ValueError):
+            where = self._conn.where("GET", path)
+            raise Ef45Unavailable(f"{where}: file is not base64") from None

@@ -1,0 +1,276 @@
+"""One locked session with one EF-45 terminal: HTTP, the device lock, retries of the lock.
+
+`Ef45Connection` is the layer under `Ef45Client`: it owns the `httpx.AsyncClient`, takes
+the device lock on `open` (POST /lock; PUT /lock to steal when allowed), adds `lock_uid`
+to every locked call, sends one request at a time (the terminal is a small embedded
+box), and releases the lock on `close`, whatever happened before. A transport passed in
+(the test seam) belongs to the caller and is left open.
+
+If a locked call is refused because the device forgot the lock (403, 401, 423, or a 4xx
+speaking of the lock: the real status is unverified), the lock is retaken once and the
+call retried once; if that fails too, `LockLost`. Errors are those of `errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+
+from syncd.targets.ef45.errors import (
+    Ef45Error,
+    Ef45Rejected,
+    Ef45Unavailable,
+    LockBusy,
+    LockLost,
+    error_for,
+    is_lock_problem,
+    is_missing,
+    redact,
+    secrets_of,
+)
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/1.0"
+Params = Mapping[str, str | int]
+
+
+class Ef45Connection:
+    """HTTP plus the device lock for one terminal; `open` and `close` bracket a session."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        timeout_s: float,
+        steal_lock: bool,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.steal_lock = steal_lock
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._lock_uid: str | None = None
+        self._io = asyncio.Lock()
+        self._relock = asyncio.Lock()
+
+    @property
+    def locked(self) -> bool:
+        """Whether this session believes it holds the device lock."""
+        return self._lock_uid is not None
+
+    def where(self, method: str, label: str) -> str:
+        """Return "EF-45 <url> <METHOD> /1.0<path>" for messages (never the query)."""
+        return f"EF-45 {self.base_url} {method} {API_PREFIX}{label}"
+
+    # -- session ---------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open the HTTP client and take the lock; raise LockBusy or Ef45Unavailable."""
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url + API_PREFIX,
+            timeout=self.timeout_s,
+            transport=_Borrowed(self._transport) if self._transport else None,
+        )
+        try:
+            self._lock_uid = await self._take_lock()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        """Release the lock if held and close the HTTP client. Never raises an Exception.
+
+        A failed release is logged: the device then keeps the lock until another client
+        steals it or the device drops it.
+        """
+        try:
+            if self._lock_uid is not None:
+                await self._release_lock(self._lock_uid)
+        except Exception as exc:
+            log.warning("%s: lock not released: %s", self.base_url, exc)
+        finally:
+            self._lock_uid = None
+            if self._http is not None:
+                await self._http.aclose()
+                self._http = None
+
+    async def _take_lock(self) -> str:
+        label = "/lock"
+        response = await self._send("POST", label, locked=False)
+        if response.is_success:
+            return self._lock_uid_of(response, "POST", label)
+        if response.status_code >= 500:
+            raise error_for(response.status_code, redact(response.text), self.where("POST", label))
+        # Any 4xx on POST /lock means another client holds it (real status unverified).
+        if not self.steal_lock:
+            raise LockBusy(
+                f"{self.where('POST', label)}: HTTP {response.status_code}: "
+                "the lock is held by another client (steal_lock is off)",
+                status=response.status_code,
+            )
+        log.warning("%s: lock held by another client; stealing it (steal_lock)", self.base_url)
+        response = await self._send("PUT", label, locked=False)
+        if response.is_success:
+            return self._lock_uid_of(response, "PUT", label)
+        error = error_for(response.status_code, redact(response.text), self.where("PUT", label))
+        raise error if response.status_code >= 500 else LockBusy(str(error), status=error.status)
+
+    def _lock_uid_of(self, response: httpx.Response, method: str, label: str) -> str:
+        uid = json_dict(response, self.where(method, label)).get("lock_uid")
+        if not isinstance(uid, str) or not uid:
+            raise Ef45Unavailable(f"{self.where(method, label)}: answer has no lock_uid")
+        return uid
+
+    async def _release_lock(self, uid: str) -> None:
+        label = "/lock/{lock_uid}"  # the uid itself stays out of messages
+        response = await self._send("DELETE", f"/lock/{uid}", locked=False, label=label)
+        if not response.is_success:
+            text = redact(response.text, [uid])
+            raise error_for(response.status_code, text, self.where("DELETE", label))
+
+    async def _retake_lock(self, stale_uid: str | None, where: str) -> None:
+        """Take the lock again after the device forgot `stale_uid`; raise LockLost if not."""
+        async with self._relock:
+            if self._lock_uid != stale_uid:
+                return  # another call of this session retook it meanwhile
+            log.warning("%s: the device dropped the lock; retaking it", where)
+            self._lock_uid = None
+            try:
+                self._lock_uid = await self._take_lock()
+            except Ef45Error as exc:
+                raise LockLost(f"{where}: lock lost and not retaken: {exc}") from exc
+
+    # -- requests --------------------------------------------------------------------
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        allow: tuple[int, ...] = (),
+    ) -> httpx.Response:
+        """Send one locked request and return its answer if 2xx or its status is in `allow`.
+
+        Retake the lock and retry once if the device forgot it (LockLost if that fails);
+        raise the `errors` exception for any other answer.
+        """
+        where = self.where(method, path)
+        secrets = secrets_of(body)
+        uid = self._lock_uid
+        response = await self._send(method, path, params=params, body=body, uid=uid)
+        if self._lost_lock(response):
+            await self._retake_lock(uid, where)
+            response = await self._send(method, path, params=params, body=body)
+            if self._lost_lock(response):
+                raise LockLost(
+                    f"{where}: HTTP {response.status_code}: lock refused again after retaking",
+                    status=response.status_code,
+                )
+        if response.is_success or response.status_code in allow:
+            return response
+        raise error_for(response.status_code, self.remote_text(response, secrets), where)
+
+    async def get_json(self, path: str, *, params: Params | None = None) -> dict[str, Any]:
+        """GET a locked path and return its JSON object."""
+        return json_dict(await self.call("GET", path, params=params), self.where("GET", path))
+
+    async def get_open_json(self, path: str) -> dict[str, Any]:
+        """GET a path that needs no lock (`/version`) and return its JSON object."""
+        response = await self._send("GET", path, locked=False)
+        if not response.is_success:
+            text = self.remote_text(response, ())
+            raise error_for(response.status_code, text, self.where("GET", path))
+        return json_dict(response, self.where("GET", path))
+
+    def absent(self, response: httpx.Response, path: str) -> bool:
+        """Whether an answer (2xx or 404) says the addressed record does not exist.
+
+        Raise Ef45Rejected for a bare 404 (the path itself is unknown to the device).
+        """
+        if response.status_code != 404:
+            return False
+        text = self.remote_text(response, ())
+        if is_missing(404, text):
+            return True
+        where = self.where(response.request.method, path)
+        raise Ef45Rejected(f"{where}: HTTP 404: unknown path: {text}", status=404)
+
+    def remote_text(self, response: httpx.Response, secrets: Iterable[str]) -> str:
+        """Return the answer's body, redacted (lock uid, request secrets) and cut short."""
+        own = [self._lock_uid] if self._lock_uid else []
+        return redact(response.text, [*secrets, *own])
+
+    def _lost_lock(self, response: httpx.Response) -> bool:
+        return not response.is_success and is_lock_problem(response.status_code, response.text)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        body: Any = None,
+        locked: bool = True,
+        uid: str | None = None,
+        label: str | None = None,
+    ) -> httpx.Response:
+        if self._http is None:
+            raise RuntimeError("Ef45Connection used outside its session (call open first)")
+        query = dict(params or {})
+        if locked:
+            query["lock_uid"] = uid or self._lock_uid or ""
+        where = self.where(method, label or path)
+        async with self._io:
+            try:
+                return await self._http.request(method, path, params=query, json=body)
+            except httpx.TimeoutException as exc:
+                raise Ef45Unavailable(f"{where}: no answer within {self.timeout_s:g} s") from exc
+            except httpx.HTTPError as exc:
+                detail = redact(str(exc), [self._lock_uid or "", uid or ""])
+                raise Ef45Unavailable(f"{where}: {type(exc).__name__}: {detail}") from exc
+
+
+class _Borrowed(httpx.AsyncBaseTransport):
+    """A transport the caller owns: closing the session must not close it (sessions
+    of one target may share it)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Leave the borrowed transport open."""
+
+
+def json_of(response: httpx.Response, where: str) -> Any:
+    """Return the answer's decoded JSON; raise Ef45Unavailable if it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        raise Ef45Unavailable(f"{where}: HTTP {response.status_code}: answer is not JSON") from None
+
+
+def json_dict(response: httpx.Response, where: str) -> dict[str, Any]:
+    """Return the answer's JSON object; raise Ef45Unavailable if it is not one."""
+    data = json_of(response, where)
+    if not isinstance(data, dict):
+        raise Ef45Unavailable(f"{where}: HTTP {response.status_code}: answer is not an object")
+    return data
+
+
+def int_field(answer: Mapping[str, Any], name: str, where: str) -> int:
+    """Return `answer[name]` as an int; raise Ef45Unavailable if it is missing or not one."""
+    try:
+        return int(answer[name])
+    except (KeyError, TypeError, ValueError):
+        raise Ef45Unavailable(f"{where}: answer has no integer {name}") from None

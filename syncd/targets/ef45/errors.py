@@ -1,0 +1,121 @@
+"""The exceptions of the EF-45 client, and how a device answer maps onto them.
+
+    Ef45Error                 syncd.errors.TargetError
+    ├── Ef45Unavailable       TemporaryTargetError: timeout, connection refused or dropped,
+    │                         5xx, an answer that is not the JSON it should be
+    ├── LockBusy              TemporaryTargetError: POST /lock refused (another client holds
+    │                         the lock) and stealing is off or failed
+    ├── LockLost              TemporaryTargetError: the device forgot our lock mid-session
+    │                         and one retake (and retry) failed
+    ├── Ef45Rejected          PermanentTargetError: any other 4xx (validation, duplicate
+    │                         card, unknown config title or file, unknown path)
+    ├── DeviceFull            PermanentTargetError: the answer says "DB is full"
+    ├── UnknownUser           PermanentTargetError: the user does not exist on the device
+    └── UserExists            PermanentTargetError: the user exists on the device already
+
+Messages name the terminal, the method, the path (never the query, which carries the
+lock uid) and the HTTP status. Remote bodies are redacted (the lock uid, the request's
+PIN and templates, any long base64 run) and cut with `syncd.errors.cut`; request bodies
+are never echoed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from syncd.errors import PermanentTargetError, TargetError, TemporaryTargetError, cut
+
+SECRET_FIELDS = frozenset({"pin", "left_eye_template", "right_eye_template", "face_feature"})
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
+_LOCK_WORD = re.compile(r"\block", re.IGNORECASE)
+_MISSING = re.compile(r"does not exist|do not exist", re.IGNORECASE)
+
+
+class Ef45Error(TargetError):
+    """Base of every EF-45 client error; `status` is the HTTP status, if there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Ef45Unavailable(Ef45Error, TemporaryTargetError):
+    """The terminal did not answer usefully: timeout, connection error or drop, 5xx."""
+
+
+class LockBusy(Ef45Error, TemporaryTargetError):
+    """Another client (often the vendor's PC software) holds the terminal's lock."""
+
+
+class LockLost(Ef45Error, TemporaryTargetError):
+    """The terminal forgot this session's lock and retaking it (once) did not help."""
+
+
+class Ef45Rejected(Ef45Error, PermanentTargetError):
+    """The terminal refused the request (4xx): retrying the same request will not help."""
+
+
+class DeviceFull(Ef45Error, PermanentTargetError):
+    """The terminal's user database is full ("DB is full")."""
+
+
+class UnknownUser(Ef45Error, PermanentTargetError):
+    """The user does not exist on the terminal."""
+
+
+class UserExists(Ef45Error, PermanentTargetError):
+    """The user exists on the terminal already."""
+
+
+def secrets_of(body: Any) -> list[str]:
+    """Return the string values of secret fields in a request body, faces included."""
+    found: list[str] = []
+    if isinstance(body, Mapping):
+        for key, value in body.items():
+            if key in SECRET_FIELDS and isinstance(value, str) and value:
+                found.append(value)
+            elif isinstance(value, list | tuple):
+                for item in value:
+                    found.extend(secrets_of(item))
+    return found
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """Return `text` without the given secrets or long base64 runs (templates), cut short."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return cut(_BASE64_RUN.sub("<redacted>", text))
+
+
+def is_lock_problem(status: int, text: str) -> bool:
+    """Whether a 4xx answer to a locked call means "you do not hold the lock".
+
+    The real device's status for a missing lock is unverified: 401, 403 and 423 count,
+    and so does any 4xx whose text speaks of the lock.
+    """
+    if status in (401, 403, 423):
+        return True
+    return 400 <= status < 500 and bool(_LOCK_WORD.search(text))
+
+
+def is_missing(status: int, text: str) -> bool:
+    """Whether an answer says the addressed record does not exist (a 404 with that text).
+
+    A bare 404 without it means the path itself is unknown (e.g. `POST /user` on old
+    firmware).
+    """
+    return status == 404 and bool(_MISSING.search(text))
+
+
+def error_for(status: int, text: str, where: str) -> Ef45Error:
+    """Given a non-2xx answer (`text` already redacted), return the exception to raise."""
+    message = f"{where}: HTTP {status}: {text}" if text else f"{where}: HTTP {status}"
+    if "db is full" in text.lower():
+        return DeviceFull(message, status=status)
+    if status >= 500 or status < 400:
+        return Ef45Unavailable(message, status=status)
+    if "already exists" in text.lower() and "card" not in text.lower():
+        return UserExists(message, status=status)
+    return Ef45Rejected(message, status=status)

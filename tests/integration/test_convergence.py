@@ -1,0 +1,81 @@
+"""HR CSV → ledger → plan → EF-45 apply over real HTTP, on SQLite and on PostgreSQL.
+
+Convergence as ldap2pg proves it: `plan --check` exits 1, `apply`, `plan --check` exits 0,
+and every terminal then holds exactly the people of the HR file.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from syncd.emulators.hr_sample import apply_demo_changes, read_people_csv
+from syncd.targets.ef45.target import card_hex
+from tests.fixtures.syncd_env import SyncdEnv
+
+
+def assert_terminals_match_hr(env: SyncdEnv) -> None:
+    rows = {r["employee_id"]: r for r in read_people_csv(env.csv_path)}
+    for name, state in env.terminals.items():
+        assert set(state.subjects) == set(rows), name
+        for key, row in rows.items():
+            subject = state.subjects[key]
+            assert (subject["first_name"], subject["last_name"]) == (
+                row["first_name"],
+                row["last_name"],
+            )
+            assert subject["access_allowed"] is (row["status"] == "active"), (name, key)
+            assert state.user_info[key]["card"] == card_hex(int(row["badge_number"]))
+
+
+def test_db_upgrade_from_empty_creates_every_table(syncd_env: SyncdEnv) -> None:
+    engine = sa.create_engine(syncd_env.ledger_url)
+    try:
+        tables = set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    assert {"people", "target_records", "enrollments", "runs", "changes", "cursors"} <= tables
+    again = syncd_env.run("db", "upgrade")
+    assert again.returncode == 0 and "already at" in again.stdout
+
+
+def test_check_apply_check_converges(syncd_env: SyncdEnv) -> None:
+    first = syncd_env.run("plan", "--check")
+    assert first.returncode == 1, first.stderr
+    applied = syncd_env.run("apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert_terminals_match_hr(syncd_env)
+    second = syncd_env.run("plan", "--check")
+    assert second.returncode == 0, second.stdout
+    for state in syncd_env.terminals.values():
+        assert state.lock_uid is None
+
+
+def test_hr_changes_reach_every_terminal(syncd_env: SyncdEnv) -> None:
+    syncd_env.run("apply", "--yes", check=True)
+    changes = apply_demo_changes(syncd_env.csv_path)
+    report = syncd_env.run("plan", "--format", "json")
+    assert report.returncode == 0, report.stderr
+    document = json.loads(report.stdout)
+    assert document["schema"] == "syncd.plan/1"
+    for target in ("lobby", "lab"):
+        got = {(a["op"], a["person"]) for a in document["targets"][target]}
+        assert got == {
+            ("create", changes.hired),
+            ("disable", changes.terminated),
+            ("update", changes.card_changed),
+            ("update", changes.renamed),
+        }
+    syncd_env.run("apply", "--yes", check=True)
+    assert_terminals_match_hr(syncd_env)
+    assert syncd_env.run("plan", "--check").returncode == 0
+
+
+def test_json_report_never_contains_a_pin(syncd_env: SyncdEnv) -> None:
+    pins = {r["pin"] for r in read_people_csv(syncd_env.csv_path) if r["pin"]}
+    document = json.loads(syncd_env.run("plan", "--format", "json", check=True).stdout)
+    text = json.dumps(document)
+    changes = [a["changes"] for acts in document["targets"].values() for a in acts]
+    assert all(c.get("pin", [None, None])[1] in (None, "<redacted>") for c in changes)
+    assert not any(f'"{pin}"' in text for pin in pins)

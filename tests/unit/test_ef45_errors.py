@@ -1,0 +1,96 @@
+"""The EF-45 client's pure parts: answer classification, redaction, versions, paging."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from syncd.errors import PermanentTargetError, TemporaryTargetError
+from syncd.targets.ef45.client import version_key
+from syncd.targets.ef45.errors import (
+    DeviceFull,
+    Ef45Rejected,
+    Ef45Unavailable,
+    LockBusy,
+    LockLost,
+    UnknownUser,
+    UserExists,
+    error_for,
+    is_lock_problem,
+    is_missing,
+    redact,
+    secrets_of,
+)
+from syncd.targets.ef45.paging import iter_pages
+
+WHERE = "EF-45 http://door:9980 POST /1.0/user"
+
+
+def test_tree_splits_temporary_from_permanent() -> None:
+    for temporary in (Ef45Unavailable, LockBusy, LockLost):
+        assert issubclass(temporary, TemporaryTargetError)
+    for permanent in (Ef45Rejected, DeviceFull, UnknownUser, UserExists):
+        assert issubclass(permanent, PermanentTargetError)
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "kind"),
+    [
+        (507, "DB is full", DeviceFull),
+        (400, '{"message": "DB is full"}', DeviceFull),
+        (503, "busy", Ef45Unavailable),
+        (409, "User uuid a already exists", UserExists),
+        (409, "UserInfo card 65 D8 already exists", Ef45Rejected),
+        (400, "last_name is required", Ef45Rejected),
+    ],
+)
+def test_error_for(status: int, text: str, kind: type[Exception]) -> None:
+    error = error_for(status, text, WHERE)
+    assert type(error) is kind
+    assert str(error).startswith(f"{WHERE}: HTTP {status}")
+
+
+def test_lock_problems_and_missing_records() -> None:
+    assert is_lock_problem(403, "")
+    assert is_lock_problem(400, "lock_uid is invalid")
+    assert not is_lock_problem(400, "blocked card")
+    assert not is_lock_problem(404, "Subject uuid a does not exist")
+    assert is_missing(404, "Log entries within range 1-2 do not exist")
+    assert not is_missing(404, "Not Found")
+
+
+def test_redact_removes_secrets_and_templates() -> None:
+    template = base64.b64encode(bytes(range(64))).decode()
+    body = {"pin": "4321", "faces": [{"face_feature": "feat"}], "left_eye_template": template}
+    text = f"pin 4321 feature feat template {template} tail"
+    clean = redact(text, secrets_of(body))
+    assert "4321" not in clean and "feat " not in clean and template not in clean
+    assert clean.endswith("tail")
+    assert redact("ab " * 400).endswith("(1199 chars)")  # cut strips the end
+    assert redact("short", [""]) == "short"
+
+
+def test_version_key() -> None:
+    assert version_key("1.2.20") > version_key("1.2.3")
+    assert version_key("1.3.2") >= version_key("1.3.0")
+    assert version_key("1.3.0-beta") == (1, 3, 0)
+    assert version_key("unknown") == ()
+
+
+async def test_iter_pages_refuses_a_list_cut_off_midway() -> None:
+    pages: dict[int, Mapping[str, Any]] = {
+        1: {"items": [{"n": 1}], "has_more": True},
+        2: {"items": [], "has_more": True},
+    }
+
+    async def fetch(page: int) -> Mapping[str, Any] | None:
+        return pages[page]
+
+    with pytest.raises(Ef45Unavailable, match="page 2 is empty"):
+        _ = [item async for item in iter_pages(fetch, WHERE)]
+    pages[2] = {"items": None}
+    with pytest.raises(Ef45Unavailable, match="malformed"):
+        _ = [item async for item in iter_pages(fetch, WHERE)]
