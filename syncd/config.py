@@ -100,6 +100,8 @@ class ApplyConfig(_Strict):
     retry_max_s: float = Field(default=5.0, ge=0)
     next_attempt_base_s: float = Field(default=60.0, ge=0)
     next_attempt_max_s: float = Field(default=3600.0, ge=0)
+    quarantine_after: int = Field(default=5, ge=1)
+    quarantine_retry_s: float = Field(default=3600.0, ge=0)
 
 
 class CsvSourceConfig(_Strict):
@@ -122,6 +124,9 @@ class LdapSourceConfig(_Strict):
     start_tls: bool = False
     ca_file: Path | None = None
     verify_tls: bool = True
+    # Another name the server's certificate may carry, for a url that gives an address
+    # or an alias (a DC's certificate often names only its FQDN).
+    tls_server_name: str = ""
     bind_dn: str = ""
     password: SecretRef | None = None
     base_dn: str
@@ -132,7 +137,9 @@ class LdapSourceConfig(_Strict):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
     nested_groups: bool = False
-    full_read_every: int = Field(default=24, ge=1)
+    # Hours between full reads (which also find deletions); reads in between are deltas.
+    # 0 makes every read full.
+    full_read_every_h: float = Field(default=24.0, ge=0)
     mapping: Path
 
 
@@ -150,6 +157,15 @@ class Ef45TargetConfig(_Strict):
     batch_min_version: str = "1.3.0"
     page_size: int = Field(default=50, ge=1, le=1000)
     time_zone: str = "UTC"
+    orphans: Literal["report", "delete"] = "report"
+    """Users on the terminal the ledger never created (seen by a deep run): report only,
+    or delete them too (within the removal caps)."""
+    delete_logs_after_collect: bool = False
+    """`syncd events collect` deletes the logs it stored from the terminal (off: never)."""
+    record_version: int | None = None
+    """The terminal's template algorithm (`GET /subjects/record-version`); templates of
+    another record version are never sent to it. Unset: the origin's is assumed and the
+    session's is checked at apply."""
 
 
 class ClueTargetConfig(_Strict):
@@ -169,9 +185,49 @@ class ClueTargetConfig(_Strict):
     auth_path: str = "/v1/be/places/{place_id}/auths"
     auth_item_path: str = "/v1/be/places/{place_id}/auths/{auth_id}"
     events_path: str = "/v1/be/events"
+    doors: dict[str, tuple[int, ...]] = Field(default_factory=dict)
+    """Person group → CLUe door ids (`{lab = [234, 235]}`). Empty: every door (ALL_DOOR);
+    else a person gets the doors of all their groups, and one with none is not pushed."""
+    schedule_id: int | None = None
+    """A CLUe schedule every auth uses (SPECIFIC); unset: ALWAYS."""
+    events_lookback_days: int = Field(default=7, ge=1, le=366)
+    """How far back the first `syncd events collect` of this place reads."""
 
 
 TargetConfig = Annotated[Ef45TargetConfig | ClueTargetConfig, Field(discriminator="type")]
+
+
+class TemplatesConfig(_Strict):
+    """Biometric templates at rest: the AES-256-GCM key (base64 of 32 random bytes, made by
+    `syncd keys generate`) and which enrollment terminal wins (`prefer_origin`, else the
+    newest capture)."""
+
+    key: SecretRef
+    prefer_origin: str | None = None
+
+
+_CRON = r"^$|^\S+(\s+\S+){4}$"
+
+
+class DaemonConfig(_Strict):
+    """`syncd run`: job schedules (0 or "" turns a job off), stop, logs, metrics, standby.
+
+    A `*_cron` is a five-field crontab line in the daemon's local time zone;
+    `reconcile_cron`, when set, replaces `reconcile_every_s`.
+    """
+
+    reconcile_every_s: float = Field(default=300.0, ge=0)
+    reconcile_cron: str = Field(default="", pattern=_CRON)
+    deep_reconcile_cron: str = Field(default="30 2 * * *", pattern=_CRON)
+    backfill_every_s: float = Field(default=900.0, ge=0)
+    events_every_s: float = Field(default=60.0, ge=0)
+    device_clock_cron: str = Field(default="15 3 * * *", pattern=_CRON)
+    misfire_grace_s: float = Field(default=60.0, gt=0)
+    stop_timeout_s: float = Field(default=30.0, gt=0)
+    log_format: Literal["kv", "json"] = "kv"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    metrics_listen: str = Field(default="127.0.0.1:9464", pattern=r"^$|^\[?[^\s\]]*\]?:\d{1,5}$")
+    standby_poll_s: float = Field(default=5.0, gt=0)
 
 
 class Config(_Strict):
@@ -180,6 +236,8 @@ class Config(_Strict):
     ledger: LedgerConfig = LedgerConfig()
     safety: SafetyConfig = SafetyConfig()
     apply: ApplyConfig = ApplyConfig()
+    daemon: DaemonConfig = DaemonConfig()
+    templates: TemplatesConfig | None = None
     sources: dict[Annotated[str, Field(pattern=_ID_PATTERN)], SourceConfig]
     targets: dict[Annotated[str, Field(pattern=_ID_PATTERN)], TargetConfig]
 

@@ -12,7 +12,8 @@ import sys
 import typer
 from rich.console import Console
 
-from syncd.cli import commands, demo, emulate
+from syncd.cli import admin, commands, demo, device, emulate, events
+from syncd.cli import daemon as daemon_cli
 from syncd.errors import SyncdError, exit_code
 
 app = typer.Typer(
@@ -23,6 +24,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 commands.register(app)
+admin.register(app)
+device.register(app)
+daemon_cli.register(app)
+events.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(emulate.app, name="emulate")
 

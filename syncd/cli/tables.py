@@ -15,10 +15,12 @@ def _when(moment: datetime | None) -> str:
 
 
 def status_table(rows: Sequence[TargetStatus]) -> Table:
-    """Return one row per target: held, ok, failed, blocked, last applied."""
+    """Return one row per target: held, ok, failed, blocked, findings, last applied, health."""
     table = Table(title="Targets", title_justify="left")
-    for name in ("target", "held", "ok", "failed", "blocked", "last applied (UTC)"):
+    names = ("target", "held", "ok", "failed", "blocked", "findings", "last applied (UTC)")
+    for name in names:
         table.add_column(name, justify="left" if name == "target" else "right")
+    table.add_column("health")
     for row in rows:
         table.add_row(
             row.target,
@@ -26,9 +28,19 @@ def status_table(rows: Sequence[TargetStatus]) -> Table:
             str(row.ok),
             str(row.failed),
             str(row.blocked),
+            str(row.open_findings),
             _when(row.last_applied),
+            _health(row),
         )
     return table
+
+
+def _health(row: TargetStatus) -> str:
+    if row.quarantined_since is not None:
+        return f"[red]quarantined[/red] since {_when(row.quarantined_since)}"
+    if row.consecutive_failures:
+        return f"[yellow]{row.consecutive_failures} failed run(s) in a row[/yellow]"
+    return "ok"
 
 
 def history_table(rows: Sequence[RunRow]) -> Table:

@@ -15,7 +15,9 @@ JSON schema `syncd.plan/1` (stable; new keys may be added, none removed or renam
       "targets": {"<target>": [{"op": "create|update|disable|delete", "person": "KEY",
                                 "changes": {"field": [before, after]},
                                 "blocked": null | "reason"}]},
-      "problems": ["people.csv:12:start_date: …"]   # records the sources skipped
+      "problems": ["people.csv:12:start_date: …"],  # records the sources skipped
+      "notes": ["garage: quarantined: retried slowly"],
+      "fingerprint": {"source": "…", "ledger": "…"}  # what `apply --plan` checks
     }
 """
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -37,8 +39,10 @@ _MARKS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DISABLE: "-", Op.DELETE: "x"}
 _STYLES = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DISABLE: "magenta", Op.DELETE: "red"}
 
 
-def plan_to_json(plan: Plan, problems: Sequence[str] = ()) -> dict[str, Any]:
-    """Return the `syncd.plan/1` document of `plan`."""
+def plan_to_json(
+    plan: Plan, problems: Sequence[str] = (), fingerprint: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Return the `syncd.plan/1` document of `plan` (with the fingerprint, when given)."""
     summary = {s.target: {name: getattr(s, name) for name in COUNT_FIELDS} for s in plan.summaries}
     targets: dict[str, list[dict[str, Any]]] = {s.target: [] for s in plan.summaries}
     for action in plan.actions:
@@ -50,19 +54,26 @@ def plan_to_json(plan: Plan, problems: Sequence[str] = ()) -> dict[str, Any]:
                 "blocked": action.blocked,
             }
         )
-    return {
+    document: dict[str, Any] = {
         "schema": SCHEMA,
         "created_at": plan.created_at.isoformat(),
         "in_step": plan.in_step,
         "summary": summary,
         "targets": targets,
         "problems": list(problems),
+        "notes": list(plan.notes),
     }
+    if fingerprint is not None:
+        document["fingerprint"] = dict(fingerprint)
+    return document
 
 
-def render_json(plan: Plan, problems: Sequence[str] = ()) -> str:
+def render_json(
+    plan: Plan, problems: Sequence[str] = (), fingerprint: Mapping[str, str] | None = None
+) -> str:
     """Return the JSON report text (indented, UTF-8 kept)."""
-    return json.dumps(plan_to_json(plan, problems), indent=2, ensure_ascii=False) + "\n"
+    document = plan_to_json(plan, problems, fingerprint)
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def summary_table(plan: Plan, title: str = "Plan") -> Table:
@@ -102,6 +113,8 @@ def print_text(
             console.print(f"  … and {len(actions) - len(shown)} more (--limit 0 shows all)")
     for problem in problems:
         console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    for note in plan.notes:
+        console.print(f"[yellow]note[/yellow] {note}", highlight=False)
     if plan.in_step:
         console.print("\nEvery target is in step: nothing to do.")
 

@@ -6,7 +6,8 @@ single removal is never blocked by the share alone, so a small terminal can stil
 one leaver). Over either cap, every removal of that target is blocked — recorded and
 reported, never applied — while its creates and updates proceed. An administrator
 releases them with `apply --allow-deletes N` (a higher count for one run) or by
-approving the run.
+approving the run (`released`: exactly the removals blocked in that run, which then
+neither count against the cap nor get blocked).
 """
 
 from __future__ import annotations
@@ -38,18 +39,31 @@ class Caps:
         return min(self.max_count, share_limit)
 
 
-def apply_caps(plan: Plan, held_counts: Mapping[str, int], caps: Caps) -> Plan:
-    """Return `plan` with every removal of a target over its cap marked blocked."""
+def apply_caps(
+    plan: Plan,
+    held_counts: Mapping[str, int],
+    caps: Caps,
+    released: frozenset[tuple[str, str]] = frozenset(),
+) -> Plan:
+    """Return `plan` with every removal of a target over its cap marked blocked.
+
+    Removals named in `released` (target, person key) were approved by an administrator:
+    they are never blocked and do not count against the cap.
+    """
     actions: list[Action] = []
     summaries = []
     for summary in plan.summaries:
         mine = list(plan.for_target(summary.target))
-        removals = sum(1 for a in mine if a.op in REMOVALS)
+
+        def capped(action: Action) -> bool:
+            return action.op in REMOVALS and (action.target, action.person_key) not in released
+
+        removals = sum(1 for a in mine if capped(a))
         held = held_counts.get(summary.target, 0)
         limit = caps.limit(held)
         if removals > limit:
             reason = f"{removals} removals exceed the cap of {limit} for {held} people held"
-            mine = [_block(a, reason) if a.op in REMOVALS else a for a in mine]
+            mine = [_block(a, reason) if capped(a) else a for a in mine]
         actions.extend(mine)
         summaries.append(summarise(summary.target, mine, summary.unchanged, summary.deferred))
     return dataclasses.replace(plan, actions=tuple(actions), summaries=tuple(summaries))

@@ -9,7 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from syncd.ledger.schema import changes, runs, target_records
+from syncd.ledger.health import load_health
+from syncd.ledger.schema import changes, findings, runs, target_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,9 @@ class TargetStatus:
     failed: int
     blocked: int
     last_applied: datetime | None
+    quarantined_since: datetime | None = None
+    consecutive_failures: int = 0
+    open_findings: int = 0
 
 
 def history(engine: sa.Engine, limit: int) -> list[RunRow]:
@@ -74,10 +78,17 @@ def target_status(engine: sa.Engine, targets: list[str]) -> list[TargetStatus]:
         .where(changes.c.outcome == "applied")
         .group_by(changes.c.target)
     )
+    findings_q = (
+        sa.select(findings.c.target, sa.func.count())
+        .where(findings.c.resolved_at.is_(None))
+        .group_by(findings.c.target)
+    )
     with engine.connect() as conn:
         states: dict[tuple[str, str], int] = {(t, s): n for t, s, n in conn.execute(by_state)}
         held = {t: n for t, n in conn.execute(held_q)}
         last = {t: at for t, at in conn.execute(last_q)}
+        open_findings = {t: n for t, n in conn.execute(findings_q)}
+    health = load_health(engine)
     return [
         TargetStatus(
             target=t,
@@ -86,6 +97,68 @@ def target_status(engine: sa.Engine, targets: list[str]) -> list[TargetStatus]:
             failed=states.get((t, "failed"), 0),
             blocked=states.get((t, "blocked"), 0),
             last_applied=last.get(t),
+            quarantined_since=health[t].quarantined_since if t in health else None,
+            consecutive_failures=health[t].consecutive_failures if t in health else 0,
+            open_findings=open_findings.get(t, 0),
         )
         for t in targets
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    """One audited action, as `syncd audit` shows it."""
+
+    run_id: int
+    target: str
+    person_key: str
+    op: str
+    outcome: str
+    before_digest: str | None
+    after_digest: str | None
+    error: str | None
+    at: datetime
+
+
+def audit(engine: sa.Engine, person_key: str, limit: int = 200) -> list[ChangeRow]:
+    """Return everything that happened to one person across targets, oldest first."""
+    query = (
+        sa.select(changes)
+        .where(changes.c.person_key == person_key)
+        .order_by(changes.c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as conn:
+        rows = [
+            ChangeRow(
+                r.run_id,
+                r.target,
+                r.person_key,
+                r.op,
+                r.outcome,
+                r.before_digest,
+                r.after_digest,
+                r.error,
+                r.at,
+            )
+            for r in conn.execute(query)
+        ]
+    return rows[::-1]
+
+
+def blocked_in_run(engine: sa.Engine, run_id: int) -> frozenset[tuple[str, str]]:
+    """Return the (target, person) removals a run blocked and that are still blocked."""
+    query = (
+        sa.select(changes.c.target, changes.c.person_key)
+        .join(
+            target_records,
+            sa.and_(
+                target_records.c.target == changes.c.target,
+                target_records.c.person_key == changes.c.person_key,
+            ),
+        )
+        .where(changes.c.run_id == run_id, changes.c.outcome == "blocked")
+        .where(target_records.c.state == "blocked")
+    )
+    with engine.connect() as conn:
+        return frozenset((t, k) for t, k in conn.execute(query))

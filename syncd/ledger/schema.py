@@ -124,3 +124,49 @@ cursors = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("remote_id", sa.String(128), nullable=False),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("person_key", sa.String(255), nullable=True, index=True),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("result", sa.String(32), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("collected_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("target", "remote_id"),
+)
+"""Access events from every target in one shape: time (UTC), target, person, type, result."""
+
+target_health = sa.Table(
+    "target_health",
+    metadata,
+    sa.Column("target", sa.String(64), primary_key=True),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, default=0),
+    sa.Column("quarantined_since", UtcDateTime(), nullable=True),
+    sa.Column("last_success_at", UtcDateTime(), nullable=True),
+    sa.Column("last_failure_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+"""Per target: failed runs in a row, quarantine, last success (status, metrics)."""
+
+findings = sa.Table(
+    "findings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("person_key", sa.String(255), nullable=True),
+    sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("first_seen", UtcDateTime(), nullable=False),
+    sa.Column("last_seen", UtcDateTime(), nullable=False),
+    sa.Column("resolved_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("kind", "target", "subject"),
+)
+"""What an administrator must look at: orphans on a terminal, unknown enrollments,
+templates matching another person, incompatible record versions. `kind` is one of
+"orphan", "unknown_enrollment", "duplicate_template", "incompatible_template"."""

@@ -85,11 +85,11 @@ class CompiledMapping:
         )
         self._extra = attributes
         # Rules that always apply with constant groups are resolved once, not per record.
-        static = [r for r in access if r.when is None and all(g.is_constant for g in r.groups)]
+        static = [rule for rule in access if _is_static(rule)]
         self._static_groups = frozenset(
             str(value).strip() for rule in static for g in rule.groups for value in g.fixed or ()
         )
-        self._dynamic_rules = tuple(rule for rule in access if rule not in static)
+        self._dynamic_rules = tuple(rule for rule in access if not _is_static(rule))
         self._disabled_when = disabled_when
         self._pin = re.compile(options.pin_pattern)
         pin = fields.get("pin")
@@ -280,6 +280,11 @@ class CompiledMapping:
             (name, self._as_text(f"attributes.{name}", t, raw)) for name, t in self._extra.items()
         )
         return tuple(sorted((name, value) for name, value in pairs if value))
+
+
+def _is_static(rule: AccessRule) -> bool:
+    """True for a rule without a condition whose groups are constants."""
+    return rule.when is None and all(group.is_constant for group in rule.groups)
 
 
 def _bare_attribute(template: Template) -> str:

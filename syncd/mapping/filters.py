@@ -122,18 +122,53 @@ def local_start(day: date, zone: ZoneInfo) -> datetime:
     return wall.astimezone(UTC).astimezone(zone)
 
 
-def _parse_day(item: Item, fmt: str, zone: ZoneInfo) -> date:
+_NUMERIC_DIRECTIVES = {
+    "Y": r"(?P<Y>[0-9]{4})",
+    "m": r"(?P<m>[0-9]{1,2})",
+    "d": r"(?P<d>[0-9]{1,2})",
+}
+
+
+def day_parser(fmt: str) -> Callable[[str], date]:
+    """Return a parser of `fmt` dates raising ValueError, like strptime's but cheaper.
+
+    strptime costs ~7 µs a call; a format made only of %Y, %m, %d and literal text (the
+    usual HR "%Y-%m-%d" or "%d.%m.%Y") is read with one regular expression instead.
+    """
+    pieces = re.split(r"(%.)", fmt)
+    directives = [p[1] for p in pieces if p.startswith("%") and len(p) == 2]
+    if sorted(directives) != ["Y", "d", "m"]:
+        return lambda text: datetime.strptime(text, fmt).date()
+    pattern = re.compile(
+        "".join(
+            _NUMERIC_DIRECTIVES[p[1]] if p.startswith("%") and len(p) == 2 else re.escape(p)
+            for p in pieces
+        )
+    )
+
+    def parse(text: str) -> date:
+        match = pattern.fullmatch(text)
+        if match is None:
+            raise ValueError(text)
+        return date(int(match["Y"]), int(match["m"]), int(match["d"]))
+
+    return parse
+
+
+def _parse_day(item: Item, parse: Callable[[str], date], zone: ZoneInfo, fmt: str) -> date:
     if isinstance(item, datetime):
         return item.astimezone(zone).date()
     try:
-        return datetime.strptime(to_text(item).strip(), fmt).date()
+        return parse(to_text(item).strip())
     except ValueError:
         raise FilterError(f"not a date in the format {fmt}", item) from None
 
 
 def _date(fmt: str, zone: ZoneInfo) -> Filter:
+    parse = day_parser(fmt)
+
     def start_of_day(item: Item) -> datetime:
-        day = _parse_day(item, fmt, zone)
+        day = _parse_day(item, parse, zone, fmt)
         try:
             return local_start(day, zone)
         except OverflowError:  # year 1 east of UTC, year 9999 west of it
@@ -145,8 +180,10 @@ def _date(fmt: str, zone: ZoneInfo) -> Filter:
 def _date_end(fmt: str, zone: ZoneInfo) -> Filter:
     """End of the local day, to the second: the last working day still opens doors."""
 
+    parse = day_parser(fmt)
+
     def end_of_day(item: Item) -> datetime:
-        day = _parse_day(item, fmt, zone)
+        day = _parse_day(item, parse, zone, fmt)
         if day == date.max:  # HR's "open-ended" 9999-12-31: there is no next day to step back from
             return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=zone)
         try:

@@ -56,8 +56,17 @@ class RecordMapper(Protocol):
         """The source attributes the mapping reads (an LDAP search asks for these)."""
         ...
 
+    @property
+    def key_attributes(self) -> tuple[str, ...]:
+        """The source attributes the key is made of (to locate duplicate keys)."""
+        ...
+
     def map(self, raw: RawRecord) -> Person:
         """Return the Person of `raw`; raise RecordError(field, message) if it cannot."""
+        ...
+
+    def key_of(self, raw: RawRecord) -> str | None:
+        """Return the key of `raw` even when the rest does not map; None if unreadable."""
         ...
 
 

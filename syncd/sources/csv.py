@@ -24,6 +24,7 @@ from __future__ import annotations
 import codecs
 import csv
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -37,6 +38,7 @@ from syncd.sources.base import RecordMapper, SourceProblem, SourceRead
 _CHUNK = 1 << 16
 _DELIMITERS = (",", ";", "\t")
 _SHOWN_PROBLEMS = 5
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def detect_encoding(path: Path) -> str:
@@ -75,8 +77,12 @@ class _Tally:
 
 
 def line_of(line: int, cells: list[str], column: int) -> int:
-    """Return the physical line of cell `column` of a row starting on `line`."""
-    return line + sum(cell.count("\n") for cell in cells[:column])
+    """Return the physical line of cell `column` of a row starting on `line`.
+
+    Line breaks are counted as the reader counts lines (\r\n, \r or \n), so that the
+    number agrees with the row's own.
+    """
+    return line + sum(len(_LINE_BREAK.findall(cell)) for cell in cells[:column])
 
 
 class CsvSource:
@@ -192,13 +198,12 @@ class CsvSource:
                 self._duplicate(tally, key, line)
 
     def _key_of(self, raw: dict[str, str]) -> str | None:
-        key_of = getattr(self._mapping, "key_of", None)
-        return key_of(raw) if callable(key_of) else None
+        return self._mapping.key_of(raw)
 
     def _duplicate(self, tally: _Tally, key: str, line: int) -> None:
         """Report `key` seen again on `line`: every row with that key is void, the key held."""
         first = tally.first_line[key]
-        column = ", ".join(getattr(self._mapping, "key_attributes", ()))
+        column = ", ".join(self._mapping.key_attributes)
         label = f"key ({column})" if column else "key"
         if key not in tally.duplicates:
             tally.duplicates.add(key)

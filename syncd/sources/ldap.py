@@ -24,7 +24,7 @@ the highest uSNChanged seen); OpenLDAP's is the highest modifyTimestamp seen. A 
 read (`full=False` with a cursor) asks only for entries changed since, and is marked
 `complete=False`; deletions are found by full reads. OpenLDAP caveat: an entry changed
 while a full read runs, in an earlier second than a later-read entry, can be missed by
-the next delta read; the periodic full read (`full_read_every`) repairs it.
+the next delta read; the periodic full read (`full_read_every_h`) repairs it.
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ class LdapSource:
         tls = Tls(
             validate=ssl.CERT_REQUIRED if config.verify_tls else ssl.CERT_NONE,
             ca_certs_file=str(config.ca_file) if config.ca_file else None,
+            valid_names=[config.tls_server_name] if config.tls_server_name else None,
         )
         server = Server(
             config.url, tls=tls, get_info=NONE, connect_timeout=config.connect_timeout_s
@@ -234,7 +235,7 @@ class LdapSource:
             person = self.mapping.map(record)
         except RecordError as err:
             collected.problems.append(SourceProblem(self.name, dn, err.field, err.message))
-            key = getattr(err, "key", None) or self.flavor.held_key(record)
+            key = self.mapping.key_of(record) or self.flavor.held_key(record)
             if key:
                 collected.held.add(key)
             return

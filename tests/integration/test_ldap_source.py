@@ -28,6 +28,7 @@ class FakeMapper:
     """
 
     attributes = frozenset({"givenName", "sn", "uid"})
+    key_attributes = ("entryUUID",)
 
     def __init__(self, on_map: Callable[[int, RawRecord], None] | None = None) -> None:
         self.on_map = on_map
@@ -45,6 +46,10 @@ class FakeMapper:
             last_name=str(_one(raw, "sn")),
             attributes=(("dn", str(_one(raw, "dn"))),),
         )
+
+    def key_of(self, raw: RawRecord) -> str | None:
+        value = raw.get("entryUUID")
+        return str(_one(raw, "entryUUID")) if value else None
 
 
 def _one(raw: RawRecord, name: str) -> Any:

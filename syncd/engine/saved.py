@@ -1,0 +1,86 @@
+"""Saved plans: `syncd plan --output plan.json`, then `syncd apply --plan plan.json`.
+
+A saved plan is the JSON report plus a `fingerprint` of what it was computed from: one
+aggregate digest of the source's people and one of the ledger's records. Apply recomputes
+both under the run lock; if either moved, the plan is stale and nothing is applied
+(`PlanStale`). Otherwise exactly the approved actions — named by (target, person, op) —
+are applied.
+
+Only aggregate digests leave the ledger: a per-record digest next to the visible fields
+of that record would let a reader test guesses of a 4-digit PIN offline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.engine.narrow import ActionKey
+from syncd.engine.report import SCHEMA
+from syncd.errors import ConfigError, PlanStale
+from syncd.ledger.store import StoredPerson
+from syncd.model import HeldRecord, Person, digest
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPlan:
+    """What an administrator approved: the fingerprint and the actions."""
+
+    fingerprint: Mapping[str, str]
+    actions: frozenset[ActionKey]
+
+
+def _aggregate(lines: list[str]) -> str:
+    hasher = hashlib.sha256()
+    for line in sorted(lines):
+        hasher.update(line.encode("utf-8"))
+        hasher.update(b"\n")
+    return hasher.hexdigest()
+
+
+def fingerprint(
+    people: Mapping[str, Person],
+    gone: Mapping[str, Person],
+    stored: Mapping[str, StoredPerson],
+    held: Mapping[str, Mapping[str, HeldRecord]],
+) -> dict[str, str]:
+    """Return {"source": …, "ledger": …}: aggregate digests of what a plan was made from."""
+    source = [f"{k}\t{digest(p.to_json())}" for k, p in people.items()]
+    source += [f"gone\t{k}" for k in gone]
+    ledger = [f"{k}\t{p.digest}\t{p.gone_since}" for k, p in stored.items()]
+    ledger += [
+        f"{t}\t{k}\t{r.digest}\t{r.state.value}\t{r.disabled_since}\t{r.next_attempt_at}"
+        for t, records in held.items()
+        for k, r in records.items()
+    ]
+    return {"source": _aggregate(source), "ledger": _aggregate(ledger)}
+
+
+def load_saved_plan(path: Path) -> SavedPlan:
+    """Return the approved plan in `path`; raise ConfigError if it is not a saved plan."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        if document.get("schema") != SCHEMA or "fingerprint" not in document:
+            raise ValueError("not a syncd.plan/1 report with a fingerprint")
+        actions = frozenset(
+            (target, str(a["person"]), str(a["op"]))
+            for target, items in document["targets"].items()
+            for a in items
+            if not a.get("blocked")
+        )
+        return SavedPlan(dict(document["fingerprint"]), actions)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: cannot use as a saved plan: {exc}") from None
+
+
+def check_fresh(saved: SavedPlan, current: Mapping[str, str]) -> None:
+    """Return if nothing moved since the plan was saved; raise PlanStale naming what moved."""
+    moved = [name for name in ("source", "ledger") if saved.fingerprint.get(name) != current[name]]
+    if moved:
+        raise PlanStale(
+            f"the {' and the '.join(moved)} changed since this plan was made: nothing applied; "
+            "make a new plan and review it"
+        )

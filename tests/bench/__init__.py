@@ -1,0 +1,1 @@
+"""Benchmarks: each `bench_*.py` module here exposes `run() -> list[dict[str, object]]`."""
