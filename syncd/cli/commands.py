@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,8 +14,10 @@ from rich.console import Console
 from syncd.cli import tables
 from syncd.cli.progress import TargetBars
 from syncd.config import Config, load_config
-from syncd.engine import report
+from syncd.engine import narrow, report
+from syncd.engine.report_html import render_html
 from syncd.engine.run import Engine
+from syncd.engine.saved import SavedPlan, load_saved_plan
 from syncd.errors import SafetyBlocked, TargetError
 from syncd.ledger import migrate, queries
 from syncd.ledger.store import create_ledger_engine
@@ -30,6 +33,16 @@ TargetOption = Annotated[
 ShrinkOption = Annotated[
     bool, typer.Option("--allow-shrink", help="Accept a source that shrank past the limit.")
 ]
+FullOption = Annotated[
+    bool,
+    typer.Option("--full", help="Read every source in full (finds deletions) instead of deciding."),
+]
+DeepOption = Annotated[
+    bool,
+    typer.Option(
+        "--deep", help="Observe the terminals first: repair drift, report orphans (slower)."
+    ),
+]
 console = Console()
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 
@@ -39,6 +52,7 @@ class Format(StrEnum):
 
     TEXT = "text"
     JSON = "json"
+    HTML = "html"
 
 
 def register(app: typer.Typer) -> None:
@@ -65,7 +79,8 @@ def db_upgrade(config: ConfigOption = None) -> None:
     )
 
 
-def _engine(settings: Config, targets: list[str] | None) -> Engine:
+def open_engine(settings: Config, targets: list[str] | None) -> Engine:
+    """Return an Engine for `settings`, limited to `targets` when given."""
     only = frozenset(targets) if targets else None
     return Engine.from_config(settings, only_targets=only)
 
@@ -82,30 +97,64 @@ def plan(
     target: TargetOption = None,
     limit: Annotated[int, typer.Option(help="Actions shown per target in text (0: all).")] = 20,
     allow_shrink: ShrinkOption = False,
+    full: FullOption = False,
+    person: Annotated[str | None, typer.Option(help="Only this person's actions.")] = None,
+    deep: DeepOption = False,
 ) -> None:
-    """Show what apply would change (a dry run: no target is touched)."""
-    engine = _engine(load_config(config), target)
+    """Show what apply would change (a dry run: no target is touched).
+
+    `--format json --output plan.json` saves a plan that `apply --plan plan.json` applies
+    exactly, or refuses if the source or the ledger moved meanwhile.
+    """
+    engine = open_engine(load_config(config), target)
     try:
-        reading = engine.read(allow_shrink=allow_shrink)
-        result = engine.plan(reading)
+        reading = engine.read(allow_shrink=allow_shrink, full=True if full else None)
+        result = engine.plan(reading, deep=deep)
         engine.record_dry_run(result)
+        fingerprint = engine.fingerprint(reading) if fmt is not Format.TEXT else None
     finally:
         engine.close()
-    _emit(result, reading.problems, fmt, output, limit)
-    if check and not result.in_step:
+    shown = narrow.only_person(result, person) if person else result
+    _emit(shown, reading.problems, fmt, output, limit, fingerprint)
+    if check and not shown.in_step:
         raise typer.Exit(1)
 
 
-def _emit(result: Plan, problems: list[str], fmt: Format, output: Path | None, limit: int) -> None:
-    if fmt is Format.JSON:
-        text = report.render_json(result, problems)
-        if output:
-            output.write_text(text, encoding="utf-8")
-        else:
-            sys.stdout.write(text)
+def _emit(
+    result: Plan,
+    problems: list[str],
+    fmt: Format,
+    output: Path | None,
+    limit: int,
+    fingerprint: dict[str, str] | None,
+) -> None:
+    if fmt is Format.TEXT:
+        out = Console(file=output.open("w", encoding="utf-8"), width=120) if output else console
+        report.print_text(out, result, problems, limit=limit)
         return
-    out = Console(file=output.open("w", encoding="utf-8"), width=120) if output else console
-    report.print_text(out, result, problems, limit=limit)
+    if fmt is Format.JSON:
+        text = report.render_json(result, problems, fingerprint)
+    else:
+        text = render_html(report.plan_to_json(result, problems, fingerprint))
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
+@dataclass(frozen=True)
+class ApplyOptions:
+    """What an administrator asked of one apply (the CLI's flags)."""
+
+    yes: bool = False
+    limit: int = 20
+    allow_shrink: bool = False
+    full: bool = False
+    allow_deletes: int | None = None
+    wait: float = 0.0
+    saved: SavedPlan | None = None
+    released: frozenset[tuple[str, str]] = frozenset()
+    deep: bool = False
 
 
 def apply(
@@ -113,18 +162,32 @@ def apply(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
     target: TargetOption = None,
     allow_shrink: ShrinkOption = False,
+    full: FullOption = False,
     allow_deletes: Annotated[
         int | None, typer.Option(help="Release up to N blocked removals for this run.")
     ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the run lock.")] = 0.0,
     limit: Annotated[int, typer.Option(help="Actions shown per target (0: all).")] = 20,
+    saved_plan: Annotated[
+        Path | None, typer.Option("--plan", help="Apply exactly this saved JSON plan.")
+    ] = None,
+    deep: DeepOption = False,
 ) -> None:
     """Bring every target in step: show the plan, then apply it with a progress bar."""
-    engine = _engine(load_config(config), target)
+    saved = load_saved_plan(saved_plan) if saved_plan else None
+    options = ApplyOptions(yes, limit, allow_shrink, full, allow_deletes, wait, saved, deep=deep)
+    run_apply(open_engine(load_config(config), target), options)
+
+
+def run_apply(engine: Engine, options: ApplyOptions) -> None:
+    """Apply with confirmation and progress bars; raise for failures and blocked removals.
+
+    Closes `engine` on the way out.
+    """
 
     def confirm(result: Plan) -> bool:
-        report.print_text(console, result, limit=limit, title="Plan")
-        if not result.runnable() or yes:
+        report.print_text(console, result, limit=options.limit, title="Plan")
+        if not result.runnable() or options.yes:
             return True
         if not sys.stdin.isatty():
             console.print(
@@ -136,21 +199,28 @@ def apply(
     try:
         with TargetBars(console) as bars:
             result, outcome, run_id = engine.apply(
-                allow_shrink=allow_shrink,
-                allow_deletes=allow_deletes,
+                allow_shrink=options.allow_shrink,
+                full=True if options.full else None,
+                allow_deletes=options.allow_deletes,
                 progress=bars,
-                wait_lock_s=wait,
+                wait_lock_s=options.wait,
                 before_apply=confirm,
+                saved=options.saved,
+                released=options.released,
+                deep=options.deep,
             )
     finally:
         engine.close()
     applied, failed = outcome.count("applied"), outcome.count("failed")
+    for name, error in sorted(outcome.errors.items()):
+        console.print(f"[red]{name}[/red]: {error}", highlight=False)
     console.print(f"run {run_id}: {applied} applied, {failed} failed, {result.blocked} blocked")
     if failed:
         raise TargetError(f"{failed} action(s) failed; they are retried on the next run")
     if result.blocked:
         raise SafetyBlocked(
-            f"{result.blocked} removal(s) blocked by the safety cap: rerun with --allow-deletes N"
+            f"{result.blocked} removal(s) blocked by the safety cap: review them, then "
+            f"`syncd approve {run_id}` or `syncd apply --allow-deletes N`"
         )
 
 

@@ -14,7 +14,7 @@ lock busy) records each of its actions as failed and never delays the other targ
 from __future__ import annotations
 
 import asyncio
-import functools
+import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +30,9 @@ from tenacity import (
 )
 
 from syncd.config import ApplyConfig
+from syncd.engine.writer import GroupWriter
 from syncd.errors import SyncdError, TemporaryTargetError, cut
+from syncd.ledger.outcomes import Outcome
 from syncd.ledger.store import Ledger
 from syncd.model import Action, Plan
 from syncd.targets.base import Target, TargetSession
@@ -64,6 +66,7 @@ class ApplyResult:
 
     per_target: dict[str, Counter[str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    stopped: bool = False
 
     def count(self, outcome: str) -> int:
         """Return how many actions ended with `outcome` across targets."""
@@ -84,14 +87,19 @@ class Applier:
         settings: ApplyConfig,
         clock: Clock,
         progress: Progress | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.ledger = ledger
+        # Checked between actions: once set, actions not yet started are left for the
+        # next run (its plan recomputes them); the one in flight finishes and is recorded.
+        self.stop = stop
         self.run_id = run_id
         self.settings = settings
         self.clock = clock
         self.progress = progress or NoProgress()
         self.result = ApplyResult()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
+        self._group = GroupWriter(ledger, self._writer)  # group commit (engine.writer)
 
     async def run(self, plan: Plan, targets: Mapping[str, Target]) -> ApplyResult:
         """Record the plan's blocked actions, apply the rest; return the counts."""
@@ -119,6 +127,9 @@ class Applier:
                 with attempt:
                     async with target.session() as session:
                         for action in actions[done:]:
+                            if self.stop is not None and self.stop.is_set():
+                                self.result.stopped = True
+                                return
                             await self._apply_one(session, action)
                             done += 1
         except SyncdError as exc:
@@ -167,17 +178,9 @@ class Applier:
     ) -> None:
         now = self.clock()
         next_attempt = self._next_attempt(action, now) if outcome == "failed" else None
-        write = functools.partial(
-            self.ledger.record_outcome,
-            self.run_id,
-            action,
-            outcome=outcome,
-            now=now,
-            remote_id=remote_id,
-            error=error,
-            next_attempt_at=next_attempt,
+        await self._group.write(
+            Outcome(self.run_id, action, outcome, now, remote_id, error, next_attempt)
         )
-        await asyncio.get_running_loop().run_in_executor(self._writer, write)
         self.result.per_target.setdefault(action.target, Counter())[outcome] += 1
 
     def _next_attempt(self, action: Action, now: datetime) -> datetime:

@@ -7,7 +7,7 @@ chosen httpx transport.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -23,7 +23,10 @@ from syncd.mapping import load_mapping
 from syncd.sources.base import Source
 from syncd.sources.csv import CsvSource
 from syncd.targets.base import Target
+from syncd.targets.clue.target import ClueTarget
+from syncd.targets.ef45.lockstate import LockMemo
 from syncd.targets.ef45.target import Ef45Target
+from syncd.targets.templates import TemplateLoader
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -45,8 +48,14 @@ def build_targets(
     *,
     only: frozenset[str] | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+    templates: TemplateLoader | None = None,
+    lock_memos: Callable[[str], LockMemo] | None = None,
 ) -> dict[str, Target]:
-    """Return each configured target by name (only those in `only`, when given)."""
+    """Return each configured target by name (only those in `only`, when given).
+
+    `templates` resolves template digests to bytes when an EF-45 target applies;
+    `lock_memos(name)` gives an EF-45 target the memo of its lock (see LockMemo).
+    """
     if only is not None and (unknown := only - set(config.targets)):
         raise ConfigError(f"unknown target(s): {', '.join(sorted(unknown))}")
     transports = transports or {}
@@ -55,7 +64,13 @@ def build_targets(
         if only is not None and name not in only:
             continue
         if isinstance(target_config, Ef45TargetConfig):
-            targets[name] = Ef45Target(name, target_config, transport=transports.get(name))
+            targets[name] = Ef45Target(
+                name,
+                target_config,
+                transport=transports.get(name),
+                templates=templates,
+                lock_memo=lock_memos(name) if lock_memos is not None else None,
+            )
         elif isinstance(target_config, ClueTargetConfig):
-            raise ConfigError(f"targets.{name}: CLUe targets are not supported yet")
+            targets[name] = ClueTarget(name, target_config, transport=transports.get(name))
     return targets

@@ -8,7 +8,10 @@ No I/O and no clock but the `now` given. For each target and each person:
   while the target holds an active record → disable (the record stays, templates too);
 - disabled for at least `delete_after` → delete, but only records syncd created, never a
   protected key;
-- a failed record whose retry time has not come is deferred (counted, not acted on).
+- a failed record whose retry time has not come is deferred (counted, not acted on);
+- a person the target cannot render (`RecordError`, e.g. access ending before it starts)
+  gets no action and a note naming target, person and field: one bad record never
+  stops the plan.
 
 Field changes shown to people are redacted here, once: a secret field's values never
 leave the plan as clear text.
@@ -17,10 +20,11 @@ leave the plan as clear text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from syncd.errors import RecordError
 from syncd.model import (
     Action,
     Enrollment,
@@ -67,24 +71,52 @@ def compute_plan(
     """Return the actions that bring every target to `desired`, with a summary per target."""
     actions: list[Action] = []
     summaries: list[TargetSummary] = []
+    notes: list[str] = []
+    renders = _Renders(desired)
     for target in targets:
         target_actions, unchanged, deferred = _plan_target(
-            target, desired, held.get(target.name, {}), policy, now
+            target, renders, held.get(target.name, {}), policy, now, notes
         )
         actions.extend(target_actions)
         summaries.append(summarise(target.name, target_actions, unchanged, deferred))
-    return Plan(actions=tuple(actions), summaries=tuple(summaries), created_at=now)
+    return Plan(
+        actions=tuple(actions), summaries=tuple(summaries), created_at=now, notes=tuple(notes)
+    )
+
+
+class _Renders:
+    """Each person rendered once per kind of target configuration, with its digest.
+
+    Ten terminals configured alike hold the same record for a person: rendering and
+    hashing it once instead of ten times is most of a large plan's cost.
+    """
+
+    def __init__(self, desired: Desired) -> None:
+        self.desired = desired
+        self._cache: dict[tuple[Hashable, str, bool], tuple[Record, str]] = {}
+
+    def get(self, target: Target, person: Person, active: bool) -> tuple[Record, str]:
+        """Return (record, digest) of `person` on `target`, disabled unless `active`."""
+        cache_key = (target.render_key, person.key, active)
+        found = self._cache.get(cache_key)
+        if found is None:
+            shown = person if active else dataclasses.replace(person, status=Status.DISABLED)
+            record = target.render(shown, self.desired.enrollments.get(person.key, ()))
+            found = self._cache[cache_key] = (record, digest(record))
+        return found
 
 
 def _plan_target(
     target: Target,
-    desired: Desired,
+    renders: _Renders,
     held: Mapping[str, HeldRecord],
     policy: Policy,
     now: datetime,
+    notes: list[str],
 ) -> tuple[list[Action], int, int]:
     actions: list[Action] = []
     unchanged = deferred = 0
+    desired = renders.desired
     keys = sorted(set(desired.people) | (set(held) & set(desired.gone)))
     for key in keys:
         if key in policy.protected_keys:
@@ -93,7 +125,11 @@ def _plan_target(
         if record is not None and _deferred(record, now):
             deferred += 1
             continue
-        action = _decide(target, desired, key, record, policy, now)
+        try:
+            action = _decide(target, renders, key, record, policy, now)
+        except RecordError as exc:
+            notes.append(f"{target.name}: {key}: {exc.field}: {exc.message}; not changed")
+            continue
         if action is None:
             unchanged += record is not None and record.present
         else:
@@ -111,28 +147,26 @@ def _deferred(record: HeldRecord, now: datetime) -> bool:
 
 def _decide(
     target: Target,
-    desired: Desired,
+    renders: _Renders,
     key: str,
     held: HeldRecord | None,
     policy: Policy,
     now: datetime,
 ) -> Action | None:
-    person = desired.people.get(key)
+    person = renders.desired.people.get(key)
     if person is not None and person.status is Status.ACTIVE and target.selects(person):
-        wanted = target.render(person, desired.enrollments.get(key, ()))
-        return _converge_active(target, key, held, wanted)
+        wanted, wanted_digest = renders.get(target, person, active=True)
+        return _converge_active(target, key, held, wanted, wanted_digest)
     if held is None or not held.present:
         return None
-    last = person if person is not None else desired.gone[key]
-    disabled = dataclasses.replace(last, status=Status.DISABLED)
-    wanted = target.render(disabled, desired.enrollments.get(key, ()))
-    return _converge_leaver(target, key, held, wanted, policy, now)
+    last = person if person is not None else renders.desired.gone[key]
+    wanted, wanted_digest = renders.get(target, last, active=False)
+    return _converge_leaver(target, key, held, wanted, wanted_digest, policy, now)
 
 
 def _converge_active(
-    target: Target, key: str, held: HeldRecord | None, wanted: Record
+    target: Target, key: str, held: HeldRecord | None, wanted: Record, wanted_digest: str
 ) -> Action | None:
-    wanted_digest = digest(wanted)
     if held is None or not held.present:
         return _action(target, key, Op.CREATE, wanted, wanted_digest, held)
     if held.digest == wanted_digest:
@@ -145,14 +179,19 @@ def _converge_leaver(
     key: str,
     held: HeldRecord,
     wanted: Record,
+    wanted_digest: str,
     policy: Policy,
     now: datetime,
 ) -> Action | None:
-    if held.record is None or target.is_active(held.record):
-        return _action(target, key, Op.DISABLE, wanted, digest(wanted), held, active=False)
+    # The ledger sets disabled_since exactly when it stores an inactive record, so a plan
+    # that did not load the records (large ledgers) still knows which ones are active.
+    active = target.is_active(held.record) if held.record is not None else held.disabled_since is None
+    if active:
+        return _action(target, key, Op.DISABLE, wanted, wanted_digest, held, active=False)
     since = held.disabled_since
     if held.created_by_syncd and since is not None and now - since >= policy.delete_after:
-        return _action(target, key, Op.DELETE, held.record, str(held.digest), held, active=False)
+        last = held.record if held.record is not None else {}
+        return _action(target, key, Op.DELETE, last, str(held.digest), held, active=False)
     return None
 
 
@@ -180,6 +219,28 @@ def _action(
         active_after=active,
         attempts=held.attempts if held is not None else 0,
     )
+
+
+def with_held_records(
+    plan: Plan, records: Mapping[tuple[str, str], Record], targets: Sequence[Target]
+) -> Plan:
+    """Return `plan` with field changes (and a delete's last record) taken from `records`.
+
+    For plans made without loading held records: `records` holds, per (target, person),
+    what the ledger says the target holds.
+    """
+    secrets = {t.name: t.secret_fields for t in targets}
+    actions = []
+    for action in plan.actions:
+        before = records.get((action.target, action.person_key))
+        if before is None:
+            actions.append(action)
+            continue
+        record = before if action.op is Op.DELETE else action.record
+        after = None if action.op is Op.DELETE else action.record
+        changes = field_changes(before, after, secrets[action.target])
+        actions.append(dataclasses.replace(action, record=record, changes=changes))
+    return dataclasses.replace(plan, actions=tuple(actions))
 
 
 def field_changes(

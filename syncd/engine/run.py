@@ -1,7 +1,11 @@
 """One reconcile, as the CLI and the daemon run it: read → guard → plan → (apply).
 
-`Engine.read` reads every source and refuses a read that looks wrong (empty or shrunk
-beyond `safety.max_source_shrink` while the ledger holds people). `Engine.plan` is the
+`Engine.read` reads every source — in full, or only what changed since the source's
+cursor (a delta) — and refuses a full read that looks wrong (empty or shrunk beyond
+`safety.max_source_shrink` while the ledger holds people; a delta is partial by nature
+and exempt). Left to decide, it reads in full when a source has no cursor or its last
+full read (cursor `source:NAME:full_at`) is older than `full_read_every_h`: only a full
+read finds people deleted from the source. `Engine.plan` is the
 pure plan plus the removal caps. `Engine.apply` takes the run lock, re-reads and
 re-plans under it (so it never acts on a stale view), records the run, the people and
 every action's outcome, and only then moves source cursors. A dry run writes nothing but
@@ -11,6 +15,8 @@ its own `runs` row.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,12 +25,19 @@ import httpx
 
 from syncd.config import Config
 from syncd.engine.apply import Applier, ApplyResult, Progress
+from syncd.engine.deep import DeepView, look, record_orphans, with_orphan_deletes
+from syncd.engine.enrollments import open_vault, purge_gone, template_loader
 from syncd.engine.factory import build_sources, build_targets
-from syncd.engine.plan import Desired, Policy, compute_plan
+from syncd.engine.narrow import defer_targets, restrict_to
+from syncd.engine.plan import Desired, Policy, compute_plan, with_held_records
 from syncd.engine.safety import Caps, apply_caps
+from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
 from syncd.errors import SourceError, SourceRefused
+from syncd.ledger import health
+from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.store import Ledger, StoredPerson
+from syncd.ledger.templates import TemplateVault
 from syncd.model import Person, Plan
 from syncd.sources.base import Source, SourceRead
 from syncd.targets.base import Target
@@ -44,6 +57,8 @@ class Reading:
     desired: Desired
     reads: Mapping[str, SourceRead]
     newly_gone: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    started: Mapping[str, datetime] = field(default_factory=dict)
+    """When each source's read began: a full read's `full_at` once committed."""
 
     @property
     def problems(self) -> list[str]:
@@ -60,6 +75,8 @@ class Engine:
     sources: dict[str, Source]
     targets: dict[str, Target]
     clock: Clock = utc_now
+    vault: TemplateVault | None = None
+    """The ledger's encrypted templates (None: no [templates] key configured)."""
 
     @classmethod
     def from_config(
@@ -72,27 +89,60 @@ class Engine:
     ) -> Engine:
         """Open the ledger (schema checked) and build the configured sources and targets."""
         ledger = Ledger.open(config.ledger.url)
-        targets = build_targets(config, only=only_targets, transports=transports)
-        return cls(config, ledger, build_sources(config), targets, clock)
+        try:
+            vault = open_vault(config, ledger.engine)
+        except BaseException:
+            ledger.close()
+            raise
+        loader = template_loader(vault) if vault is not None else None
+        targets = build_targets(
+            config,
+            only=only_targets,
+            transports=transports,
+            templates=loader,
+            lock_memos=lambda name: LedgerLockMemo(ledger, name),
+        )
+        return cls(config, ledger, build_sources(config), targets, clock, vault)
 
     def close(self) -> None:
         """Release the ledger's connections."""
         self.ledger.close()
 
-    def read(self, *, allow_shrink: bool = False) -> Reading:
-        """Read every source; raise SourceRefused for a read that looks wrong."""
+    def read(self, *, allow_shrink: bool = False, full: bool | None = None) -> Reading:
+        """Read every source; raise SourceRefused for a read that looks wrong.
+
+        `full=True` reads every source in full, False asks each for a delta since its
+        cursor (a source without a cursor still reads in full), None decides per source
+        (`wants_full`). Nothing is written: cursors move only in `apply`, after commit.
+        """
         stored = self.ledger.load_people()
         reads: dict[str, SourceRead] = {}
+        started: dict[str, datetime] = {}
         for name, source in self.sources.items():
-            read = source.read(cursor=self.ledger.get_cursor(f"source:{name}"), full=True)
+            cursor = self.ledger.get_cursor(f"source:{name}")
+            started[name] = self.clock()
+            wanted = self.wants_full(name, cursor) if full is None else full
+            read = source.read(cursor=cursor, full=wanted)
             self._guard(name, read, stored, allow_shrink)
             reads[name] = read
-        return self._desired(reads, stored)
+        return dataclasses.replace(self._desired(reads, stored), started=started)
+
+    def wants_full(self, name: str, cursor: str | None) -> bool:
+        """Return whether source `name` is due a full read (see the module docstring)."""
+        if cursor is None:
+            return True
+        config = self.config.sources.get(name)
+        every_h = float(getattr(config, "full_read_every_h", 0.0))
+        last = _parse_time(self.ledger.get_cursor(f"source:{name}:full_at"))
+        if every_h <= 0 or last is None:
+            return True
+        return self.clock() - last >= timedelta(hours=every_h)
 
     def _guard(
         self, name: str, read: SourceRead, stored: Mapping[str, StoredPerson], allow_shrink: bool
     ) -> None:
         if not read.complete:
+            # A delta names only who changed: neither empty nor small says anyone left.
             return
         held = sum(1 for p in stored.values() if p.source == name and p.gone_since is None)
         seen = len(read.people) + len(read.held)
@@ -124,22 +174,77 @@ class Engine:
         for key, person in stored.items():
             if key not in people:
                 gone[key] = person.person
-        return Reading(Desired(people=people, gone=gone), reads, newly_gone)
+        enrolled = self.vault.enrollments() if self.vault is not None else {}
+        return Reading(Desired(people=people, gone=gone, enrollments=enrolled), reads, newly_gone)
 
-    def plan(self, reading: Reading, *, allow_deletes: int | None = None) -> Plan:
-        """Return the plan for `reading` against the ledger, removal caps applied."""
+    def plan(
+        self,
+        reading: Reading,
+        *,
+        allow_deletes: int | None = None,
+        released: frozenset[tuple[str, str]] = frozenset(),
+        deep: bool = False,
+        findings: bool = False,
+    ) -> Plan:
+        """Return the plan for `reading` against the ledger, removal caps applied.
+
+        `released` (target, person) removals were approved and escape the caps. Actions of
+        a quarantined target are deferred until its slow retry time comes. With `deep`,
+        the targets are observed first and the plan repairs their drift (`engine.deep`);
+        with `findings` too, the orphans found are recorded in the ledger.
+        """
         safety = self.config.safety
         policy = Policy(
             delete_after=timedelta(days=safety.delete_after_days),
             protected_keys=frozenset(safety.protected_keys),
         )
-        held = self.ledger.load_held()
+        # A deep plan compares whole records; an ordinary one needs only digests and
+        # fetches the records behind its actions afterwards (a million rows stay light).
+        held = self.ledger.load_held(with_records=deep)
+        view = look(self.targets, held, reading.desired) if deep else None
+        targets = list(self.targets.values())
         plan = compute_plan(
-            reading.desired, list(self.targets.values()), held, policy, self.clock()
+            reading.desired, targets, view.held if view else held, policy, self.clock()
         )
+        if view is None:
+            keys = [(a.target, a.person_key) for a in plan.actions if a.before_digest]
+            plan = with_held_records(plan, self.ledger.load_records(keys), targets)
+        if view is not None:
+            plan = self._with_deep_view(plan, view, policy, findings)
         counts = {t: sum(1 for r in recs.values() if r.present) for t, recs in held.items()}
         caps = Caps(safety.max_deletes, safety.max_delete_share, allow_deletes)
-        return apply_caps(plan, counts, caps)
+        capped = apply_caps(plan, counts, caps, released)
+        return defer_targets(capped, self._resting_targets(), "quarantined: retried slowly")
+
+    def _with_deep_view(self, plan: Plan, view: DeepView, policy: Policy, findings: bool) -> Plan:
+        """Add the orphan deletes (targets with orphans = "delete") and the deep notes."""
+        deleting = {
+            name for name, c in self.config.targets.items()
+            if getattr(c, "orphans", "report") == "delete"
+        }  # fmt: skip
+        if findings:
+            record_orphans(self.ledger.engine, view, self.clock())
+        plan = with_orphan_deletes(plan, view, self.targets, deleting, policy.protected_keys)
+        return dataclasses.replace(plan, notes=(*plan.notes, *view.notes(deleting)))
+
+    def _resting_targets(self) -> set[str]:
+        """Return the quarantined targets whose next slow retry has not come yet."""
+        now = self.clock()
+        retry = timedelta(seconds=self.config.apply.quarantine_retry_s)
+        return {
+            name
+            for name, h in health.load_health(self.ledger.engine).items()
+            if name in self.targets
+            and h.quarantined
+            and h.last_failure_at is not None
+            and now < h.last_failure_at + retry
+        }
+
+    def fingerprint(self, reading: Reading) -> dict[str, str]:
+        """Return the aggregate digests of source and ledger a saved plan is checked by."""
+        desired = reading.desired
+        stored = self.ledger.load_people()
+        return fingerprint(desired.people, desired.gone, stored, self.ledger.load_held())
 
     def record_dry_run(self, plan: Plan, trigger: str = "cli") -> int:
         """Record a dry run in `runs` (nothing else is written); return its id."""
@@ -158,15 +263,30 @@ class Engine:
         progress: Progress | None = None,
         wait_lock_s: float = 0.0,
         before_apply: Callable[[Plan], bool] | None = None,
+        full: bool | None = None,
+        stop: threading.Event | None = None,
+        released: frozenset[tuple[str, str]] = frozenset(),
+        saved: SavedPlan | None = None,
+        deep: bool = False,
     ) -> tuple[Plan, ApplyResult, int]:
         """Under the run lock: read, plan, apply, record. Return (plan, result, run id).
 
         `before_apply` sees the plan made under the lock and may return False to stop
-        (nothing is then applied; the run is recorded as cancelled).
+        (nothing is then applied; the run is recorded as cancelled). `stop`, once set
+        (the daemon's SIGTERM), ends the apply between actions: the run is recorded as
+        "stopped" and what was not started is left for the next run. `released` are
+        approved removals (see `plan`). With `saved`, raise PlanStale unless source and
+        ledger are as they were when it was made, and apply only its actions. With `deep`,
+        the plan repairs what the targets really hold and records orphans (see `plan`).
         """
         with run_lock(self.ledger.engine, wait_s=wait_lock_s):
-            reading = self.read(allow_shrink=allow_shrink)
-            plan = self.plan(reading, allow_deletes=allow_deletes)
+            reading = self.read(allow_shrink=allow_shrink, full=full)
+            plan = self.plan(
+                reading, allow_deletes=allow_deletes, released=released, deep=deep, findings=deep
+            )
+            if saved is not None:
+                check_fresh(saved, self.fingerprint(reading))
+                plan, _ = restrict_to(plan, saved.actions)
             run_id = self.ledger.start_run(
                 kind="apply", trigger=trigger, dry_run=False, now=self.clock()
             )
@@ -174,9 +294,13 @@ class Engine:
                 self.ledger.finish_run(run_id, outcome="cancelled", counts={}, now=self.clock())
                 return plan, ApplyResult(), run_id
             self._save_people(reading)
-            applier = Applier(self.ledger, run_id, self.config.apply, self.clock, progress)
+            applier = Applier(
+                self.ledger, run_id, self.config.apply, self.clock, progress, stop=stop
+            )
             result = asyncio.run(applier.run(plan, self.targets))
             self._finish(run_id, plan, result, reading)
+            days = timedelta(days=self.config.safety.delete_after_days)
+            purge_gone(self.ledger.engine, days, self.clock())
             return plan, result, run_id
 
     def _save_people(self, reading: Reading) -> None:
@@ -192,13 +316,42 @@ class Engine:
         )
         if plan.blocked and outcome == "ok":
             outcome = "blocked"
+        if result.stopped:
+            outcome = "stopped"
         message = "; ".join(f"{t}: {e}" for t, e in sorted(result.errors.items())) or None
         self.ledger.finish_run(
             run_id, outcome=outcome, counts=result.as_counts(), now=self.clock(), message=message
         )
+        self._record_health(plan, result)
+        if not result.stopped:
+            self._move_cursors(reading)
+
+    def _move_cursors(self, reading: Reading) -> None:
+        # Only once the people and every outcome are committed may the cursors move: a
+        # crash before this re-reads the same changes, never skips them.
         for name, read in reading.reads.items():
             if read.cursor is not None:
                 self.ledger.set_cursor(f"source:{name}", read.cursor, self.clock())
+            if read.complete and name in reading.started:
+                started = reading.started[name].isoformat()
+                self.ledger.set_cursor(f"source:{name}:full_at", started, self.clock())
+
+
+    def _record_health(self, plan: Plan, result: ApplyResult) -> None:
+        """Count a target's run as failed when nothing of it could be applied."""
+        attempted = {a.target for a in plan.runnable()}
+        failed: dict[str, str] = {}
+        succeeded: list[str] = []
+        for target in sorted(attempted):
+            counts = result.per_target.get(target)
+            if target in result.errors or (counts and counts["failed"] and not counts["applied"]):
+                failed[target] = result.errors.get(target, "every action failed")
+            elif counts and counts["applied"]:
+                succeeded.append(target)
+        health.record_run_outcomes(
+            self.ledger.engine, succeeded, failed, now=self.clock(),
+            quarantine_after=self.config.apply.quarantine_after,
+        )
 
 
 def _present_people(
@@ -217,6 +370,17 @@ def _present_people(
         if key in stored and key not in present:
             present[key] = stored[key].person
     return present
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    """Return a stored ISO timestamp as an aware datetime (UTC if naive); None if unusable."""
+    if text is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None  # unreadable: treated as "never", so the next read is full
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _summary_counts(summary: object) -> dict[str, int]:

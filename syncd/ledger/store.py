@@ -9,7 +9,7 @@ Reads for reports (history, audit, status) live in `queries.py`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,12 +19,14 @@ from sqlalchemy.engine import Connection
 
 from syncd.errors import LedgerError
 from syncd.ledger import migrate
+from syncd.ledger.outcomes import Outcome
 from syncd.ledger.schema import changes, cursors, people, runs, target_records
 from syncd.model import (
     Action,
     HeldRecord,
     Op,
     Person,
+    Record,
     RecordState,
     canonical_json,
     digest,
@@ -146,16 +148,67 @@ class Ledger:
 
     # target records -----------------------------------------------------------------------
 
-    def load_held(self, target: str | None = None) -> dict[str, dict[str, HeldRecord]]:
-        """Return target → person key → HeldRecord (one target's only, when named)."""
-        query = sa.select(target_records)
+    def load_held(
+        self, target: str | None = None, *, with_records: bool = True
+    ) -> dict[str, dict[str, HeldRecord]]:
+        """Return target → person key → HeldRecord (one target's only, when named).
+
+        Without `with_records`, each HeldRecord's `record` is None: a plan over a million
+        records needs only digests and states, and `load_records` fetches the few records
+        whose field changes a report shows.
+        """
+        if with_records:
+            query = sa.select(target_records)
+            if target is not None:
+                query = query.where(target_records.c.target == target)
+            held: dict[str, dict[str, HeldRecord]] = {}
+            with self._begin() as conn:
+                for row in conn.execute(query):
+                    held.setdefault(row.target, {})[row.person_key] = _held_from_row(row)
+            return held
+        return self._load_held_light(target)
+
+    def _load_held_light(self, target: str | None) -> dict[str, dict[str, HeldRecord]]:
+        # The hot path of a large plan: positional rows, fetched in partitions, and
+        # HeldRecords built positionally (attribute access per row costs more than the SQL).
+        c = target_records.c
+        query = sa.select(
+            c.target, c.person_key, c.state, c.digest, c.remote_id, c.created_by_syncd,
+            c.disabled_since, c.attempts, c.next_attempt_at,
+        )  # fmt: skip
         if target is not None:
-            query = query.where(target_records.c.target == target)
+            query = query.where(c.target == target)
+        states = {state.value: state for state in RecordState}
         held: dict[str, dict[str, HeldRecord]] = {}
         with self._begin() as conn:
-            for row in conn.execute(query):
-                held.setdefault(row.target, {})[row.person_key] = _held_from_row(row)
+            for rows in conn.execute(query).partitions(20_000):
+                for name, key, state, dig, remote, created, disabled, attempts, retry in rows:
+                    by_key = held.get(name)
+                    if by_key is None:
+                        by_key = held[name] = {}
+                    by_key[key] = HeldRecord(
+                        name, key, states[state], dig, None, remote, created, disabled,
+                        attempts, retry,
+                    )  # fmt: skip
         return held
+
+    def load_records(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record]:
+        """Return the records held for the given (target, person key) pairs that have one."""
+        wanted: dict[str, list[str]] = {}
+        for target, key in keys:
+            wanted.setdefault(target, []).append(key)
+        found: dict[tuple[str, str], Record] = {}
+        with self._begin() as conn:
+            for target, person_keys in wanted.items():
+                for start in range(0, len(person_keys), 500):
+                    query = sa.select(target_records.c.person_key, target_records.c.record).where(
+                        target_records.c.target == target,
+                        target_records.c.person_key.in_(person_keys[start : start + 500]),
+                        target_records.c.record.is_not(None),
+                    )
+                    for key, text in conn.execute(query):
+                        found[(target, key)] = json.loads(text)
+        return found
 
     def record_outcome(
         self,
@@ -173,30 +226,16 @@ class Ledger:
         `outcome` is "applied", "failed" or "blocked". An applied delete removes the
         target record; an applied create/update/disable stores the record pushed.
         """
+        self.record_outcomes(
+            [Outcome(run_id, action, outcome, now, remote_id, error, next_attempt_at)]
+        )
+
+    def record_outcomes(self, outcomes: Sequence[Outcome]) -> None:
+        """Commit several outcomes in one transaction, in order, all or none (apply's
+        group commit: `engine.writer`)."""
         with self._begin() as conn:
-            current = conn.execute(
-                sa.select(target_records).where(
-                    target_records.c.target == action.target,
-                    target_records.c.person_key == action.person_key,
-                )
-            ).first()
-            if outcome == "applied":
-                _write_applied(conn, action, current, remote_id, now)
-            else:
-                _write_unapplied(conn, action, current, outcome, error, next_attempt_at, now)
-            conn.execute(
-                changes.insert().values(
-                    run_id=run_id,
-                    target=action.target,
-                    person_key=action.person_key,
-                    op=action.op.value,
-                    outcome=outcome,
-                    before_digest=action.before_digest,
-                    after_digest=None if action.op is Op.DELETE else action.after_digest,
-                    error=error,
-                    at=now,
-                )
-            )
+            for item in outcomes:
+                _record_in(conn, item)
 
     # runs and cursors ---------------------------------------------------------------------
 
@@ -251,6 +290,30 @@ class Ledger:
             )
             if updated.rowcount == 0:
                 conn.execute(cursors.insert().values(name=name, value=value, updated_at=now))
+
+
+def _record_in(conn: Connection, item: Outcome) -> None:
+    action = item.action
+    current = conn.execute(sa.select(target_records).where(_key_clause(action))).first()
+    if item.outcome == "applied":
+        _write_applied(conn, action, current, item.remote_id, item.now)
+    else:
+        _write_unapplied(
+            conn, action, current, item.outcome, item.error, item.next_attempt_at, item.now
+        )
+    conn.execute(
+        changes.insert().values(
+            run_id=item.run_id,
+            target=action.target,
+            person_key=action.person_key,
+            op=action.op.value,
+            outcome=item.outcome,
+            before_digest=action.before_digest,
+            after_digest=None if action.op is Op.DELETE else action.after_digest,
+            error=item.error,
+            at=item.now,
+        )
+    )
 
 
 def _held_from_row(row: Any) -> HeldRecord:
@@ -308,6 +371,8 @@ def _write_unapplied(
     next_attempt_at: datetime | None,
     now: datetime,
 ) -> None:
+    if current is None and action.op is Op.DELETE:
+        return  # an orphan's delete (deep run): no record is held, the finding stays
     state = RecordState.BLOCKED if outcome == "blocked" else RecordState.FAILED
     attempts = (current.attempts if current else 0) + (0 if outcome == "blocked" else 1)
     values: dict[str, Any] = {
@@ -322,7 +387,9 @@ def _write_unapplied(
 
 def _upsert_record(conn: Connection, action: Action, current: Any, values: dict[str, Any]) -> None:
     if current is None:
-        values.setdefault("created_by_syncd", True)
+        # Only a create makes the record syncd's; an update/disable without a row is a
+        # deep run adopting a user found on the target, which syncd must never delete.
+        values.setdefault("created_by_syncd", action.op is Op.CREATE)
         conn.execute(
             target_records.insert().values(
                 target=action.target, person_key=action.person_key, **values

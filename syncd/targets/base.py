@@ -10,7 +10,7 @@ A target is one configured system: one EF-45 terminal or one CLUe place.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -36,6 +36,12 @@ class Target(Protocol):
     kind: str
     secret_fields: frozenset[str]
     """Record fields whose values never appear in a report, log or audit row."""
+
+    @property
+    def render_key(self) -> Hashable:
+        """Everything `render` depends on besides its arguments: targets with equal keys
+        render a person identically, so a plan renders once for all of them."""
+        ...
 
     def selects(self, person: Person) -> bool:
         """Return True if `person` belongs on this target (by group)."""

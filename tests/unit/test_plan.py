@@ -36,6 +36,10 @@ class FakeTarget:
         self.name = name
         self.groups = groups
 
+    @property
+    def render_key(self) -> tuple[str, str]:
+        return (self.kind, self.name)
+
     def selects(self, person: Person) -> bool:
         return selects_by_groups(self.groups, person)
 

@@ -45,6 +45,7 @@ from syncd.targets.ef45.errors import (
     UserExists,
     is_missing,
 )
+from syncd.targets.ef45.lockstate import LockMemo
 from syncd.targets.ef45.paging import iter_pages, page_items
 
 __all__ = [
@@ -112,9 +113,14 @@ class Ef45Client:
         batch_min_version: str = "1.3.0",
         page_size: int = 50,
         transport: httpx.AsyncBaseTransport | None = None,
+        lock_memo: LockMemo | None = None,
     ) -> None:
         self._conn = Ef45Connection(
-            base_url=base_url, timeout_s=timeout_s, steal_lock=steal_lock, transport=transport
+            base_url=base_url,
+            timeout_s=timeout_s,
+            steal_lock=steal_lock,
+            transport=transport,
+            lock_memo=lock_memo,
         )
         self.batch_min_version = batch_min_version
         self.page_size = page_size
@@ -333,6 +339,13 @@ class Ef45Client:
     def iter_logs_between(self, min_id: int, max_id: int) -> AsyncIterator[dict[str, Any]]:
         """Yield the log entries with min_id <= id <= max_id (none: nothing)."""
         return self._iter("/logs/from/to", {"min": min_id, "max": max_id})
+
+    async def delete_logs_between(self, min_id: int, max_id: int) -> None:
+        """Delete the log entries with min_id <= id <= max_id (an empty range is no error)."""
+        response = await self._conn.call(
+            "DELETE", "/logs", params={"min": min_id, "max": max_id}, allow=(404,)
+        )
+        self._conn.absent(response, "/logs")  # a bare 404 (unknown path) still raises
 
     def _iter(self, path: str, params: Params | None = None) -> AsyncIterator[dict[str, Any]]:
         async def fetch(page: int) -> dict[str, Any] | None:

@@ -32,10 +32,13 @@ from syncd.targets.ef45.errors import (
     redact,
     secrets_of,
 )
+from syncd.targets.ef45.lockstate import LockMemo, LockState
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/1.0"
+RELEASE_ATTEMPTS = 4
+RELEASE_PAUSE_S = 0.05
 Params = Mapping[str, str | int]
 
 
@@ -49,8 +52,10 @@ class Ef45Connection:
         timeout_s: float,
         steal_lock: bool,
         transport: httpx.AsyncBaseTransport | None,
+        lock_memo: LockMemo | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.lock_memo = lock_memo
         self.timeout_s = timeout_s
         self.steal_lock = steal_lock
         self._transport = transport
@@ -86,12 +91,15 @@ class Ef45Connection:
     async def close(self) -> None:
         """Release the lock if held and close the HTTP client. Never raises an Exception.
 
-        A failed release is logged: the device then keeps the lock until another client
-        steals it or the device drops it.
+        A temporary failure of the release (5xx, timeout, dropped connection) is retried
+        `RELEASE_ATTEMPTS` times in all: a lock left behind shuts every later session out.
+        A release that still fails is logged: the device then keeps the lock until another
+        client steals it or the device drops it.
         """
         try:
             if self._lock_uid is not None:
-                await self._release_lock(self._lock_uid)
+                await self._release_with_retries(self._lock_uid)
+                self._store(self._state().released())
         except Exception as exc:
             log.warning("%s: lock not released: %s", self.base_url, exc)
         finally:
@@ -100,7 +108,32 @@ class Ef45Connection:
                 await self._http.aclose()
                 self._http = None
 
+    def _state(self) -> LockState:
+        return LockState.decode(self.lock_memo.recall() if self.lock_memo is not None else None)
+
+    def _store(self, state: LockState) -> None:
+        if self.lock_memo is not None:
+            self.lock_memo.remember(state.encode())
+
     async def _take_lock(self) -> str:
+        state = self._state()
+        if state.held is not None:
+            await self._release_stale(state.held)
+        state = state.requesting()
+        self._store(state)
+        uid = await self._request_lock(state)
+        self._store(state.taken(uid))
+        return uid
+
+    async def _release_stale(self, uid: str) -> None:
+        """Release a lock an earlier syncd session took and never released (by its uid)."""
+        try:
+            await self._release_lock(uid)
+            log.warning("%s: released a lock left by an earlier syncd session", self.base_url)
+        except Ef45Error:
+            pass  # that session's lock is gone already (or the device is down: seen next)
+
+    async def _request_lock(self, state: LockState) -> str:
         label = "/lock"
         response = await self._send("POST", label, locked=False)
         if response.is_success:
@@ -108,13 +141,22 @@ class Ef45Connection:
         if response.status_code >= 500:
             raise error_for(response.status_code, redact(response.text), self.where("POST", label))
         # Any 4xx on POST /lock means another client holds it (real status unverified).
-        if not self.steal_lock:
+        # A lock request of syncd's own went unanswered a short while ago: the holder is
+        # most likely that lost request, whose uid nobody knows (see lockstate).
+        if state.may_hold_ghost():
+            log.warning(
+                "%s: taking over the lock a lost syncd session may hold (PUT /lock)",
+                self.base_url,
+            )
+        elif not self.steal_lock:
+            self._store(state.released())
             raise LockBusy(
                 f"{self.where('POST', label)}: HTTP {response.status_code}: "
                 "the lock is held by another client (steal_lock is off)",
                 status=response.status_code,
             )
-        log.warning("%s: lock held by another client; stealing it (steal_lock)", self.base_url)
+        else:
+            log.warning("%s: lock held by another client; stealing it (steal_lock)", self.base_url)
         response = await self._send("PUT", label, locked=False)
         if response.is_success:
             return self._lock_uid_of(response, "PUT", label)
@@ -126,6 +168,20 @@ class Ef45Connection:
         if not isinstance(uid, str) or not uid:
             raise Ef45Unavailable(f"{self.where(method, label)}: answer has no lock_uid")
         return uid
+
+    async def _release_with_retries(self, uid: str) -> None:
+        for attempt in range(1, RELEASE_ATTEMPTS + 1):
+            try:
+                await self._release_lock(uid)
+                return
+            except Ef45Unavailable:
+                if attempt == RELEASE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(RELEASE_PAUSE_S * attempt)
+            except Ef45Rejected as exc:
+                if attempt > 1 and exc.status == 404:
+                    return  # an earlier try did release it; only its answer was lost
+                raise
 
     async def _release_lock(self, uid: str) -> None:
         label = "/lock/{lock_uid}"  # the uid itself stays out of messages
@@ -142,7 +198,10 @@ class Ef45Connection:
             log.warning("%s: the device dropped the lock; retaking it", where)
             self._lock_uid = None
             try:
-                self._lock_uid = await self._take_lock()
+                state = self._state().requesting()
+                self._store(state)
+                self._lock_uid = await self._request_lock(state)
+                self._store(state.taken(self._lock_uid))
             except Ef45Error as exc:
                 raise LockLost(f"{where}: lock lost and not retaken: {exc}") from exc
 

@@ -16,7 +16,7 @@ disable → `update_user` with only the parts whose fields changed; delete → `
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,10 @@ from syncd.config import Ef45TargetConfig
 from syncd.model import Action, Enrollment, Op, Person, Record, Status
 from syncd.targets.base import TargetSession, selects_by_groups
 from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
+from syncd.targets.ef45.lockstate import LockMemo
+from syncd.targets.ef45.observe import observe_users
+from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
+from syncd.targets.templates import TemplateLoader
 
 SUBJECT_FIELDS = (
     "user_uuid",
@@ -73,11 +77,22 @@ class Ef45Target:
         config: Ef45TargetConfig,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        templates: TemplateLoader | None = None,
+        lock_memo: LockMemo | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self.zone = ZoneInfo(config.time_zone)
         self._transport = transport
+        self.templates = templates
+        """Resolves template digests to bytes at apply (None: no key, no templates)."""
+        self.lock_memo = lock_memo
+        """Remembers this terminal's lock across processes (None: this process only)."""
+
+    @property
+    def render_key(self) -> Hashable:
+        """What render depends on besides the person: the zone and the record version."""
+        return (self.kind, self.config.time_zone, self.config.record_version)
 
     def selects(self, person: Person) -> bool:
         """Return True if the person's groups send them to this terminal."""
@@ -100,6 +115,7 @@ class Ef45Target:
         }
         for field in WIEGAND_FIELDS:
             record[field] = _int_attribute(person, field, -1)
+        record.update(render_templates(enrollments, self.config.record_version))
         return record
 
     def _local(self, moment: datetime | None) -> str:
@@ -121,49 +137,79 @@ class Ef45Target:
             batch_min_version=config.batch_min_version,
             page_size=config.page_size,
             transport=self._transport,
+            lock_memo=self.lock_memo,
         )
+
+    async def observe(self) -> dict[str, Record]:
+        """Return user uuid → record (render's shape) for every user the terminal holds.
+
+        Takes the lock for the read; raise an Ef45Error if the terminal cannot be read
+        completely (a partial list is never returned).
+        """
+        async with self.client() as client:
+            return await observe_users(client)
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[TargetSession]:
         """Lock the terminal for one run; the lock is released on every way out."""
         async with self.client() as client:
-            yield Ef45Session(client)
+            yield Ef45Session(client, name=self.name, templates=self.templates)
 
 
 class Ef45Session:
     """The actions of one run on one locked terminal."""
 
-    def __init__(self, client: Ef45Client) -> None:
+    def __init__(
+        self, client: Ef45Client, *, name: str = "", templates: TemplateLoader | None = None
+    ) -> None:
         self.client = client
+        self.name = name or client.base_url
+        self.templates = templates
 
     async def apply(self, action: Action) -> str | None:
         """Execute `action` on the terminal; return the user uuid it now holds (or had)."""
         uuid = action.person_key
         if action.op is Op.CREATE:
-            await self._create(action.record)
+            await self._create(action)
         elif action.op is Op.DELETE:
             await self._delete(uuid)
         else:
             await self._update(action)
         return uuid
 
-    async def _create(self, record: Record) -> None:
-        subject, user_info = split_record(record)
+    async def _create(self, action: Action) -> None:
+        subject, user_info = split_record(action.record)
+        extra = await self._templates(action)
+        subject.update(extra.subject)
         try:
-            await self.client.create_user(subject, user_info)
+            await self.client.create_user(subject, user_info, extra.faces or ())
         except UserExists:
-            await self.client.update_user(subject, user_info)
+            await self.client.update_user(subject, user_info, extra.faces)
 
     async def _update(self, action: Action) -> None:
         subject, user_info = split_record(action.record)
         changed = {change.name for change in action.changes}
+        extra = await self._templates(action)
+        # Templates ride along whenever the subject is sent: a PUT that replaced the
+        # whole subject (unverified firmware behaviour) must not drop them.
+        subject.update(extra.subject)
         try:
             await self.client.update_user(
-                subject if changed & set(SUBJECT_FIELDS) else None,
+                subject if changed & {*SUBJECT_FIELDS, *TEMPLATE_FIELDS} else None,
                 user_info if changed & set(USER_INFO_FIELDS) else None,
+                extra.faces if "faces" in changed else None,
             )
         except UnknownUser:
-            await self.client.create_user(subject, user_info)
+            await self.client.create_user(subject, user_info, extra.faces or ())
+
+    async def _templates(self, action: Action) -> Resolved:
+        return await resolve(
+            action.record,
+            action.person_key,
+            loader=self.templates,
+            session_version=self.client.record_version,
+            target=self.name,
+        )
 
     async def _delete(self, uuid: str) -> None:
         try:

@@ -1,0 +1,47 @@
+"""`syncd device-clock`: set every EF-45 terminal's clock from this host's clock."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from syncd.cli.commands import ConfigOption, TargetOption
+from syncd.config import load_config
+from syncd.engine.clock import set_device_clocks
+from syncd.engine.run import Engine
+from syncd.errors import TargetError
+
+console = Console()
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""
+    app.command("device-clock")(device_clock)
+
+
+def device_clock(
+    config: ConfigOption = None,
+    target: TargetOption = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print failures only.")] = False,
+) -> None:
+    """Set each EF-45 terminal's clock to the host's time in the terminal's time_zone.
+
+    Exit 8 if any terminal could not be set (the others are set all the same).
+    """
+    only = frozenset(target) if target else None
+    engine = Engine.from_config(load_config(config), only_targets=only)
+    try:
+        results = set_device_clocks(engine)
+    finally:
+        engine.close()
+    failed = [r for r in results.values() if not r.ok]
+    for result in sorted(results.values(), key=lambda r: r.target):
+        if result.ok and not quiet:
+            shown = result.set_to.isoformat(sep=" ") if result.set_to else ""
+            console.print(f"{result.target}: clock set to {shown}", highlight=False)
+        elif not result.ok:
+            console.print(f"[red]{result.target}: not set:[/red] {result.error}", highlight=False)
+    if failed:
+        raise TargetError(f"{len(failed)} terminal clock(s) not set")

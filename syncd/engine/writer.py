@@ -1,0 +1,68 @@
+"""Group commit of apply's outcomes: one writer thread, many outcomes per transaction.
+
+Every target awaits its action's outcome being committed before it goes on, so a crash
+loses nothing. Committing each outcome alone made the writer thread the bottleneck of a
+large apply (one transaction per action, and each SQLite call hands the GIL back and
+forth with the event loop). Here the outcomes that arrive while one transaction commits
+are written together in the next: the guarantee is unchanged, the commits are fewer.
+If a group's transaction fails, its outcomes are retried one by one, so each waiting
+action gets its own result (or its own error).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from syncd.ledger.outcomes import Outcome
+from syncd.ledger.store import Ledger
+
+
+class GroupWriter:
+    """Writes outcomes through `ledger.record_outcomes` on `executor` (one thread)."""
+
+    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor) -> None:
+        self.ledger = ledger
+        self.executor = executor
+        self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
+        self._draining = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, outcome: Outcome) -> None:
+        """Return once `outcome` is committed; raise what the ledger raised for it."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._queue.append((outcome, done))
+        if not self._draining:
+            self._draining = True
+            self._task = loop.create_task(self._drain())
+        await done
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._queue:
+                group, self._queue = self._queue, []
+                try:
+                    items = [item for item, _ in group]
+                    await loop.run_in_executor(self.executor, self.ledger.record_outcomes, items)
+                except Exception:
+                    await self._one_by_one(group)
+                    continue
+                for _, done in group:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self._draining = False
+
+    async def _one_by_one(self, group: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
+        loop = asyncio.get_running_loop()
+        for item, done in group:
+            try:
+                await loop.run_in_executor(self.executor, self.ledger.record_outcomes, [item])
+            except Exception as exc:
+                if not done.done():
+                    done.set_exception(exc)
+            else:
+                if not done.done():
+                    done.set_result(None)

@@ -1,0 +1,21 @@
+"""One action's outcome as the ledger records it (`Ledger.record_outcomes`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from syncd.model import Action
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one action: "applied", "failed" or "blocked", and its details."""
+
+    run_id: int
+    action: Action
+    outcome: str
+    now: datetime
+    remote_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
