@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.clue",
     "tests.fixtures.ef45",
     "tests.fixtures.syncd_env",
+    "tests.fixtures.clue_env",
 ]

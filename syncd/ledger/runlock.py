@@ -17,7 +17,7 @@ from filelock import FileLock, Timeout
 
 from syncd.errors import RunLockBusy
 
-ADVISORY_KEY = 0x5359_4E43  # "SYNC": one lock id for every syncd sharing a database
+ADVISORY_KEY = 0x5359_4E43  # "SYNC"; the second half of the lock id is the schema's hash
 
 
 @contextmanager
@@ -35,7 +35,9 @@ def run_lock(engine: sa.Engine, *, wait_s: float = 0.0) -> Iterator[None]:
 def _advisory_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
     with engine.connect() as conn:
         deadline = time.monotonic() + wait_s
-        try_lock = sa.text("SELECT pg_try_advisory_lock(:key)")
+        # Scoped to the ledger's schema: two ledgers sharing one database never block
+        # each other, while every syncd on the same ledger meets the same lock.
+        try_lock = sa.text("SELECT pg_try_advisory_lock(:key, hashtext(coalesce(current_schema(), '')))")
         while not conn.execute(try_lock, {"key": ADVISORY_KEY}).scalar():
             conn.commit()
             if time.monotonic() >= deadline:
@@ -45,7 +47,8 @@ def _advisory_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
         try:
             yield
         finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_KEY})
+            unlock = sa.text("SELECT pg_advisory_unlock(:key, hashtext(coalesce(current_schema(), '')))")
+            conn.execute(unlock, {"key": ADVISORY_KEY})
             conn.commit()
 
 
