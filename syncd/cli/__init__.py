@@ -12,7 +12,7 @@ import sys
 import typer
 from rich.console import Console
 
-from syncd.cli import admin, commands, demo, device, emulate, events
+from syncd.cli import admin, backfill, commands, demo, device, emulate, events
 from syncd.cli import daemon as daemon_cli
 from syncd.errors import SyncdError, exit_code
 
@@ -24,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 commands.register(app)
+backfill.register(app)
 admin.register(app)
 device.register(app)
 daemon_cli.register(app)

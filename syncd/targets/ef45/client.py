@@ -23,13 +23,10 @@ import asyncio
 import base64
 import binascii
 import logging
-import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
@@ -61,40 +58,13 @@ __all__ = [
     "UserExists",
 ]
 
+from syncd.targets.ef45.records import Ef45User, version_key
+from syncd.targets.ef45.records import seg as _seg
+from syncd.targets.ef45.records import uuid_of as _uuid_of
+
 log = logging.getLogger(__name__)
 
 DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
-
-
-@dataclass(frozen=True, slots=True)
-class Ef45User:
-    """One user as the terminal holds it: subject, user info (None if none), faces."""
-
-    subject: dict[str, Any]
-    user_info: dict[str, Any] | None
-    faces: tuple[dict[str, Any], ...]
-
-
-def version_key(version: str) -> tuple[int, ...]:
-    """Return "1.2.20" as (1, 2, 20) for comparing; () when it has no leading number."""
-    parts: list[int] = []
-    for part in version.strip().split("."):
-        digits = re.match(r"\d+", part)
-        if digits is None:
-            break
-        parts.append(int(digits.group()))
-    return tuple(parts)
-
-
-def _seg(value: str | int) -> str:
-    return quote(str(value), safe="")
-
-
-def _uuid_of(*parts: Mapping[str, Any] | None) -> str:
-    for part in parts:
-        if part is not None and isinstance(part.get("user_uuid"), str) and part["user_uuid"]:
-            return str(part["user_uuid"])
-    raise ValueError("user_uuid is required (in the subject, user info or a face)")
 
 
 class Ef45Client:

@@ -1,0 +1,154 @@
+"""The daemon's job table: what each job runs and when.
+
+    reconcile       Engine.apply(trigger="daemon")              every reconcile_every_s or cron
+    deep_reconcile  Engine.apply(trigger="daemon", deep=True)   deep_reconcile_cron (nightly)
+    backfill        syncd.engine.backfill.backfill              every backfill_every_s
+    events          syncd.engine.events.collect_events          every events_every_s
+    device_clock    syncd.engine.clock.set_device_clocks        device_clock_cron (daily)
+
+Wiring a new job is one row of `JOBS`. An engine function is called as
+`fn(engine, trigger=…, stop=…)`, each keyword passed only when its signature takes it;
+it takes the run lock itself when it writes to targets. Schedules of 0 seconds or an
+empty cron turn a job off; backfill reports "skipped" on a site without a template key.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+from syncd.config import DaemonConfig
+from syncd.engine.backfill import backfill
+from syncd.engine.clock import set_device_clocks
+from syncd.engine.events import collect_events
+from syncd.engine.run import Engine
+from syncd.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+JobFunction = Callable[..., Any]
+Schedule = Callable[[DaemonConfig], tuple[float, str]]
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job reports: its ledger run id (if it made one), outcome and a summary."""
+
+    outcome: str
+    run_id: int | None = None
+    summary: str = ""
+    changes_run: int | None = None
+
+
+@dataclass(frozen=True)
+class JobDef:
+    """One row of the job table: a name, the engine function it runs, and its schedule."""
+
+    name: str
+    function: JobFunction
+    schedule: Schedule
+
+
+def _reconcile(
+    engine: Engine, *, trigger: str, stop: threading.Event, deep: bool = False
+) -> JobResult:
+    extra: dict[str, Any] = {"deep": True} if deep else {}
+    plan, result, run_id = engine.apply(trigger=trigger, stop=stop, **extra)
+    applied, failed = result.count("applied"), result.count("failed")
+    outcome = "stopped" if result.stopped else "failed" if failed else "ok"
+    summary = f"{applied} applied, {failed} failed, {plan.blocked} blocked"
+    return JobResult(outcome, run_id, summary, changes_run=run_id)
+
+
+def _backfill(engine: Engine, *, trigger: str) -> Any:
+    if engine.config.templates is None:
+        return JobResult("skipped", summary="no [templates] key configured")
+    return backfill(engine, trigger=trigger)
+
+
+JOBS: tuple[JobDef, ...] = (
+    JobDef("reconcile", _reconcile, lambda d: (d.reconcile_every_s, d.reconcile_cron)),
+    JobDef(
+        "deep_reconcile",
+        functools.partial(_reconcile, deep=True),
+        lambda d: (0, d.deep_reconcile_cron),
+    ),
+    JobDef("backfill", _backfill, lambda d: (d.backfill_every_s, "")),
+    JobDef("events", collect_events, lambda d: (d.events_every_s, "")),
+    JobDef("device_clock", set_device_clocks, lambda d: (0, d.device_clock_cron)),
+)
+JOB_NAMES = tuple(job.name for job in JOBS)
+
+
+def available_jobs() -> dict[str, JobFunction]:
+    """Return name → function for every job of the table."""
+    return {job.name: job.function for job in JOBS}
+
+
+def make_trigger(every_s: float, cron: str) -> BaseTrigger | None:
+    """Return the trigger for a schedule (cron wins), None when the job is off.
+
+    Raise ConfigError if the cron line does not parse.
+    """
+    if cron:
+        try:
+            return CronTrigger.from_crontab(cron)
+        except ValueError as exc:
+            raise ConfigError(f"bad cron line {cron!r}: {exc}") from None
+    if every_s > 0:
+        return IntervalTrigger(seconds=every_s)
+    return None
+
+
+def triggers(config: DaemonConfig) -> dict[str, BaseTrigger]:
+    """Return job name → trigger for every job switched on in `config`.
+
+    Raise ConfigError listing every bad cron line (so a SIGHUP reload can refuse it).
+    """
+    result: dict[str, BaseTrigger] = {}
+    problems: list[str] = []
+    for job in JOBS:
+        every_s, cron = job.schedule(config)
+        try:
+            trigger = make_trigger(every_s, cron)
+        except ConfigError as exc:
+            problems.append(f"daemon ({job.name}): {exc}")
+            continue
+        if trigger is not None:
+            result[job.name] = trigger
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return result
+
+
+def call_job(
+    function: JobFunction, engine: Engine, *, trigger: str, stop: threading.Event
+) -> JobResult:
+    """Call an engine function with the keywords it accepts; return its JobResult.
+
+    A function that returns something else gets "ok" with its value (cut) as summary.
+    """
+    offered: dict[str, Any] = {"trigger": trigger, "stop": stop}
+    parameters = inspect.signature(function).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    kwargs = {k: v for k, v in offered.items() if takes_any or k in parameters}
+    value = function(engine, **kwargs)
+    if isinstance(value, JobResult):
+        return value
+    if isinstance(value, Mapping) and all(hasattr(v, "ok") for v in value.values()):
+        failed = sorted(str(k) for k, v in value.items() if not v.ok)
+        shown = f"; failed: {', '.join(failed)}" if failed else ""
+        summary = f"{len(value) - len(failed)} ok, {len(failed)} failed{shown}"
+        return JobResult("failed" if failed else "ok", summary=summary)
+    run_id = getattr(value, "run_id", None)
+    summary = "" if value is None else str(value)[:200]
+    return JobResult("ok", run_id if isinstance(run_id, int) else None, summary)

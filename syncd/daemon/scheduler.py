@@ -1,0 +1,185 @@
+"""The job scheduler: APScheduler 3 (background thread), one job at a time.
+
+Jobs run on a single worker thread, so the daemon's own jobs never compete for the run
+lock; each job has `max_instances=1` and `coalesce=True` (runs missed while another ran
+collapse into one), and a run later than `misfire_grace_s` is skipped until the next.
+Interval jobs run once at start, then every interval; cron jobs at their times.
+
+Each run opens an `Engine` for the current config (so a reloaded config applies from
+the next run on), calls the job with the daemon's stop event, and closes the engine. A
+job that raises is logged with its job run id and counted; it never stops the daemon.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
+from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+from tzlocal import get_localzone
+
+from syncd.config import Config
+from syncd.daemon.jobs import JobFunction, JobResult, call_job
+from syncd.engine.run import Engine
+from syncd.errors import RunLockBusy, SyncdError, cut
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[str, JobResult | None, float, Engine | None], None]
+
+
+class JobRunner:
+    """Runs one job by name: engine per run, stop event, logs, `done` callback."""
+
+    def __init__(
+        self,
+        functions: dict[str, JobFunction],
+        config: Callable[[], Config],
+        stop: threading.Event,
+        done: Done,
+    ) -> None:
+        self.functions = functions
+        self.config = config
+        self.stop = stop
+        self.done = done
+        self._idle = threading.Condition()
+        self._running = 0
+
+    def run(self, name: str, trigger: str = "daemon") -> None:
+        """Run job `name` now on this thread; log and swallow any error."""
+        if self.stop.is_set():
+            return
+        with self._idle:
+            self._running += 1
+        job_run = uuid.uuid4().hex[:8]
+        started = time.monotonic()
+        fields: dict[str, Any] = {"job": name, "job_run": job_run, "trigger": trigger}
+        log.info("job started", extra=fields)
+        engine: Engine | None = None
+        result: JobResult | None = None
+        try:
+            engine = Engine.from_config(self.config())
+            result = call_job(self.functions[name], engine, trigger=trigger, stop=self.stop)
+        except RunLockBusy as exc:
+            result = JobResult("busy", summary=str(exc))
+            log.warning("job skipped: run lock busy", extra={**fields, "error": str(exc)})
+        except SyncdError as exc:
+            log.error("job failed", extra={**fields, "error": cut(f"{type(exc).__name__}: {exc}")})
+        except Exception:
+            log.exception("job crashed", extra=fields)
+        finally:
+            seconds = time.monotonic() - started
+            self._log_end(result, seconds, fields)
+            self._report(name, result, seconds, engine)
+            if engine is not None:
+                engine.close()
+            with self._idle:
+                self._running -= 1
+                self._idle.notify_all()
+
+    def _log_end(self, result: JobResult | None, seconds: float, fields: dict[str, Any]) -> None:
+        if result is None or result.outcome == "busy":
+            return
+        log.info(
+            "job done",
+            extra={
+                **fields,
+                "run": result.run_id,
+                "outcome": result.outcome,
+                "summary": result.summary,
+                "seconds": round(seconds, 3),
+            },
+        )
+
+    def _report(
+        self, name: str, result: JobResult | None, seconds: float, engine: Engine | None
+    ) -> None:
+        try:
+            self.done(name, result, seconds, engine)
+        except Exception:
+            log.exception("job report failed", extra={"job": name})
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no job runs; return False if one still runs after `timeout_s`."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._running == 0, timeout=timeout_s)
+
+    @property
+    def busy(self) -> bool:
+        """Return True while a job runs."""
+        return self._running > 0
+
+
+class Scheduler:
+    """APScheduler with the daemon's job defaults; jobs added and removed by name."""
+
+    def __init__(self, runner: JobRunner, misfire_grace_s: float) -> None:
+        self.runner = runner
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": max(1, int(misfire_grace_s)),
+            },
+            timezone=get_localzone(),
+        )
+
+    def start(self) -> None:
+        """Start the scheduler thread (with no job until `set_jobs`)."""
+        self._scheduler.start()
+
+    @property
+    def alive(self) -> bool:
+        """Return True while the scheduler and its thread run."""
+        thread = getattr(self._scheduler, "_thread", None)
+        return bool(self._scheduler.running) and thread is not None and thread.is_alive()
+
+    def set_jobs(self, triggers: dict[str, Any], misfire_grace_s: float) -> list[str]:
+        """Replace every scheduled job by those of `triggers` with an installed function.
+
+        Return the names scheduled.
+        """
+        self._scheduler.remove_all_jobs()
+        scheduled: list[str] = []
+        for name, trigger in triggers.items():
+            if name not in self.runner.functions:
+                continue
+            first = datetime.now(get_localzone()) if isinstance(trigger, IntervalTrigger) else None
+            self._scheduler.add_job(
+                self.runner.run,
+                trigger,
+                args=[name],
+                id=name,
+                name=name,
+                misfire_grace_time=max(1, int(misfire_grace_s)),
+                **({"next_run_time": first} if first is not None else {}),
+            )
+            scheduled.append(name)
+        return scheduled
+
+    def clear(self) -> None:
+        """Remove every scheduled job (standby)."""
+        self._scheduler.remove_all_jobs()
+
+    def run_now(self, name: str) -> None:
+        """Queue a one-off run of `name` (trigger "manual") behind any job running."""
+        self._scheduler.add_job(
+            self.runner.run,
+            args=[name, "manual"],
+            id=f"manual:{name}:{uuid.uuid4().hex[:6]}",
+            name=f"{name} (manual)",
+            misfire_grace_time=None,
+        )
+
+    def shutdown(self) -> None:
+        """Stop taking jobs; the job in flight (if any) goes on until it returns."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=False)
