@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from syncd.emulators.clue import run_clue_emulator
 from syncd.emulators.ef45 import run_ef45_emulators
 
 app = typer.Typer(help="Serve emulated door systems for tests, benchmarks and demos.")
@@ -48,5 +50,41 @@ def ef45(
         drop_rate=drop_rate,
         lock_held_by_other=lock_held_by_other,
         drop_lock_after=drop_lock_after,
+        seed=seed,
+    )
+
+
+@app.command("clue")
+def clue(
+    api_key_file: Annotated[
+        Path, typer.Option(help="File holding the API key clients must send.", exists=True)
+    ],
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8088,
+    place_id: Annotated[int, typer.Option(help="The place's id.")] = 178,
+    rate_limit: Annotated[
+        int, typer.Option(help="Requests per window per key before 429 (0: no limit).")
+    ] = 300,
+    window_s: Annotated[float, typer.Option(help="Rate-limit window in seconds.")] = 300.0,
+    latency_ms: Annotated[float, typer.Option(help="Delay added to every request.")] = 0.0,
+    error_rate: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
+    timeout_rate: Annotated[float, typer.Option(help="Share of requests that hang.")] = 0.0,
+    drop_rate: Annotated[float, typer.Option(help="Share of connections dropped midway.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+) -> None:
+    """Serve one emulated CLUe place on PORT (http://127.0.0.1:PORT), until interrupted."""
+    api_key = api_key_file.read_text(encoding="utf-8").strip()
+    if not api_key:
+        raise typer.BadParameter("--api-key-file is empty")
+    typer.echo(f"CLUe emulator, place {place_id}, on 127.0.0.1:{port} (Ctrl-C stops)")
+    run_clue_emulator(
+        port=port,
+        place_id=place_id,
+        api_key=api_key,
+        rate_limit=rate_limit or None,
+        window_s=window_s,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        timeout_rate=timeout_rate,
+        drop_rate=drop_rate,
         seed=seed,
     )

@@ -7,6 +7,7 @@ chosen httpx transport.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -23,10 +24,10 @@ from syncd.mapping import load_mapping
 from syncd.sources.base import Source
 from syncd.sources.csv import CsvSource
 from syncd.targets.base import Target
-from syncd.targets.clue.target import ClueTarget
+from syncd.targets.clue.target import ClueTarget, FaceImageLoader
 from syncd.targets.ef45.lockstate import LockMemo
 from syncd.targets.ef45.target import Ef45Target
-from syncd.targets.templates import TemplateLoader
+from syncd.targets.templates import FACE_IMAGE, TemplateLoader
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -41,6 +42,15 @@ def build_sources(config: Config) -> dict[str, Source]:
 
             sources[name] = LdapSource(name, source_config, mapping)
     return sources
+
+
+def _face_image_loader(templates: TemplateLoader) -> FaceImageLoader:
+    """Adapt the ledger's (blocking) template loader to the CLUe target's face images."""
+
+    async def load(person_key: str, image_digest: str) -> bytes:
+        return await asyncio.to_thread(templates, person_key, FACE_IMAGE, image_digest)
+
+    return load
 
 
 def build_targets(
@@ -72,5 +82,10 @@ def build_targets(
                 lock_memo=lock_memos(name) if lock_memos is not None else None,
             )
         elif isinstance(target_config, ClueTargetConfig):
-            targets[name] = ClueTarget(name, target_config, transport=transports.get(name))
+            targets[name] = ClueTarget(
+                name,
+                target_config,
+                transport=transports.get(name),
+                face_images=_face_image_loader(templates) if templates is not None else None,
+            )
     return targets

@@ -125,10 +125,16 @@ def _action_line(action: Action) -> str:
     if action.blocked:
         head += f"  [red]BLOCKED[/red] ({action.blocked})"
     if action.op is Op.CREATE:
-        name = " ".join(str(action.record.get(f, "")) for f in ("first_name", "last_name"))
-        return f"{head}  {name.strip()}"
+        return f"{head}  {_name_of(action)}"
     diffs = ", ".join(f"{c.name}: {_show(c.before)} → {_show(c.after)}" for c in action.changes)
     return f"{head}  {diffs}" if diffs else head
+
+
+def _name_of(action: Action) -> str:
+    """Return the person's name as the record holds it (EF-45: two fields; CLUe: one)."""
+    record = action.record
+    split = " ".join(str(record.get(f) or "") for f in ("first_name", "last_name")).strip()
+    return split or str(record.get("name") or "")
 
 
 def _show(value: object) -> str:

@@ -136,3 +136,34 @@ def test_face_image_is_stored_encrypted_and_loadable(site: Site) -> None:
     finally:
         engine.close()
     assert modalities == {"left_iris", "right_iris", "face:0", "face_image"}
+
+
+@SQLITE_ONLY
+def test_face_image_enrolled_at_a_terminal_reaches_clue(site: Site) -> None:
+    import base64
+
+    from syncd.emulators.clue import create_clue_app
+    from syncd.emulators.clue_state import ClueState
+    from syncd.emulators.server import EmulatorServer
+    from tests.fixtures.clue import CLUE_API_KEY, CLUE_PLACE_ID
+    from tests.fixtures.clue_env import clue_target_lines
+
+    key = next(iter(site.terminals["a"].subjects))
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4
+    enroll(site.terminals["a"], key, left=new_template(), right=new_template(), face="F" * 40)
+    site.terminals["a"].files[f"{key}_faroff.jpg"] = jpeg
+    clue = ClueState(place_id=CLUE_PLACE_ID, api_key=CLUE_API_KEY)
+    key_file = site.workdir / "clue.key"
+    key_file.write_text(CLUE_API_KEY + "\n")
+    with EmulatorServer(create_clue_app(clue)) as server:
+        site.write_config(extra="\n".join(clue_target_lines(server.url, key_file)))
+        run_backfill(site)  # a CLUe target is configured: face images are fetched
+        site.apply()
+        stored = clue.auth_by_key(key)
+        assert stored is not None and stored.active
+        images = stored.auth["credentials"]["faceImages"]
+        assert [base64.b64decode(image) for image in images] == [jpeg]
+        others = [clue.auth_by_key(k) for k in site.people if k != key]
+        assert all(a is not None and not a.auth["credentials"].get("faceImages") for a in others)
+        report = site.run("plan", "--format", "json")
+        assert base64.b64encode(jpeg).decode() not in report.stdout
