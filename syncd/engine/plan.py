@@ -185,7 +185,9 @@ def _converge_leaver(
 ) -> Action | None:
     # The ledger sets disabled_since exactly when it stores an inactive record, so a plan
     # that did not load the records (large ledgers) still knows which ones are active.
-    active = target.is_active(held.record) if held.record is not None else held.disabled_since is None
+    active = (
+        target.is_active(held.record) if held.record is not None else held.disabled_since is None
+    )
     if active:
         return _action(target, key, Op.DISABLE, wanted, wanted_digest, held, active=False)
     since = held.disabled_since

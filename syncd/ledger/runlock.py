@@ -37,7 +37,9 @@ def _advisory_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
         deadline = time.monotonic() + wait_s
         # Scoped to the ledger's schema: two ledgers sharing one database never block
         # each other, while every syncd on the same ledger meets the same lock.
-        try_lock = sa.text("SELECT pg_try_advisory_lock(:key, hashtext(coalesce(current_schema(), '')))")
+        try_lock = sa.text(
+            "SELECT pg_try_advisory_lock(:key, hashtext(coalesce(current_schema(), '')))"
+        )
         while not conn.execute(try_lock, {"key": ADVISORY_KEY}).scalar():
             conn.commit()
             if time.monotonic() >= deadline:
@@ -47,7 +49,9 @@ def _advisory_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
         try:
             yield
         finally:
-            unlock = sa.text("SELECT pg_advisory_unlock(:key, hashtext(coalesce(current_schema(), '')))")
+            unlock = sa.text(
+                "SELECT pg_advisory_unlock(:key, hashtext(coalesce(current_schema(), '')))"
+            )
             conn.execute(unlock, {"key": ADVISORY_KEY})
             conn.commit()
 

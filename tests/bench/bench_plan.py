@@ -30,43 +30,74 @@ from syncd.ledger.store import Ledger, create_ledger_engine
 from syncd.model import Person, canonical_json, digest
 
 TARGETS = 10
-POSTGRES_URL = os.environ.get("SYNCD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "SYNCD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
 
 
 def _people(count: int) -> dict[str, Person]:
     return {
         f"E{i:07d}": Person(
-            key=f"E{i:07d}", first_name="Ada", last_name=f"Lovelace{i}", cards=(1_000_000 + i,),
-            pin="", groups=frozenset({"all"}),
+            key=f"E{i:07d}",
+            first_name="Ada",
+            last_name=f"Lovelace{i}",
+            cards=(1_000_000 + i,),
+            pin="",
+            groups=frozenset({"all"}),
         )
         for i in range(count)
     }
 
 
 def _config(url: str) -> Config:
-    targets = {f"t{i}": Ef45TargetConfig(type="ef45", url=f"http://127.0.0.1:{20000 + i}") for i in range(TARGETS)}
+    targets = {
+        f"t{i}": Ef45TargetConfig(type="ef45", url=f"http://127.0.0.1:{20000 + i}")
+        for i in range(TARGETS)
+    }
     return Config.model_validate(
-        {"ledger": LedgerConfig(url=url), "sources": {"hr": {"type": "csv", "path": "x.csv", "mapping": "m.toml"}},
-         "targets": targets}
+        {
+            "ledger": LedgerConfig(url=url),
+            "sources": {"hr": {"type": "csv", "path": "x.csv", "mapping": "m.toml"}},
+            "targets": targets,
+        }
     )
 
 
 def _fill(engine: sa.Engine, config: Config, population: dict[str, Person]) -> None:
     targets = build_targets(config)
     with engine.begin() as conn:
-        conn.execute(people.insert(), [
-            {"key": k, "source": "hr", "digest": digest(p.to_json()), "data": canonical_json(p.to_json()),
-             "first_seen": NOW, "last_seen": NOW}
-            for k, p in population.items()
-        ])
+        conn.execute(
+            people.insert(),
+            [
+                {
+                    "key": k,
+                    "source": "hr",
+                    "digest": digest(p.to_json()),
+                    "data": canonical_json(p.to_json()),
+                    "first_seen": NOW,
+                    "last_seen": NOW,
+                }
+                for k, p in population.items()
+            ],
+        )
         for name, target in targets.items():
             rows = []
             for key, person in population.items():
                 record = target.render(person, ())
-                rows.append({"target": name, "person_key": key, "remote_id": key, "digest": digest(record),
-                             "record": canonical_json(record), "state": "ok", "created_by_syncd": True,
-                             "attempts": 0, "updated_at": NOW})
+                rows.append(
+                    {
+                        "target": name,
+                        "person_key": key,
+                        "remote_id": key,
+                        "digest": digest(record),
+                        "record": canonical_json(record),
+                        "state": "ok",
+                        "created_by_syncd": True,
+                        "attempts": 0,
+                        "updated_at": NOW,
+                    }
+                )
             conn.execute(target_records.insert(), rows)
 
 
@@ -101,12 +132,23 @@ def measure(url: str, count: int, label: str) -> list[dict[str, Any]]:
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     records = count * TARGETS
     return [
-        {"benchmark": f"{label}: no-op plan, {count:,} people × {TARGETS} targets", "measured": f"{noop_s:.2f} s",
-         "target": "≤ 5 s" if count >= 100_000 else "linear", "ok": noop_s <= 5 * count / 100_000 + 0.5,
-         "pending": noop_pending, "records": records, "fill_s": round(fill_s, 1)},
-        {"benchmark": f"{label}: plan with 10 % changed, {count:,} people", "measured": f"{changed_s:.2f} s",
-         "target": "≤ 6 s" if count >= 100_000 else "linear", "ok": changed_s <= 6 * count / 100_000 + 0.5,
-         "pending": changed_pending, "peak_rss_mb": round(rss_mb)},
+        {
+            "benchmark": f"{label}: no-op plan, {count:,} people × {TARGETS} targets",
+            "measured": f"{noop_s:.2f} s",
+            "target": "≤ 5 s" if count >= 100_000 else "linear",
+            "ok": noop_s <= 5 * count / 100_000 + 0.5,
+            "pending": noop_pending,
+            "records": records,
+            "fill_s": round(fill_s, 1),
+        },
+        {
+            "benchmark": f"{label}: plan with 10 % changed, {count:,} people",
+            "measured": f"{changed_s:.2f} s",
+            "target": "≤ 6 s" if count >= 100_000 else "linear",
+            "ok": changed_s <= 6 * count / 100_000 + 0.5,
+            "pending": changed_pending,
+            "peak_rss_mb": round(rss_mb),
+        },
     ]
 
 
@@ -126,6 +168,12 @@ def run() -> list[dict[str, Any]]:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    rows.append({"benchmark": "peak memory of the whole run", "measured": f"{rss:.0f} MB", "target": "≤ 1 GB",
-                 "ok": rss <= 1024})
+    rows.append(
+        {
+            "benchmark": "peak memory of the whole run",
+            "measured": f"{rss:.0f} MB",
+            "target": "≤ 1 GB",
+            "ok": rss <= 1024,
+        }
+    )
     return rows
