@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,6 +21,7 @@ from syncd.engine.run import Engine
 from syncd.engine.saved import SavedPlan, load_saved_plan
 from syncd.errors import SafetyBlocked, TargetError
 from syncd.ledger import migrate, queries
+from syncd.ledger.events import last_access
 from syncd.ledger.store import create_ledger_engine
 from syncd.model import Plan
 
@@ -112,12 +114,20 @@ def plan(
         result = engine.plan(reading, deep=deep)
         engine.record_dry_run(result)
         fingerprint = engine.fingerprint(reading) if fmt is not Format.TEXT else None
+        shown = _for_person(engine, result, person) if person else result
     finally:
         engine.close()
-    shown = narrow.only_person(result, person) if person else result
     _emit(shown, reading.problems, fmt, output, limit, fingerprint)
     if check and not shown.in_step:
         raise typer.Exit(1)
+
+
+def _for_person(engine: Engine, result: Plan, person: str) -> Plan:
+    """Return `result` narrowed to one person, with their last access as a note."""
+    when = last_access(engine.ledger.engine, person)
+    shown = when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "none recorded"
+    narrowed = narrow.only_person(result, person)
+    return dataclasses.replace(narrowed, notes=(*narrowed.notes, f"{person}: last access {shown}"))
 
 
 def _emit(

@@ -34,7 +34,7 @@ from syncd.engine.writer import GroupWriter
 from syncd.errors import SyncdError, TemporaryTargetError, cut
 from syncd.ledger.outcomes import Outcome
 from syncd.ledger.store import Ledger
-from syncd.model import Action, Plan
+from syncd.model import Action, Op, Plan
 from syncd.targets.base import Target, TargetSession
 
 Clock = Callable[[], datetime]
@@ -139,6 +139,9 @@ class Applier:
                 self.progress.advance(target.name)
 
     async def _apply_one(self, session: TargetSession, action: Action) -> None:
+        if action.op is Op.CREATE:
+            now = self.clock()
+            await self._group.write(Outcome(self.run_id, action, "pending", now))
         try:
             remote_id = await self._with_retries(session, action)
         except TemporaryTargetError:

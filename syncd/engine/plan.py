@@ -157,11 +157,26 @@ def _decide(
     if person is not None and person.status is Status.ACTIVE and target.selects(person):
         wanted, wanted_digest = renders.get(target, person, active=True)
         return _converge_active(target, key, held, wanted, wanted_digest)
-    if held is None or not held.present:
+    if held is None:
         return None
+    if not held.present:
+        return _cleanup_unconfirmed(target, key, held)
     last = person if person is not None else renders.desired.gone[key]
     wanted, wanted_digest = renders.get(target, last, active=False)
     return _converge_leaver(target, key, held, wanted, wanted_digest, policy, now)
+
+
+def _cleanup_unconfirmed(target: Target, key: str, held: HeldRecord) -> Action | None:
+    """Delete at once what a create may have left on a target for a person now gone.
+
+    A create whose outcome never reached the ledger (pending: the process died; failed:
+    say a timeout after the target had already acted) may have given the person access.
+    A leaver must not keep it until some later run: the target is cleared now (deleting
+    a user that is not there counts as done).
+    """
+    if held.state not in {RecordState.PENDING, RecordState.FAILED}:
+        return None
+    return _action(target, key, Op.DELETE, {}, "", held, active=False)
 
 
 def _converge_active(

@@ -10,7 +10,11 @@ from syncd.model import Action
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one action: "applied", "failed" or "blocked", and its details."""
+    """What happened to one action: "applied", "failed" or "blocked", and its details.
+
+    "pending" is written (and committed) before a create is sent: the target may hold
+    the record from then on, whatever happens to this process.
+    """
 
     run_id: int
     action: Action

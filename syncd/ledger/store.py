@@ -295,6 +295,9 @@ class Ledger:
 def _record_in(conn: Connection, item: Outcome) -> None:
     action = item.action
     current = conn.execute(sa.select(target_records).where(_key_clause(action))).first()
+    if item.outcome == "pending":
+        _write_pending(conn, action, current, item.now)
+        return  # an intent, not an outcome: the audit row comes with the outcome
     if item.outcome == "applied":
         _write_applied(conn, action, current, item.remote_id, item.now)
     else:
@@ -314,6 +317,19 @@ def _record_in(conn: Connection, item: Outcome) -> None:
             at=item.now,
         )
     )
+
+
+def _write_pending(conn: Connection, action: Action, current: Any, now: datetime) -> None:
+    # Written before a create is sent: if the process dies after the target said yes and
+    # before the outcome is recorded, the next plan still knows the target may hold the
+    # person (an active person is created again, which finds and updates them; a leaver
+    # is cleaned up at once) instead of believing the target holds nothing.
+    if current is not None and current.digest is not None:
+        return
+    values: dict[str, Any] = {"state": RecordState.PENDING.value, "updated_at": now}
+    if current is None:
+        values.update(attempts=0, created_by_syncd=True)
+    _upsert_record(conn, action, current, values)
 
 
 def _held_from_row(row: Any) -> HeldRecord:

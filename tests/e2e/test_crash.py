@@ -17,7 +17,9 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.emulators.hr_sample import apply_demo_changes, read_people_csv
+from tests.fixtures.clue_env import ClueEnv, clue_target_lines
 from tests.fixtures.syncd_env import SYNCD, SyncdEnv
+from tests.integration.test_clue_convergence import ok_rows
 from tests.integration.test_convergence import assert_terminals_match_hr
 from tests.integration.test_convergence_property import assert_never_added_twice
 
@@ -52,15 +54,47 @@ def test_kill_minus_nine_at_random_points_then_converge(syncd_env: SyncdEnv) -> 
     final = syncd_env.run("apply", "--yes", timeout=300)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     assert syncd_env.run("plan", "--check").returncode == 0
-    assert_terminals_match_hr(syncd_env)
+    assert_terminals_match_hr(syncd_env, leavers_may_be_absent=True)
     for name, state in syncd_env.terminals.items():
         assert state.lock_uid is None, name
         assert_never_added_twice(name, state)
-    keys = {r["employee_id"] for r in read_people_csv(syncd_env.csv_path)}
+    # The ledger agrees with each terminal: one ok record per user it holds, no other.
     engine = sa.create_engine(syncd_env.ledger_url)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT target, person_key, state FROM target_records")).all()
     engine.dispose()
-    for target in syncd_env.terminals:
+    for target, state in syncd_env.terminals.items():
         mine = {(k, s) for t, k, s in rows if t == target}
-        assert mine == {(k, "ok") for k in keys}, target
+        assert mine == {(k, "ok") for k in state.subjects}, target
+
+
+def test_kill_minus_nine_with_a_clue_target_in_the_mix(syncd_clue_env: ClueEnv) -> None:
+    clue, env = syncd_clue_env, syncd_clue_env.env
+    paced = [
+        "min_interval_ms = 60" if line.startswith("min_interval_ms") else line
+        for line in clue_target_lines(clue.server.url, clue.key_file)
+    ]
+    clue.use_target(*paced)  # 40 creates take > 2 s: the kills land mid-run in the cloud too
+    seed = random.randrange(1_000_000)
+    print(f"crash test seed: {seed}")
+    rng = random.Random(seed)
+    env.slow_terminals(latency_ms=30)
+    kills = kill_apply_at_random(env, rng, 3)
+    changes = apply_demo_changes(env.csv_path)
+    kills += kill_apply_at_random(env, rng, 3)
+    assert kills >= 3, "the runs finished before the kills: slow the targets more"
+    final = env.run("apply", "--yes", timeout=300)
+    assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
+    assert env.run("plan", "--check").returncode == 0
+    assert_terminals_match_hr(env, leavers_may_be_absent=True)
+    rows = {r["employee_id"]: r for r in read_people_csv(env.csv_path)}
+    active = {k for k, r in rows.items() if r["status"] == "active"}
+    auths = {a.key: a for a in clue.state.auths.values()}
+    # One auth per person (the cloud refuses a second auth with the same user.key): every
+    # active person is there and active; a leaver is inactive, or absent if never pushed.
+    assert len(auths) == len(clue.state.auths) and active <= set(auths) <= set(rows)
+    for key, auth in auths.items():
+        assert auth.active is (rows[key]["status"] == "active"), key
+    assert changes.terminated not in auths or auths[changes.terminated].active is False
+    held = ok_rows(clue)
+    assert {k: int(v) for k, v in held.items()} == {k: a.auth_id for k, a in auths.items()}

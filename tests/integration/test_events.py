@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +79,10 @@ def test_collect_twice_stores_each_event_once(syncd_clue_env: ClueEnv) -> None:
     later = env.run("events", "list", "--person", key, "--since", since)
     assert "Recognition" not in later.stdout
     assert len(lobby.logs) == 42  # never deleted unless configured
+    report = json.loads(env.run("plan", "--format", "json", "--person", key).stdout)
+    assert f"{key}: last access {at:%Y-%m-%d %H:%M:%S} UTC" in report["notes"]
+    never = json.loads(env.run("plan", "--format", "json", "--person", other).stdout)
+    assert f"{other}: last access none recorded" in never["notes"]
 
 
 def test_logs_are_deleted_only_when_configured(tmp_path: Path) -> None:

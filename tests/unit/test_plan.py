@@ -222,3 +222,21 @@ def test_single_removal_is_never_blocked_by_share_alone() -> None:
     a = person("a")
     plan = plan_for([], [held_for(target, a)], gone=[a], target=target)
     assert apply_caps(plan, {"door": 3}, Caps()).blocked == 0
+
+
+def test_leaver_whose_create_was_never_confirmed_is_cleaned_up_at_once() -> None:
+    # The create reached the terminal but the process died before the ledger recorded it
+    # (pending), or it timed out after the terminal acted (failed): the person may hold
+    # access there, so a leaver's record is deleted now, not left forever.
+    target = FakeTarget()
+    a = person("a", status=Status.DISABLED)
+    for state in (RecordState.PENDING, RecordState.FAILED):
+        unconfirmed = HeldRecord(target="door", person_key="a", state=state)
+        plan = plan_for([a], [unconfirmed], target=target)
+        assert ops(plan) == [("a", Op.DELETE)], state
+    assert plan_for([a], [], target=target).actions == ()  # never sent: nothing to clean
+
+
+def test_active_person_with_unconfirmed_create_is_created_again() -> None:
+    unconfirmed = HeldRecord(target="door", person_key="a", state=RecordState.PENDING)
+    assert ops(plan_for([person("a")], [unconfirmed])) == [("a", Op.CREATE)]
