@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
@@ -55,6 +55,10 @@ def _endpoint(
             return await handler(request, state)
         except DeviceError as exc:
             return h.error_response(exc.status, exc.message)
+        except ClientDisconnect:
+            # The client went away mid-body (a crash test kills syncd): nothing was
+            # changed and nobody reads the answer; a traceback would be noise.
+            return PlainTextResponse("client disconnected", status_code=499)
 
     return endpoint
 

@@ -45,6 +45,7 @@ from syncd.emulators.ef45_rules import (
     require_sub_id,
     require_uuid,
 )
+from syncd.emulators.ef45_table import UserInfoTable
 
 
 def _default_config() -> dict[str, Any]:
@@ -74,7 +75,7 @@ class Ef45State:
     drop_lock_after: int | None = None
     clock: Callable[[], datetime] = _now
     subjects: dict[str, Record] = field(default_factory=dict)
-    user_info: dict[str, Record] = field(default_factory=dict)
+    user_info: UserInfoTable = field(default_factory=UserInfoTable)
     faces: dict[str, dict[int, Record]] = field(default_factory=dict)
     logs: dict[int, Record] = field(default_factory=dict)
     next_log_id: int = 1
@@ -242,9 +243,7 @@ class Ef45State:
 
     def _check_card(self, info: Mapping[str, Any], uuid: str) -> None:
         card = card_of(info)
-        if card and any(
-            other != uuid and card_of(record) == card for other, record in self.user_info.items()
-        ):
+        if card and self.user_info.owners(card) - {uuid}:
             raise DeviceError(409, f"UserInfo card {info['card']} already exists")
 
     def get_user_info(self, uuid: str) -> Record:
@@ -257,9 +256,9 @@ class Ef45State:
     def user_info_by_card(self, card: str) -> Record:
         """Return the user info holding `card`; raise DeviceError(404) if none does."""
         with self.mutex:
-            for record in self.user_info.values():
-                if str(record.get("card") or "").upper() == card.upper():
-                    return dict(record)
+            owners = sorted(self.user_info.owners(card))
+            if owners:
+                return dict(self.user_info[owners[0]])
         raise DeviceError(404, f"UserInfo card {card} does not exist")
 
     def update_user_info(self, uuid: str, body: Mapping[str, Any]) -> None:

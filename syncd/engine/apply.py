@@ -1,9 +1,20 @@
 """Apply: the only code that writes to targets.
 
 Targets run in parallel (asyncio), each target's actions one after another in plan order.
-Every action's outcome is committed to the ledger as soon as it is known, on a single
-writer thread so the event loop keeps serving the other targets: a crash at any instant
-loses nothing, and the next run's plan picks up what is left.
+Outcomes are committed to the ledger by a single writer thread in groups
+(`engine.writer`), so the event loop keeps serving the other targets. What a crash may
+lose is bounded and harmless:
+
+- Before a create is sent, its "pending" record is committed (write-ahead, for the next
+  `WRITE_AHEAD` creates of the target at once): from then on the ledger knows the target
+  may hold the person, whatever happens to this process. A pending record whose create
+  never went out costs the next run one create (or one delete of nothing, for a leaver).
+- The outcome of an action ("applied", "failed") is queued, not awaited: the next action
+  starts while it commits. A crash before it commits leaves the record as it was (or
+  pending), so the next plan sends the same update, disable or delete again (each is
+  idempotent on the target) or re-creates the pending one. Every queued outcome is
+  committed before apply returns, and a ledger that fails stops every target before its
+  next action.
 
 Temporary errors are retried within the run with exponential backoff and jitter (bounded
 by `ApplyConfig`); what still fails is recorded as failed with a `next_attempt_at` that
@@ -38,6 +49,10 @@ from syncd.model import Action, Op, Plan
 from syncd.targets.base import Target, TargetSession
 
 Clock = Callable[[], datetime]
+
+# Creates whose "pending" records are committed together, ahead of sending them. Larger
+# saves commits; smaller leaves fewer unsent-but-pending records after a crash or stop.
+WRITE_AHEAD = 32
 
 
 class Progress(Protocol):
@@ -100,22 +115,31 @@ class Applier:
         self.result = ApplyResult()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         self._group = GroupWriter(ledger, self._writer)  # group commit (engine.writer)
+        self._queued = QueuedWrites()
+        self._written_ahead: set[int] = set()  # id() of creates whose pending is committed
 
     async def run(self, plan: Plan, targets: Mapping[str, Target]) -> ApplyResult:
         """Record the plan's blocked actions, apply the rest; return the counts."""
         try:
             for action in plan.actions:
                 if action.blocked is not None:
-                    await self._record(action, "blocked", error=action.blocked)
+                    self._record(action, "blocked", error=action.blocked)
             runnable = plan.runnable()
             names = sorted({a.target for a in runnable})
-            await asyncio.gather(
+            # return_exceptions: every target ends before the writer shuts down.
+            ended = await asyncio.gather(
                 *(
                     self._apply_target(targets[n], [a for a in runnable if a.target == n])
                     for n in names
-                )
+                ),
+                return_exceptions=True,
             )
+            await self._queued.committed()
+            for outcome in ended:
+                if isinstance(outcome, BaseException):
+                    raise outcome
         finally:
+            await self._queued.settled()
             self._writer.shutdown(wait=True)
         return self.result
 
@@ -126,30 +150,38 @@ class Applier:
             async for attempt in self._retrying():
                 with attempt:
                     async with target.session() as session:
-                        for action in actions[done:]:
+                        for index in range(done, len(actions)):
                             if self.stop is not None and self.stop.is_set():
                                 self.result.stopped = True
                                 return
-                            await self._apply_one(session, action)
+                            self._queued.raise_if_failed()
+                            await self._write_ahead(actions, index)
+                            await self._apply_one(session, actions[index])
                             done += 1
         except SyncdError as exc:
             self.result.errors[target.name] = str(exc)
             for action in actions[done:]:
-                await self._record(action, "failed", error=_describe(exc))
+                self._record(action, "failed", error=_describe(exc))
                 self.progress.advance(target.name)
 
+    async def _write_ahead(self, actions: Sequence[Action], index: int) -> None:
+        """Commit "pending" for the creates from `index` on, unless already done."""
+        if actions[index].op is not Op.CREATE or id(actions[index]) in self._written_ahead:
+            return
+        window = [a for a in actions[index : index + WRITE_AHEAD] if a.op is Op.CREATE]
+        now = self.clock()
+        await self._group.write([Outcome(self.run_id, a, "pending", now) for a in window])
+        self._written_ahead.update(id(a) for a in window)
+
     async def _apply_one(self, session: TargetSession, action: Action) -> None:
-        if action.op is Op.CREATE:
-            now = self.clock()
-            await self._group.write(Outcome(self.run_id, action, "pending", now))
         try:
             remote_id = await self._with_retries(session, action)
         except TemporaryTargetError:
             raise  # the session itself may be broken: reopen it (outer retry)
         except SyncdError as exc:
-            await self._record(action, "failed", error=_describe(exc))
+            self._record(action, "failed", error=_describe(exc))
         else:
-            await self._record(action, "applied", remote_id=remote_id)
+            self._record(action, "applied", remote_id=remote_id)
         self.progress.advance(action.target)
 
     async def _with_retries(self, session: TargetSession, action: Action) -> str | None:
@@ -171,7 +203,7 @@ class Applier:
             reraise=True,
         )
 
-    async def _record(
+    def _record(
         self,
         action: Action,
         outcome: str,
@@ -181,9 +213,8 @@ class Applier:
     ) -> None:
         now = self.clock()
         next_attempt = self._next_attempt(action, now) if outcome == "failed" else None
-        await self._group.write(
-            Outcome(self.run_id, action, outcome, now, remote_id, error, next_attempt)
-        )
+        outcome_row = Outcome(self.run_id, action, outcome, now, remote_id, error, next_attempt)
+        self._queued.add(self._group.submit(outcome_row))
         self.result.per_target.setdefault(action.target, Counter())[outcome] += 1
 
     def _next_attempt(self, action: Action, now: datetime) -> datetime:
@@ -192,6 +223,37 @@ class Applier:
             settings.next_attempt_base_s * (2**action.attempts), settings.next_attempt_max_s
         )
         return now + timedelta(seconds=delay)
+
+
+class QueuedWrites:
+    """The ledger writes apply queued without awaiting them, and what became of them."""
+
+    def __init__(self) -> None:
+        self._futures: list[asyncio.Future[None]] = []
+
+    def add(self, future: asyncio.Future[None]) -> None:
+        """Track `future` until it is committed."""
+        self._futures.append(future)
+
+    def raise_if_failed(self) -> None:
+        """Raise the error of a write that failed; forget the ones committed."""
+        still: list[asyncio.Future[None]] = []
+        for future in self._futures:
+            if not future.done():
+                still.append(future)
+                continue
+            error = future.exception()
+            if error is not None:
+                raise error
+        self._futures = still
+
+    async def committed(self) -> None:
+        """Wait for every queued write; raise the first error."""
+        await asyncio.gather(*self._futures)
+
+    async def settled(self) -> None:
+        """Wait for every queued write, ignoring errors (they were raised elsewhere)."""
+        await asyncio.gather(*self._futures, return_exceptions=True)
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,17 +1,18 @@
 """Group commit of apply's outcomes: one writer thread, many outcomes per transaction.
 
-Every target awaits its action's outcome being committed before it goes on, so a crash
-loses nothing. Committing each outcome alone made the writer thread the bottleneck of a
-large apply (one transaction per action, and each SQLite call hands the GIL back and
-forth with the event loop). Here the outcomes that arrive while one transaction commits
-are written together in the next: the guarantee is unchanged, the commits are fewer.
-If a group's transaction fails, its outcomes are retried one by one, so each waiting
-action gets its own result (or its own error).
+Committing each outcome alone made the writer thread the bottleneck of a large apply
+(one transaction per action, and each SQLite call hands the GIL back and forth with the
+event loop). Here the outcomes that arrive while one transaction commits are written
+together in the next. `write` returns once its outcomes are committed; `submit` returns
+at once with a future that says when (apply awaits the write-ahead of creates, and only
+checks on the outcomes, see `engine.apply`). If a group's transaction fails, its
+outcomes are retried one by one, so each gets its own result (or its own error).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from syncd.ledger.outcomes import Outcome
@@ -28,15 +29,19 @@ class GroupWriter:
         self._draining = False
         self._task: asyncio.Task[None] | None = None
 
-    async def write(self, outcome: Outcome) -> None:
-        """Return once `outcome` is committed; raise what the ledger raised for it."""
+    async def write(self, outcomes: Sequence[Outcome]) -> None:
+        """Return once all `outcomes` are committed; raise what the ledger raised."""
+        await asyncio.gather(*(self.submit(outcome) for outcome in outcomes))
+
+    def submit(self, outcome: Outcome) -> asyncio.Future[None]:
+        """Queue `outcome`; return a future done once it is committed (or failed)."""
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._queue.append((outcome, done))
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())
-        await done
+        return done
 
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()

@@ -19,12 +19,13 @@ from sqlalchemy.engine import Connection
 
 from syncd.errors import LedgerError
 from syncd.ledger import migrate
+from syncd.ledger.heldload import load_held_tables, load_records
 from syncd.ledger.outcomes import Outcome
-from syncd.ledger.schema import changes, cursors, people, runs, target_records
+from syncd.ledger.recording import write_outcomes
+from syncd.ledger.schema import cursors, people, runs, target_records
 from syncd.model import (
     Action,
     HeldRecord,
-    Op,
     Person,
     Record,
     RecordState,
@@ -150,12 +151,13 @@ class Ledger:
 
     def load_held(
         self, target: str | None = None, *, with_records: bool = True
-    ) -> dict[str, dict[str, HeldRecord]]:
+    ) -> dict[str, Mapping[str, HeldRecord]]:
         """Return target → person key → HeldRecord (one target's only, when named).
 
-        Without `with_records`, each HeldRecord's `record` is None: a plan over a million
-        records needs only digests and states, and `load_records` fetches the few records
-        whose field changes a report shows.
+        Without `with_records`, each HeldRecord's `record` (and last error) is None and
+        each target's records come as a `HeldTable`: a plan over a million records needs
+        only digests and states, and `load_records` fetches the few records whose field
+        changes a report shows.
         """
         if with_records:
             query = sa.select(target_records)
@@ -165,50 +167,17 @@ class Ledger:
             with self._begin() as conn:
                 for row in conn.execute(query):
                     held.setdefault(row.target, {})[row.person_key] = _held_from_row(row)
-            return held
+            return dict(held)
         return self._load_held_light(target)
 
-    def _load_held_light(self, target: str | None) -> dict[str, dict[str, HeldRecord]]:
-        # The hot path of a large plan: positional rows, fetched in partitions, and
-        # HeldRecords built positionally (attribute access per row costs more than the SQL).
-        c = target_records.c
-        query = sa.select(
-            c.target, c.person_key, c.state, c.digest, c.remote_id, c.created_by_syncd,
-            c.disabled_since, c.attempts, c.next_attempt_at,
-        )  # fmt: skip
-        if target is not None:
-            query = query.where(c.target == target)
-        states = {state.value: state for state in RecordState}
-        held: dict[str, dict[str, HeldRecord]] = {}
+    def _load_held_light(self, target: str | None) -> dict[str, Mapping[str, HeldRecord]]:
         with self._begin() as conn:
-            for rows in conn.execute(query).partitions(20_000):
-                for name, key, state, dig, remote, created, disabled, attempts, retry in rows:
-                    by_key = held.get(name)
-                    if by_key is None:
-                        by_key = held[name] = {}
-                    by_key[key] = HeldRecord(
-                        name, key, states[state], dig, None, remote, created, disabled,
-                        attempts, retry,
-                    )  # fmt: skip
-        return held
+            return dict(load_held_tables(conn, target))
 
     def load_records(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record]:
         """Return the records held for the given (target, person key) pairs that have one."""
-        wanted: dict[str, list[str]] = {}
-        for target, key in keys:
-            wanted.setdefault(target, []).append(key)
-        found: dict[tuple[str, str], Record] = {}
         with self._begin() as conn:
-            for target, person_keys in wanted.items():
-                for start in range(0, len(person_keys), 500):
-                    query = sa.select(target_records.c.person_key, target_records.c.record).where(
-                        target_records.c.target == target,
-                        target_records.c.person_key.in_(person_keys[start : start + 500]),
-                        target_records.c.record.is_not(None),
-                    )
-                    for key, text in conn.execute(query):
-                        found[(target, key)] = json.loads(text)
-        return found
+            return load_records(conn, keys)
 
     def record_outcome(
         self,
@@ -234,8 +203,7 @@ class Ledger:
         """Commit several outcomes in one transaction, in order, all or none (apply's
         group commit: `engine.writer`)."""
         with self._begin() as conn:
-            for item in outcomes:
-                _record_in(conn, item)
+            write_outcomes(conn, outcomes)
 
     # runs and cursors ---------------------------------------------------------------------
 
@@ -292,46 +260,6 @@ class Ledger:
                 conn.execute(cursors.insert().values(name=name, value=value, updated_at=now))
 
 
-def _record_in(conn: Connection, item: Outcome) -> None:
-    action = item.action
-    current = conn.execute(sa.select(target_records).where(_key_clause(action))).first()
-    if item.outcome == "pending":
-        _write_pending(conn, action, current, item.now)
-        return  # an intent, not an outcome: the audit row comes with the outcome
-    if item.outcome == "applied":
-        _write_applied(conn, action, current, item.remote_id, item.now)
-    else:
-        _write_unapplied(
-            conn, action, current, item.outcome, item.error, item.next_attempt_at, item.now
-        )
-    conn.execute(
-        changes.insert().values(
-            run_id=item.run_id,
-            target=action.target,
-            person_key=action.person_key,
-            op=action.op.value,
-            outcome=item.outcome,
-            before_digest=action.before_digest,
-            after_digest=None if action.op is Op.DELETE else action.after_digest,
-            error=item.error,
-            at=item.now,
-        )
-    )
-
-
-def _write_pending(conn: Connection, action: Action, current: Any, now: datetime) -> None:
-    # Written before a create is sent: if the process dies after the target said yes and
-    # before the outcome is recorded, the next plan still knows the target may hold the
-    # person (an active person is created again, which finds and updates them; a leaver
-    # is cleaned up at once) instead of believing the target holds nothing.
-    if current is not None and current.digest is not None:
-        return
-    values: dict[str, Any] = {"state": RecordState.PENDING.value, "updated_at": now}
-    if current is None:
-        values.update(attempts=0, created_by_syncd=True)
-    _upsert_record(conn, action, current, values)
-
-
 def _held_from_row(row: Any) -> HeldRecord:
     return HeldRecord(
         target=row.target,
@@ -346,70 +274,3 @@ def _held_from_row(row: Any) -> HeldRecord:
         next_attempt_at=row.next_attempt_at,
         last_error=row.last_error,
     )
-
-
-def _key_clause(action: Action) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        target_records.c.target == action.target,
-        target_records.c.person_key == action.person_key,
-    )
-
-
-def _write_applied(
-    conn: Connection, action: Action, current: Any, remote_id: str | None, now: datetime
-) -> None:
-    if action.op is Op.DELETE:
-        conn.execute(target_records.delete().where(_key_clause(action)))
-        return
-    disabled_since = None
-    if not action.active_after:
-        disabled_since = current.disabled_since if current and current.disabled_since else now
-    values: dict[str, Any] = {
-        "remote_id": remote_id or (current.remote_id if current else None),
-        "digest": action.after_digest,
-        "record": canonical_json(dict(action.record)),
-        "state": RecordState.OK.value,
-        "disabled_since": disabled_since,
-        "attempts": 0,
-        "last_error": None,
-        "next_attempt_at": None,
-        "updated_at": now,
-    }
-    _upsert_record(conn, action, current, values)
-
-
-def _write_unapplied(
-    conn: Connection,
-    action: Action,
-    current: Any,
-    outcome: str,
-    error: str | None,
-    next_attempt_at: datetime | None,
-    now: datetime,
-) -> None:
-    if current is None and action.op is Op.DELETE:
-        return  # an orphan's delete (deep run): no record is held, the finding stays
-    state = RecordState.BLOCKED if outcome == "blocked" else RecordState.FAILED
-    attempts = (current.attempts if current else 0) + (0 if outcome == "blocked" else 1)
-    values: dict[str, Any] = {
-        "state": state.value,
-        "attempts": attempts,
-        "last_error": error,
-        "next_attempt_at": next_attempt_at,
-        "updated_at": now,
-    }
-    _upsert_record(conn, action, current, values)
-
-
-def _upsert_record(conn: Connection, action: Action, current: Any, values: dict[str, Any]) -> None:
-    if current is None:
-        # Only a create makes the record syncd's; an update/disable without a row is a
-        # deep run adopting a user found on the target, which syncd must never delete.
-        values.setdefault("created_by_syncd", action.op is Op.CREATE)
-        conn.execute(
-            target_records.insert().values(
-                target=action.target, person_key=action.person_key, **values
-            )
-        )
-    else:
-        conn.execute(target_records.update().where(_key_clause(action)).values(**values))

@@ -46,7 +46,7 @@ def test_kill_minus_nine_at_random_points_then_converge(syncd_env: SyncdEnv) -> 
     seed = random.randrange(1_000_000)
     print(f"crash test seed: {seed}")
     rng = random.Random(seed)
-    syncd_env.slow_terminals(latency_ms=30)
+    syncd_env.slow_terminals(latency_ms=60)
     kills = kill_apply_at_random(syncd_env, rng, 4)
     apply_demo_changes(syncd_env.csv_path)
     kills += kill_apply_at_random(syncd_env, rng, 3)

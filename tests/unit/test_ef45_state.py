@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncd.emulators.ef45 import build_ef45_emulators
 from syncd.emulators.ef45_rules import DB_FULL, LOCK_BUSY, DeviceError, paginate
 from syncd.emulators.ef45_state import Ef45State
+from syncd.emulators.ef45_table import UserInfoTable
 
 
 def subject(uuid: str, **fields: object) -> dict[str, object]:
@@ -248,3 +251,47 @@ def test_build_emulators_gives_each_terminal_its_own_state() -> None:
     states = [state for state, _, _ in terminals]
     assert len({id(s) for s in states}) == 3
     assert all(s.capacity == 5 and s.firmware == "old" for s in states)
+
+
+# -- the card index of the user-info table ---------------------------------------------
+
+_uuids = st.sampled_from(["u1", "u2", "u3", "u4"])
+_cards = st.sampled_from(["", "0A 0B", "0a 0b", "FF 01", "12 34"])
+_writes = st.lists(
+    st.one_of(
+        st.tuples(st.just("set"), _uuids, _cards),
+        st.tuples(st.just("del"), _uuids, _cards),
+        st.tuples(st.just("pop"), _uuids, _cards),
+        st.tuples(st.just("update"), _uuids, _cards),
+    ),
+    max_size=30,
+)
+
+
+@given(_writes)
+def test_card_index_always_equals_a_scan_of_the_records(writes: list[tuple[str, str, str]]) -> None:
+    table = UserInfoTable()
+    for op, uuid, card in writes:
+        record = {"user_uuid": uuid, "card": card}
+        if op == "set":
+            table[uuid] = record
+        elif op == "update":
+            table.update({uuid: record})
+        elif op == "pop":
+            table.pop(uuid, None)
+        elif uuid in table:
+            del table[uuid]
+    for card in ["0A 0B", "FF 01", "12 34", "ff 01"]:
+        scanned = {u for u, r in table.items() if str(r.get("card") or "").upper() == card.upper()}
+        assert table.owners(card) == scanned, card
+
+
+def test_a_card_freed_by_a_change_can_be_given_to_another_user() -> None:
+    state = Ef45State()
+    state.add_user_info({"user_uuid": "a", "card": "0A 0B"})
+    with pytest.raises(DeviceError) as refused:
+        state.add_user_info({"user_uuid": "b", "card": "0a 0b"})
+    assert refused.value.status == 409
+    state.update_user_info("a", {"card": "FF 01"})
+    state.add_user_info({"user_uuid": "b", "card": "0A 0B"})
+    assert state.user_info_by_card("0a 0b")["user_uuid"] == "b"
