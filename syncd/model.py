@@ -132,9 +132,13 @@ Record = Mapping[str, Any]
 """What one target should hold for one person: canonical, JSON-able, no template bytes."""
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""The encoder `json.dumps` would build on every call (a large plan hashes 100 000s)."""
+
+
 def canonical_json(value: Any) -> str:
     """Return the canonical JSON text of `value` (sorted keys, no spaces, UTF-8 kept)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def digest(value: Any) -> str:
@@ -286,3 +290,70 @@ class HeldRecord:
     def present(self) -> bool:
         """True when the target holds a record pushed by syncd."""
         return self.digest is not None
+
+
+class HeldTable(Mapping[str, HeldRecord]):
+    """One target's held records as a large ledger loads them: most kept as a digest alone.
+
+    Nearly every record of a ledger in step is *settled*: state ok, pushed and created by
+    syncd, active (no `disabled_since`), never failed (no attempts, no retry time), its
+    record and last error not loaded. A settled record is kept as its digest (and its
+    remote id, when that is not the person key) and built as a HeldRecord only when asked
+    for, so that a plan over a million records compares digests (`settled_digests`)
+    without building a million objects. `others` holds every other record as it is.
+    Given disjoint keys, the table reads like the dict {key: HeldRecord} it stands for.
+    """
+
+    __slots__ = ("_others", "_remote_ids", "settled_digests", "target")
+
+    def __init__(
+        self,
+        target: str,
+        settled_digests: Mapping[str, str],
+        remote_ids: Mapping[str, str],
+        others: Mapping[str, HeldRecord],
+    ) -> None:
+        self.target = target
+        self.settled_digests = settled_digests
+        """Person key → digest of each settled record (its remote id: `remote_ids` or the key)."""
+        self._remote_ids = remote_ids
+        self._others = others
+
+    def __getitem__(self, key: str) -> HeldRecord:
+        found = self._others.get(key)
+        if found is not None:
+            return found
+        return HeldRecord(
+            self.target,
+            key,
+            RecordState.OK,
+            self.settled_digests[key],
+            remote_id=self._remote_ids.get(key, key),
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return the HeldRecord of `key`, or `default` (faster than Mapping's own get)."""
+        if key in self._others or key in self.settled_digests:
+            return self[key]
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.settled_digests or key in self._others
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.settled_digests
+        yield from self._others
+
+    def __len__(self) -> int:
+        return len(self.settled_digests) + len(self._others)
+
+    def present_count(self) -> int:
+        """Return how many records the target holds (`HeldRecord.present`), building none."""
+        return len(self.settled_digests) + sum(1 for r in self._others.values() if r.present)
+
+
+def count_present(held: Mapping[str, HeldRecord]) -> int:
+    """Return how many of `held` the target holds (`HeldRecord.present`)."""
+    if isinstance(held, HeldTable):
+        return held.present_count()
+    return sum(1 for record in held.values() if record.present)

@@ -33,12 +33,13 @@ from syncd.engine.plan import Desired, Policy, compute_plan, with_held_records
 from syncd.engine.safety import Caps, apply_caps
 from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
 from syncd.errors import SourceError, SourceRefused
+from syncd.gcpause import gc_paused
 from syncd.ledger import health
 from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.store import Ledger, StoredPerson
 from syncd.ledger.templates import TemplateVault
-from syncd.model import Person, Plan
+from syncd.model import Person, Plan, count_present
 from syncd.sources.base import Source, SourceRead
 from syncd.targets.base import Target
 
@@ -203,15 +204,21 @@ class Engine:
         held = self.ledger.load_held(with_records=deep)
         view = look(self.targets, held, reading.desired) if deep else None
         targets = list(self.targets.values())
-        plan = compute_plan(
-            reading.desired, targets, view.held if view else held, policy, self.clock()
-        )
-        if view is None:
-            keys = [(a.target, a.person_key) for a in plan.actions if a.before_digest]
-            plan = with_held_records(plan, self.ledger.load_records(keys), targets)
+        with gc_paused():  # a large plan's objects all live until it ends: syncd.gcpause
+            plan = compute_plan(
+                reading.desired,
+                targets,
+                view.held if view else held,
+                policy,
+                self.clock(),
+                diff_fields=view is not None,
+            )
+            if view is None:
+                keys = [(a.target, a.person_key) for a in plan.actions if a.before_digest]
+                plan = with_held_records(plan, self.ledger.load_records(keys), targets)
         if view is not None:
             plan = self._with_deep_view(plan, view, policy, findings)
-        counts = {t: sum(1 for r in recs.values() if r.present) for t, recs in held.items()}
+        counts = {t: count_present(recs) for t, recs in held.items()}
         caps = Caps(safety.max_deletes, safety.max_delete_share, allow_deletes)
         capped = apply_caps(plan, counts, caps, released)
         return defer_targets(capped, self._resting_targets(), "quarantined: retried slowly")
@@ -336,7 +343,6 @@ class Engine:
                 started = reading.started[name].isoformat()
                 self.ledger.set_cursor(f"source:{name}:full_at", started, self.clock())
 
-
     def _record_health(self, plan: Plan, result: ApplyResult) -> None:
         """Count a target's run as failed when nothing of it could be applied."""
         attempted = {a.target for a in plan.runnable()}
@@ -349,7 +355,10 @@ class Engine:
             elif counts and counts["applied"]:
                 succeeded.append(target)
         health.record_run_outcomes(
-            self.ledger.engine, succeeded, failed, now=self.clock(),
+            self.ledger.engine,
+            succeeded,
+            failed,
+            now=self.clock(),
             quarantine_after=self.config.apply.quarantine_after,
         )
 

@@ -3,7 +3,12 @@
 The ledger is filled directly (people + one target record per person and target, as a
 completed first run would leave it), then `Engine.plan` is timed on a reading of the same
 people (no-op) and of people of whom 10 % changed their card. The source read is timed
-apart: it is the CSV benchmark's subject. Peak memory is the process's max RSS.
+apart: it is the CSV benchmark's subject. Peak memory is the process's max RSS. CPU time
+is shown beside wall time: on a shared machine it is the steadier figure.
+
+Sizes and ledgers: SYNCD_BENCH_PLAN_PEOPLE (default "10000,100000") and
+SYNCD_BENCH_PLAN_LEDGERS (default "sqlite,postgresql"); e.g.
+`SYNCD_BENCH_PLAN_PEOPLE=100000 SYNCD_BENCH_PLAN_LEDGERS=sqlite python -m tests.bench plan`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ POSTGRES_URL = os.environ.get(
     "SYNCD_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 NOW = datetime(2026, 11, 22, tzinfo=UTC)
+SIZES = [int(n) for n in os.environ.get("SYNCD_BENCH_PLAN_PEOPLE", "10000,100000").split(",")]
+LEDGERS = os.environ.get("SYNCD_BENCH_PLAN_LEDGERS", "sqlite,postgresql").split(",")
 
 
 def _people(count: int) -> dict[str, Person]:
@@ -101,12 +108,13 @@ def _fill(engine: sa.Engine, config: Config, population: dict[str, Person]) -> N
             conn.execute(target_records.insert(), rows)
 
 
-def _time_plan(engine: Engine, population: dict[str, Person]) -> tuple[float, int]:
+def _time_plan(engine: Engine, population: dict[str, Person]) -> tuple[float, float, int]:
+    """Return (wall s, CPU s, pending actions) of one `Engine.plan`."""
     reading = Reading(Desired(people=population), reads={})
     gc.collect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     plan = engine.plan(reading)
-    return time.perf_counter() - started, plan.pending
+    return time.perf_counter() - started, time.process_time() - cpu, plan.pending
 
 
 def _changed(population: dict[str, Person]) -> dict[str, Person]:
@@ -127,8 +135,9 @@ def measure(url: str, count: int, label: str) -> list[dict[str, Any]]:
     _fill(ledger_engine, config, population)
     fill_s = time.perf_counter() - started
     engine = Engine(config, Ledger(ledger_engine), {}, build_targets(config), clock=lambda: NOW)
-    noop_s, noop_pending = _time_plan(engine, population)
-    changed_s, changed_pending = _time_plan(engine, _changed(population))
+    noop_s, noop_cpu, noop_pending = _time_plan(engine, population)
+    changed_s, changed_cpu, changed_pending = _time_plan(engine, _changed(population))
+    engine.close()
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     records = count * TARGETS
     return [
@@ -137,8 +146,9 @@ def measure(url: str, count: int, label: str) -> list[dict[str, Any]]:
             "measured": f"{noop_s:.2f} s",
             "target": "≤ 5 s" if count >= 100_000 else "linear",
             "ok": noop_s <= 5 * count / 100_000 + 0.5,
+            "cpu_s": round(noop_cpu, 2),
+            "us_per_record": round(noop_s / records * 1e6, 2),
             "pending": noop_pending,
-            "records": records,
             "fill_s": round(fill_s, 1),
         },
         {
@@ -146,27 +156,37 @@ def measure(url: str, count: int, label: str) -> list[dict[str, Any]]:
             "measured": f"{changed_s:.2f} s",
             "target": "≤ 6 s" if count >= 100_000 else "linear",
             "ok": changed_s <= 6 * count / 100_000 + 0.5,
+            "cpu_s": round(changed_cpu, 2),
+            "us_per_record": round(changed_s / records * 1e6, 2),
             "pending": changed_pending,
-            "peak_rss_mb": round(rss_mb),
+            "peak_rss_mb_so_far": round(rss_mb),
         },
     ]
 
 
-def run() -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for count in (10_000, 100_000):
-        with tempfile.TemporaryDirectory() as directory:
-            rows += measure(f"sqlite:///{Path(directory) / 'ledger.db'}", count, "SQLite")
-    schema = f"bench_{os.getpid()}"
+def _measure_postgres(count: int) -> list[dict[str, Any]]:
+    """`measure` in a fresh PostgreSQL schema, dropped afterwards."""
+    schema = f"bench_{os.getpid()}_{count}"
     admin = sa.create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     try:
-        rows += measure(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", 100_000, "PostgreSQL")
+        return measure(f"{POSTGRES_URL}?options=-csearch_path%3D{schema}", count, "PostgreSQL")
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def run() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    if "sqlite" in LEDGERS:
+        for count in SIZES:
+            with tempfile.TemporaryDirectory() as directory:
+                rows += measure(f"sqlite:///{Path(directory) / 'ledger.db'}", count, "SQLite")
+    if "postgresql" in LEDGERS:
+        for count in SIZES:
+            rows += _measure_postgres(count)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows.append(
         {

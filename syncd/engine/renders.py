@@ -1,0 +1,69 @@
+"""The plan's renders: each person rendered once per kind of target configuration.
+
+`Renders` belongs to `plan.compute_plan` (one per plan); it lives apart to keep that
+module readable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING
+
+from syncd.errors import RecordError
+from syncd.model import HeldRecord, Person, Record, Status, digest
+from syncd.targets.base import Target
+
+if TYPE_CHECKING:  # plan imports this module: the type alone, to avoid a cycle
+    from syncd.engine.plan import Desired
+
+
+class Renders:
+    """Each person rendered once per kind of target configuration, with its digest.
+
+    Ten terminals configured alike hold the same record for a person: rendering and
+    hashing it once instead of ten times is most of a large plan's cost. Also holds
+    what every target's pass shares: the people's keys, sorted once.
+    """
+
+    def __init__(self, desired: Desired, diff_fields: bool = True) -> None:
+        self.desired = desired
+        self.diff_fields = diff_fields
+        self.sorted_people = sorted(desired.people)
+        self._shapes: dict[tuple[Hashable, bool], dict[str, tuple[Record, str]]] = {}
+
+    def shape(self, target: Target, active: bool) -> dict[str, tuple[Record, str]]:
+        """Return the cache (person key → record, digest) of `target`'s configuration."""
+        return self._shapes.setdefault((target.render_key, active), {})
+
+    def get(self, target: Target, person: Person, active: bool) -> tuple[Record, str]:
+        """Return (record, digest) of `person` on `target`, disabled unless `active`."""
+        return self.cached(self.shape(target, active), target, person, active)
+
+    def cached(
+        self, shape: dict[str, tuple[Record, str]], target: Target, person: Person, active: bool
+    ) -> tuple[Record, str]:
+        """`get`, given the `shape` cache of `target` (looked up once per target)."""
+        found = shape.get(person.key)
+        if found is None:
+            shown = person if active else dataclasses.replace(person, status=Status.DISABLED)
+            record = target.render(shown, self.desired.enrollments.get(person.key, ()))
+            found = shape[person.key] = (record, digest(record))
+        return found
+
+    def renderable(
+        self, shape: dict[str, tuple[Record, str]], target: Target, person: Person
+    ) -> tuple[Record, str] | None:
+        """`cached` for an active person, or None if `target` cannot render them (the
+        plan's general path meets the RecordError again and notes it)."""
+        try:
+            return self.cached(shape, target, person, True)
+        except RecordError:
+            return None
+
+    def keys(self, held: Mapping[str, HeldRecord]) -> list[str]:
+        """Return, sorted, the people present and the gone people `held` still has."""
+        desired = self.desired
+        gone = sorted(k for k in desired.gone if k in held and k not in desired.people)
+        return list(heapq.merge(self.sorted_people, gone)) if gone else self.sorted_people
