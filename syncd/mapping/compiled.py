@@ -10,14 +10,18 @@ reads): a bad PIN is "not a valid PIN", never the PIN.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from syncd.errors import RecordError, cut
 from syncd.mapping.filters import FilterError, Item, Values, to_text
+from syncd.mapping.readers import bare_text, by_cell, constant
 from syncd.mapping.template import PlaceholderError, Template
 from syncd.model import Person, RawRecord, Status
 
@@ -27,6 +31,16 @@ LIST_FIELDS = ("cards", "groups")
 PERSON_FIELDS = frozenset({*TEXT_FIELDS, *DATE_FIELDS, *LIST_FIELDS, "status"})
 _TRUE = frozenset({"true", "yes", "1", "disabled"})
 _FALSE = frozenset({"false", "no", "0", "active"})
+T = TypeVar("T")
+
+# The order of Person's fields, which `CompiledMapping.map` passes positionally.
+_PERSON_ORDER = (
+    *("key", "first_name", "last_name", "email", "employee_number", "status"),
+    *("valid_from", "valid_until", "cards", "pin", "groups", "attributes"),
+)
+# Fail at import, not silently with fields swapped:
+if tuple(f.name for f in dataclasses.fields(Person)) != _PERSON_ORDER:
+    raise ImportError("syncd.model.Person's fields changed: update CompiledMapping.map")
 
 
 class FieldError(RecordError):
@@ -77,12 +91,6 @@ class CompiledMapping:
         self.source = source
         self.options = options
         self._fields = fields
-        # (field, template, attribute when the template is a bare "{attribute}")
-        self._text_fields = tuple(
-            (name, fields[name], _bare_attribute(fields[name]))
-            for name in TEXT_FIELDS
-            if name in fields
-        )
         self._extra = attributes
         # Rules that always apply with constant groups are resolved once, not per record.
         static = [rule for rule in access if _is_static(rule)]
@@ -98,6 +106,50 @@ class CompiledMapping:
         if disabled_when is not None:
             templates.append(disabled_when)
         self.attributes: frozenset[str] = frozenset(a for t in templates for a in t.attributes)
+        self._compile_readers()
+
+    def _compile_readers(self) -> None:
+        """Build the per-field readers `map` calls (syncd.mapping.readers), once."""
+        self._text_readers = tuple(self._text_reader(name) for name in TEXT_FIELDS)
+        # (field, its index among TEXT_FIELDS or -1): where `map` finds its text, if any
+        self._required = tuple(
+            (name, TEXT_FIELDS.index(name) if name in TEXT_FIELDS else -1)
+            for name in self.options.required
+        )
+        self._read_status: Callable[[RawRecord], Status] = self._status
+        if self._disabled_when is None:  # else the status also depends on other attributes
+            self._read_status = self._remembered("status", self._status)
+        self._read_from = self._remembered("valid_from", partial(self._datetime, "valid_from"))
+        self._read_until = self._remembered("valid_until", partial(self._datetime, "valid_until"))
+        self._read_cards = self._remembered("cards", self._cards)
+        self._read_groups: Callable[[RawRecord], frozenset[str]] = self._groups
+        if not self._dynamic_rules:  # else rules read other attributes too
+            if "groups" not in self._fields:
+                self._read_groups = constant(frozenset(self._static_groups))
+            else:
+                self._read_groups = self._remembered("groups", self._groups)
+
+    def _text_reader(self, name: str) -> Callable[[RawRecord], str]:
+        template = self._fields.get(name)
+        if template is None:
+            return constant("")
+        general = partial(self._as_text, name, template)
+        attribute = _bare_attribute(template)
+        if attribute:
+            return bare_text(attribute, general)
+        return general if name == "pin" else self._remembered(name, general)
+
+    def _remembered(self, name: str, compute: Callable[[RawRecord], T]) -> Callable[[RawRecord], T]:
+        """Return `compute` remembered per cell when field `name` reads one plain attribute.
+
+        That is when its template is exactly one placeholder, whose attribute is not one
+        the PIN reads (a memo outlives the read; secrets must not).
+        """
+        template = self._fields.get(name)
+        single = template.single if template is not None else None
+        if single is None or single.attribute.casefold() in self._secret:
+            return compute
+        return by_cell(single.attribute, compute)
 
     @property
     def key_attributes(self) -> tuple[str, ...]:
@@ -112,33 +164,33 @@ class CompiledMapping:
             return None
 
     def map(self, raw: RawRecord) -> Person:
-        """Return the Person of `raw`; raise FieldError naming field and attribute if it cannot."""
-        text = dict.fromkeys(TEXT_FIELDS, "")
-        for name, template, attribute in self._text_fields:
-            value = raw.get(attribute) if attribute else None
-            if type(value) is str:  # a plain CSV cell: the hot path of a 100 000-row file
-                text[name] = value.strip()
-            else:
-                text[name] = self._as_text(name, template, raw)
-        for name in self.options.required:
-            if not text.get(name, "") and not self._values(name, raw):
+        """Return the Person of `raw`; raise FieldError naming field and attribute if it cannot.
+
+        Fields are evaluated in a fixed order (TEXT_FIELDS, required, PIN, status, dates,
+        cards, groups, attributes), so a record with several problems always reports the
+        same one.
+        """
+        key, first, last, email, number, pin = self._text_readers
+        text = (key(raw), first(raw), last(raw), email(raw), number(raw), pin(raw))
+        for name, index in self._required:
+            if (index < 0 or not text[index]) and not self._values(name, raw):
                 raise FieldError(name, self._attrs(name), "missing")
-        pin = text["pin"]
-        if pin and not self._pin.fullmatch(pin):
+        if text[5] and not self._pin.fullmatch(text[5]):
             raise FieldError("pin", self._attrs("pin"), "not a valid PIN")
+        # Positional: 0.4 µs a row cheaper than keywords; _PERSON_ORDER guards the order.
         return Person(
-            key=text["key"],
-            first_name=text["first_name"],
-            last_name=text["last_name"],
-            email=text["email"],
-            employee_number=text["employee_number"],
-            pin=pin,
-            status=self._status(raw),
-            valid_from=self._datetime("valid_from", raw),
-            valid_until=self._datetime("valid_until", raw),
-            cards=self._cards(raw),
-            groups=self._groups(raw),
-            attributes=self._extra_attributes(raw),
+            text[0],
+            text[1],
+            text[2],
+            text[3],
+            text[4],
+            self._read_status(raw),
+            self._read_from(raw),
+            self._read_until(raw),
+            self._read_cards(raw),
+            text[5],
+            self._read_groups(raw),
+            self._extra_attributes(raw),
         )
 
     # -- evaluation ---------------------------------------------------------------------
@@ -234,8 +286,11 @@ class CompiledMapping:
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=self.options.time_zone)
 
     def _cards(self, raw: RawRecord) -> tuple[int, ...]:
+        values = self._values("cards", raw)
+        if len(values) == 1 and type(values[0]) is int and values[0] >= 0:
+            return (values[0],)  # one card, as |decimal_card or |hex_card gives it: done
         cards: list[int] = []
-        for item in self._values("cards", raw):
+        for item in values:
             if type(item) is int and item >= 0:
                 cards.append(item)
             elif isinstance(item, str) and item.strip().isascii() and item.strip().isdigit():

@@ -31,6 +31,7 @@ from typing import TextIO
 
 from syncd.config import CsvSourceConfig
 from syncd.errors import RecordError, SourceError, SourceRefused
+from syncd.gcpause import gc_paused
 from syncd.mapping import FieldError
 from syncd.model import Person
 from syncd.sources.base import RecordMapper, SourceProblem, SourceRead
@@ -64,7 +65,7 @@ def sniff_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
-@dataclass
+@dataclass(slots=True)
 class _Tally:
     """What one read gathers: people, problems, held keys, and the first line of each key."""
 
@@ -99,7 +100,7 @@ class CsvSource:
         path = self._config.path
         try:
             encoding = self._encoding(path)
-            with path.open(encoding=encoding, newline="") as handle:
+            with path.open(encoding=encoding, newline="") as handle, gc_paused():
                 tally = self._read_rows(handle)
         except UnicodeDecodeError as exc:
             raise self._refuse(f"not {encoding} text (byte {exc.start} of a chunk)") from None
@@ -141,13 +142,13 @@ class CsvSource:
         reader = csv.reader(itertools.chain([first], handle), delimiter=delimiter, strict=True)
         names = self._header(next(reader))
         tally = _Tally()
+        take = self._take  # bound once: this loop runs once a row
         end = reader.line_num
         for cells in reader:
             line, end = end + 1 + blank, reader.line_num
             if (not cells or not cells[0].strip()) and not "".join(cells).strip():
                 continue  # a blank line, or a row of empty cells
-            tally.rows += 1
-            self._take(line, cells, names, tally)
+            take(line, cells, names, tally)
         if tally.rows == 0:
             raise self._refuse("no data rows after the header")
         return tally
@@ -174,7 +175,8 @@ class CsvSource:
         return names
 
     def _take(self, line: int, cells: list[str], names: list[str], tally: _Tally) -> None:
-        """Map one row into `tally`, or report it and hold its key if that can be read."""
+        """Count and map one row into `tally`, or report it and hold its key if readable."""
+        tally.rows += 1
         raw = dict(zip(names, cells, strict=False))
         if len(cells) != len(names) and _bad_width(cells, len(names)):
             message = f"{len(cells)} columns where the header has {len(names)}"
@@ -187,9 +189,10 @@ class CsvSource:
                 at = line_of(line, cells, names.index(column)) if column in names else line
                 self._problem(tally, at, column or "", exc.field, exc.message)
             else:
-                tally.people[person.key] = person
-                if tally.first_line.setdefault(person.key, line) != line:
-                    self._duplicate(tally, person.key, line)
+                mapped = person.key
+                tally.people[mapped] = person
+                if tally.first_line.setdefault(mapped, line) != line:
+                    self._duplicate(tally, mapped, line)
                 return
         key = self._key_of(raw)
         if key is not None:
