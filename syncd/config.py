@@ -136,11 +136,19 @@ class LdapSourceConfig(_Strict):
     page_size: int = Field(default=500, ge=1, le=100_000)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     read_timeout_s: float = Field(default=30.0, gt=0)
+    # Active Directory only: a `member_of` access rule also matches people in groups
+    # nested inside the named group, at any depth (LDAP_MATCHING_RULE_IN_CHAIN).
     nested_groups: bool = False
     # Hours between full reads (which also find deletions); reads in between are deltas.
     # 0 makes every read full.
     full_read_every_h: float = Field(default=24.0, ge=0)
     mapping: Path
+
+    @model_validator(mode="after")
+    def _nested_groups_need_ad(self) -> LdapSourceConfig:
+        if self.nested_groups and self.flavor != "ad":
+            raise ValueError('nested_groups needs flavor = "ad" (OpenLDAP has no in-chain rule)')
+        return self
 
 
 SourceConfig = Annotated[CsvSourceConfig | LdapSourceConfig, Field(discriminator="type")]

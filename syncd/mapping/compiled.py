@@ -73,6 +73,7 @@ class AccessRule:
     when: Template | None
     test: Callable[[tuple[str, ...]], bool] | None
     groups: tuple[Template, ...]
+    member_of: tuple[str, ...] = ()  # the group DNs of a `member_of` rule, as written
 
 
 class CompiledMapping:
@@ -106,6 +107,10 @@ class CompiledMapping:
         if disabled_when is not None:
             templates.append(disabled_when)
         self.attributes: frozenset[str] = frozenset(a for t in templates for a in t.attributes)
+        # What an LDAP source with nested_groups expands (syncd.sources.ldap).
+        self.member_of_dns: tuple[str, ...] = tuple(
+            dict.fromkeys(dn for rule in access for dn in rule.member_of)
+        )
         self._compile_readers()
 
     def _compile_readers(self) -> None:

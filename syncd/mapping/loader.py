@@ -202,7 +202,9 @@ class _Compiler:
         if when_text is not None:
             when = self._template(f"{label}.when", when_text, multi=bool(conditions))
         test = _test(label, rule, conditions[0], self.problems) if len(conditions) == 1 else None
-        return AccessRule(label, when, test, tuple(t for t in templates if t is not None))
+        member_of = tuple(_strings(rule["member_of"]) or ()) if conditions == ["member_of"] else ()
+        kept = tuple(t for t in templates if t is not None)
+        return AccessRule(label, when, test, kept, member_of)
 
 
 def _table(data: dict[str, Any], key: str, problems: _Problems) -> dict[str, Any]:

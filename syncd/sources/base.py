@@ -61,6 +61,11 @@ class RecordMapper(Protocol):
         """The source attributes the key is made of (to locate duplicate keys)."""
         ...
 
+    @property
+    def member_of_dns(self) -> tuple[str, ...]:
+        """The group DNs `member_of` access rules test (expanded for nested groups)."""
+        ...
+
     def map(self, raw: RawRecord) -> Person:
         """Return the Person of `raw`; raise RecordError(field, message) if it cannot."""
         ...

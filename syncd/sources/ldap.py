@@ -40,6 +40,7 @@ from ldap3 import (
     ANONYMOUS,
     BASE,
     LEVEL,
+    NO_ATTRIBUTES,
     NONE,
     SIMPLE,
     SUBTREE,
@@ -49,9 +50,11 @@ from ldap3 import (
     Tls,
 )
 from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
 
 from syncd.config import LdapSourceConfig
 from syncd.errors import ConfigError, RecordError, SourceError, cut
+from syncd.mapping.loader import normalize_dn
 from syncd.model import Person
 from syncd.sources.base import RecordMapper, SourceProblem, SourceRead
 from syncd.sources.ldap_ad import (
@@ -71,6 +74,10 @@ _SCOPES = {"base": BASE, "one": LEVEL, "sub": SUBTREE}
 _LIMIT_RESULTS = {3: "timeLimitExceeded", 4: "sizeLimitExceeded", 11: "adminLimitExceeded"}
 
 RawRecord = dict[str, list[str | bytes]]
+
+
+# LDAP_MATCHING_RULE_IN_CHAIN: AD evaluates memberOf through nested groups.
+IN_CHAIN = "1.2.840.113556.1.4.1941"
 
 
 @dataclass
@@ -180,12 +187,32 @@ class LdapSource:
             collected.stamp = highest_committed_usn(conn)
             collected.track_stamps = collected.stamp is None
         wanted = self._wanted_attributes()
+        nested = self._nested_members(conn, search_filter, progress)
+        member_of = wanted.get("memberof", "memberOf")
         entries = self._entries(conn, search_filter, sorted(wanted.values()), progress)
         for dn, raw in entries:
             progress.stage = f"ranged read of {dn}"
             record = to_raw_record(dn, complete_ranges(conn, dn, raw), wanted)
+            add_nested_groups(record, member_of, nested)
             self._take(record, collected)
         return collected
+
+    def _nested_members(
+        self, conn: Any, search_filter: str, progress: _Progress
+    ) -> dict[str, frozenset[str]]:
+        """Return group DN → normalized DNs of the people in it at any depth (AD only).
+
+        One paged search per group a `member_of` rule names, with AD's in-chain matching
+        rule: the server walks the nesting. Empty unless the source has nested_groups.
+        """
+        if not self.config.nested_groups:
+            return {}
+        members: dict[str, frozenset[str]] = {}
+        for group in self.mapping.member_of_dns:
+            chain = f"(memberOf:{IN_CHAIN}:={escape_filter_chars(group)})"
+            entries = self._entries(conn, f"(&{search_filter}{chain})", [NO_ATTRIBUTES], progress)
+            members[group] = frozenset(normalize_dn(dn) for dn, _ in entries)
+        return members
 
     def _wanted_attributes(self) -> dict[str, str]:
         """Return lower-cased name → requested spelling of every attribute to ask for."""
@@ -290,6 +317,18 @@ def _next_cookie(result: dict[str, Any]) -> bytes:
         )
     cookie: bytes = control["value"]["cookie"] or b""
     return cookie
+
+
+def add_nested_groups(record: RawRecord, attribute: str, nested: dict[str, frozenset[str]]) -> None:
+    """Add to `record`'s `attribute` each group of `nested` that holds the record's DN."""
+    if not nested:
+        return
+    dn = normalize_dn(str(record["dn"][0]))
+    values = record.setdefault(attribute, [])
+    direct = {normalize_dn(str(v)) for v in values}
+    for group, people in nested.items():
+        if dn in people and normalize_dn(group) not in direct:
+            values.append(group)
 
 
 def to_raw_record(dn: str, raw: RawAttributes, wanted: dict[str, str]) -> RawRecord:

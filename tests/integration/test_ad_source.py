@@ -1,7 +1,8 @@
 """LdapSource (flavor "ad") and the shipped active-directory mapping on a real Samba DC.
 
 One DC for the module (Samba's ports are fixed), provisioned with five people in
-OU=People, the door groups of the shipped mapping, and a group of 1 600 contacts.
+OU=People, the door groups of the shipped mapping (the lab's holds a group that holds
+a group), and a group of 1 600 contacts.
 
 Range retrieval: Samba returns every value of `member` in one answer, never
 `member;range=0-1499` as Windows does, so the big-group test proves only that a large
@@ -79,9 +80,11 @@ def preload_ldif() -> str:
         entries.append("\n".join(lines) + "\n")
     contacts = [f"CN=contact{n},OU=Bulk,{BASE_DN}" for n in range(BIG_GROUP)]
     entries += [f"dn: {dn}\nobjectClass: contact\nsn: Contact\n" for dn in contacts]
-    groups = {
+    groups = {  # a member group comes before the groups that hold it
         "Door Access - All": [_user_dn(n) for n in USERS],
-        "Door Access - Lab": [_user_dn("alice")],
+        "Lab Interns": [_user_dn("dave")],
+        "Lab Staff": [_user_dn("carol"), f"CN=Lab Interns,{GROUPS_OU}"],
+        "Door Access - Lab": [_user_dn("alice"), f"CN=Lab Staff,{GROUPS_OU}"],
         "Big Group": contacts,
     }
     for cn, members in groups.items():
@@ -171,6 +174,8 @@ class MemberCounter:
     """A RecordMapper for groups: keeps every `member` value a read hands it."""
 
     attributes = frozenset({"cn", "member"})
+    key_attributes = ("objectGUID",)
+    member_of_dns: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.members: dict[str, list[str | bytes]] = {}
@@ -187,10 +192,24 @@ def test_group_over_1500_members_is_read_completely(make_source: Any) -> None:
     counter = MemberCounter()
     source = make_source(counter, base_dn=GROUPS_OU, filter="(objectClass=group)")
     read = source.read()
-    assert len(read.people) == 3
+    assert len(read.people) == 5
     members = counter.members["Big Group"]
     assert len(members) == BIG_GROUP
     assert len(set(members)) == BIG_GROUP
+
+
+def test_nested_groups_reach_people_in_groups_inside_the_named_group(make_source: Any) -> None:
+    flat = _by_name(dict(make_source().read().people))
+    read = make_source(nested_groups=True).read()
+    nested = _by_name(dict(read.people))
+    assert read.complete and not read.problems
+    # Without nested_groups only direct members of "Door Access - Lab" get "lab".
+    assert {n for n, p in flat.items() if "lab" in p.groups} == {"alice"}
+    assert nested["alice"].groups == frozenset({"all", "lab"})  # direct
+    assert nested["carol"].groups == frozenset({"all", "lab"})  # via Lab Staff
+    assert nested["dave"].groups == frozenset({"all", "lab"})  # via Lab Interns, Lab Staff
+    assert nested["erin"].groups == frozenset({"all"})
+    assert nested["bob"].groups == frozenset({"all"})
 
 
 def test_usn_delta_returns_only_changed_people_rename_keeps_the_key(

@@ -351,3 +351,10 @@ def test_certificate_for_another_name_is_refused(
     url = f"ldap://{hostname}:{slapd.port}"
     with pytest.raises(SourceError):
         make_source(ldap_ou, url=url, start_tls=True, ca_file=slapd.tls.ca_cert).read()
+
+
+def test_nested_groups_on_openldap_is_a_config_error() -> None:
+    fields: dict[str, Any] = {"type": "ldap", "url": "ldap://127.0.0.1", "base_dn": "dc=x"}
+    with pytest.raises(ValueError, match="nested_groups needs flavor"):
+        LdapSourceConfig(**fields, mapping=Path("m.toml"), nested_groups=True)
+    assert LdapSourceConfig(**fields, mapping=Path("m.toml"), flavor="ad", nested_groups=True)

@@ -446,3 +446,13 @@ def test_templates_never_fail_with_anything_but_record_error(
         assert exc.message
     else:
         assert person.key == "k"
+
+
+def test_member_of_dns_are_the_groups_member_of_rules_name_in_order_once() -> None:
+    m = loads_mapping(
+        '[fields]\nkey = "{uid}"\n'
+        '[[access]]\nmember_of = "CN=Lab,DC=x"\ngroups = ["lab"]\n'
+        '[[access]]\nwhen = "{dept}"\nequals = "CN=Not,DC=x"\ngroups = ["d"]\n'
+        '[[access]]\nmember_of = ["CN=HQ,DC=x", "CN=Lab,DC=x"]\ngroups = ["hq"]\n'
+    )
+    assert m.member_of_dns == ("CN=Lab,DC=x", "CN=HQ,DC=x")
