@@ -2,19 +2,16 @@
 
 Targets run in parallel (asyncio), each target's actions one after another in plan order.
 Outcomes are committed to the ledger by a single writer thread in groups
-(`engine.writer`), so the event loop keeps serving the other targets. What a crash may
-lose is bounded and harmless:
+(`engine.writer`: the outcomes of all targets that arrive while one transaction commits
+go into the next), so the event loop keeps serving the other targets:
 
 - Before a create is sent, its "pending" record is committed (write-ahead, for the next
   `WRITE_AHEAD` creates of the target at once): from then on the ledger knows the target
   may hold the person, whatever happens to this process. A pending record whose create
   never went out costs the next run one create (or one delete of nothing, for a leaver).
-- The outcome of an action ("applied", "failed") is queued, not awaited: the next action
-  starts while it commits. A crash before it commits leaves the record as it was (or
-  pending), so the next plan sends the same update, disable or delete again (each is
-  idempotent on the target) or re-creates the pending one. Every queued outcome is
-  committed before apply returns, and a ledger that fails stops every target before its
-  next action.
+- Each action's outcome ("applied", "failed") is committed before the target's next
+  action starts, so a crash at any instant loses nothing: the next run recomputes the
+  plan from the ledger and finishes the work.
 
 Temporary errors are retried within the run with exponential backoff and jitter (bounded
 by `ApplyConfig`); what still fails is recorded as failed with a `next_attempt_at` that
@@ -115,15 +112,13 @@ class Applier:
         self.result = ApplyResult()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger-writer")
         self._group = GroupWriter(ledger, self._writer)  # group commit (engine.writer)
-        self._queued = QueuedWrites()
         self._written_ahead: set[int] = set()  # id() of creates whose pending is committed
 
     async def run(self, plan: Plan, targets: Mapping[str, Target]) -> ApplyResult:
         """Record the plan's blocked actions, apply the rest; return the counts."""
         try:
-            for action in plan.actions:
-                if action.blocked is not None:
-                    self._record(action, "blocked", error=action.blocked)
+            blocked = [a for a in plan.actions if a.blocked is not None]
+            await self._group.write([self._outcome(a, "blocked", error=a.blocked) for a in blocked])
             runnable = plan.runnable()
             names = sorted({a.target for a in runnable})
             # return_exceptions: every target ends before the writer shuts down.
@@ -134,12 +129,10 @@ class Applier:
                 ),
                 return_exceptions=True,
             )
-            await self._queued.committed()
             for outcome in ended:
                 if isinstance(outcome, BaseException):
                     raise outcome
         finally:
-            await self._queued.settled()
             self._writer.shutdown(wait=True)
         return self.result
 
@@ -154,14 +147,13 @@ class Applier:
                             if self.stop is not None and self.stop.is_set():
                                 self.result.stopped = True
                                 return
-                            self._queued.raise_if_failed()
                             await self._write_ahead(actions, index)
                             await self._apply_one(session, actions[index])
                             done += 1
         except SyncdError as exc:
             self.result.errors[target.name] = str(exc)
             for action in actions[done:]:
-                self._record(action, "failed", error=_describe(exc))
+                await self._record(action, "failed", error=_describe(exc))
                 self.progress.advance(target.name)
 
     async def _write_ahead(self, actions: Sequence[Action], index: int) -> None:
@@ -179,9 +171,9 @@ class Applier:
         except TemporaryTargetError:
             raise  # the session itself may be broken: reopen it (outer retry)
         except SyncdError as exc:
-            self._record(action, "failed", error=_describe(exc))
+            await self._record(action, "failed", error=_describe(exc))
         else:
-            self._record(action, "applied", remote_id=remote_id)
+            await self._record(action, "applied", remote_id=remote_id)
         self.progress.advance(action.target)
 
     async def _with_retries(self, session: TargetSession, action: Action) -> str | None:
@@ -203,7 +195,7 @@ class Applier:
             reraise=True,
         )
 
-    def _record(
+    async def _record(
         self,
         action: Action,
         outcome: str,
@@ -211,11 +203,17 @@ class Applier:
         remote_id: str | None = None,
         error: str | None = None,
     ) -> None:
+        """Commit one outcome of `action` (awaited: see the module docstring); count it."""
+        await self._group.write([self._outcome(action, outcome, remote_id, error)])
+
+    def _outcome(
+        self, action: Action, outcome: str, remote_id: str | None = None, error: str | None = None
+    ) -> Outcome:
+        """Return the ledger's row for `outcome` of `action` and count it in the result."""
         now = self.clock()
         next_attempt = self._next_attempt(action, now) if outcome == "failed" else None
-        outcome_row = Outcome(self.run_id, action, outcome, now, remote_id, error, next_attempt)
-        self._queued.add(self._group.submit(outcome_row))
         self.result.per_target.setdefault(action.target, Counter())[outcome] += 1
+        return Outcome(self.run_id, action, outcome, now, remote_id, error, next_attempt)
 
     def _next_attempt(self, action: Action, now: datetime) -> datetime:
         settings = self.settings
@@ -223,37 +221,6 @@ class Applier:
             settings.next_attempt_base_s * (2**action.attempts), settings.next_attempt_max_s
         )
         return now + timedelta(seconds=delay)
-
-
-class QueuedWrites:
-    """The ledger writes apply queued without awaiting them, and what became of them."""
-
-    def __init__(self) -> None:
-        self._futures: list[asyncio.Future[None]] = []
-
-    def add(self, future: asyncio.Future[None]) -> None:
-        """Track `future` until it is committed."""
-        self._futures.append(future)
-
-    def raise_if_failed(self) -> None:
-        """Raise the error of a write that failed; forget the ones committed."""
-        still: list[asyncio.Future[None]] = []
-        for future in self._futures:
-            if not future.done():
-                still.append(future)
-                continue
-            error = future.exception()
-            if error is not None:
-                raise error
-        self._futures = still
-
-    async def committed(self) -> None:
-        """Wait for every queued write; raise the first error."""
-        await asyncio.gather(*self._futures)
-
-    async def settled(self) -> None:
-        """Wait for every queued write, ignoring errors (they were raised elsewhere)."""
-        await asyncio.gather(*self._futures, return_exceptions=True)
 
 
 def _describe(exc: BaseException) -> str:

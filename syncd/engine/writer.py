@@ -3,9 +3,9 @@
 Committing each outcome alone made the writer thread the bottleneck of a large apply
 (one transaction per action, and each SQLite call hands the GIL back and forth with the
 event loop). Here the outcomes that arrive while one transaction commits are written
-together in the next. `write` returns once its outcomes are committed; `submit` returns
-at once with a future that says when (apply awaits the write-ahead of creates, and only
-checks on the outcomes, see `engine.apply`). If a group's transaction fails, its
+together in the next: every caller still waits for its own outcomes to be committed,
+the commits are fewer. `write` returns once its outcomes are committed; `submit`
+returns at once with a future that says when. If a group's transaction fails, its
 outcomes are retried one by one, so each gets its own result (or its own error).
 """
 
