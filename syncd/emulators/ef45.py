@@ -25,6 +25,7 @@ are unverified (see `ef45_state`). `FaultMiddleware` wraps the whole app.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -162,37 +163,7 @@ def build_ef45_emulators(
     return terminals
 
 
-def run_ef45_emulators(
-    *,
-    count: int,
-    base_port: int,
-    firmware: str = "new",
-    capacity: int = 10_000,
-    record_version: int = 8976,
-    latency_ms: float = 0.0,
-    error_rate: float = 0.0,
-    timeout_rate: float = 0.0,
-    timeout_s: float = 30.0,
-    drop_rate: float = 0.0,
-    lock_held_by_other: bool = False,
-    drop_lock_after: int | None = None,
-    seed: int = 0,
-    host: str = LOOPBACK,
-) -> None:
-    """Serve `count` terminals on ports base_port … base_port+count-1 until interrupted."""
-    terminals = build_ef45_emulators(
-        count=count,
-        base_port=base_port,
-        firmware=firmware,
-        capacity=capacity,
-        record_version=record_version,
-        latency_ms=latency_ms,
-        error_rate=error_rate,
-        timeout_rate=timeout_rate,
-        timeout_s=timeout_s,
-        drop_rate=drop_rate,
-        lock_held_by_other=lock_held_by_other,
-        drop_lock_after=drop_lock_after,
-        seed=seed,
-    )
+def run_ef45_emulators(*, host: str = LOOPBACK, **settings: Any) -> None:
+    """Serve the terminals `build_ef45_emulators(**settings)` returns until interrupted."""
+    terminals = build_ef45_emulators(**settings)
     serve_forever([(app, port) for _, app, port in terminals], host=host)
