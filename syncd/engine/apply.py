@@ -5,10 +5,11 @@ Outcomes are committed to the ledger by a single writer thread in groups
 (`engine.writer`: the outcomes of all targets that arrive while one transaction commits
 go into the next), so the event loop keeps serving the other targets:
 
-- Before a create is sent, its "pending" record is committed (write-ahead, for the next
-  `WRITE_AHEAD` creates of the target at once): from then on the ledger knows the target
-  may hold the person, whatever happens to this process. A pending record whose create
-  never went out costs the next run one create (or one delete of nothing, for a leaver).
+- Before a create is sent, its "pending" record is committed (write-ahead, for every
+  create among the target's next `WRITE_AHEAD` actions at once): from then on the ledger
+  knows the target may hold the person, whatever happens to this process. A pending
+  record whose create never went out costs the next run one create (or one delete of
+  nothing, for a leaver).
 - Each action's outcome ("applied", "failed") is committed before the target's next
   action starts, so a crash at any instant loses nothing: the next run recomputes the
   plan from the ledger and finishes the work.
@@ -47,8 +48,9 @@ from syncd.targets.base import Target, TargetSession
 
 Clock = Callable[[], datetime]
 
-# Creates whose "pending" records are committed together, ahead of sending them. Larger
-# saves commits; smaller leaves fewer unsent-but-pending records after a crash or stop.
+# Actions whose creates get their "pending" records committed together, ahead of sending
+# them. Larger saves commits; smaller leaves fewer unsent-but-pending records after a
+# crash or stop.
 WRITE_AHEAD = 32
 
 

@@ -83,7 +83,7 @@ def _write_rows(conn: Connection, stored: dict[Key, Row], rows: dict[Key, Row | 
             if before is not None:
                 deletes.append({"k_target": key[0], "k_person": key[1]})
         elif before is None:
-            inserts.append({"target": key[0], "person_key": key[1], **row})
+            inserts.append(row)  # a new row: every column set by `_new_row`
         elif row != before:
             updates.append({"k_target": key[0], "k_person": key[1], **_values(row)})
     key_match = sa.and_(
@@ -93,7 +93,7 @@ def _write_rows(conn: Connection, stored: dict[Key, Row], rows: dict[Key, Row | 
     if deletes:
         conn.execute(target_records.delete().where(key_match), deletes)
     if inserts:
-        conn.execute(target_records.insert(), [_full(row) for row in inserts])
+        conn.execute(target_records.insert(), inserts)
     if updates:
         # No .values(): the SET clause comes from the column-named keys of each row.
         conn.execute(target_records.update().where(key_match), updates)
@@ -101,11 +101,6 @@ def _write_rows(conn: Connection, stored: dict[Key, Row], rows: dict[Key, Row | 
 
 def _values(row: Row) -> Row:
     return {c: row.get(c) for c in _VALUE_COLUMNS}
-
-
-def _full(row: Row) -> Row:
-    # executemany needs the same keys in every row.
-    return {"target": row["target"], "person_key": row["person_key"], **_values(row)}
 
 
 def _row_after(item: Outcome, current: Row | None) -> Row | None:
@@ -125,7 +120,7 @@ def _after_pending(action: Action, current: Row | None, now: datetime) -> Row | 
     if current is not None and current.get("digest") is not None:
         return current
     if current is None:
-        return _new_row(action, state=RecordState.PENDING, attempts=0, updated_at=now)
+        return _new_row(action, state=RecordState.PENDING.value, updated_at=now)
     return {**current, "state": RecordState.PENDING.value, "updated_at": now}
 
 
@@ -174,13 +169,14 @@ def _merged(action: Action, current: Row | None, values: Row) -> Row:
 
 
 def _new_row(action: Action, **values: Any) -> Row:
-    # Only a create makes the record syncd's; an update/disable without a row is a deep
-    # run adopting a user found on the target, which syncd must never delete.
-    state = values.pop("state")
+    """Return a record row for `action`'s key: every column, `values` over the defaults.
+
+    Only a create makes the record syncd's; an update/disable without a row is a deep
+    run adopting a user found on the target, which syncd must never delete.
+    """
     row: Row = dict.fromkeys(_VALUE_COLUMNS)
     row.update(target=action.target, person_key=action.person_key, attempts=0)
     row.update(created_by_syncd=action.op is Op.CREATE, **values)
-    row["state"] = state.value if isinstance(state, RecordState) else state
     return row
 
 

@@ -168,9 +168,6 @@ class Ledger:
                 for row in conn.execute(query):
                     held.setdefault(row.target, {})[row.person_key] = _held_from_row(row)
             return dict(held)
-        return self._load_held_light(target)
-
-    def _load_held_light(self, target: str | None) -> dict[str, Mapping[str, HeldRecord]]:
         with self._begin() as conn:
             return dict(load_held_tables(conn, target))
 
