@@ -28,6 +28,7 @@ from syncd.emulators.server import free_port
 from syncd.engine.run import Engine
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
+from syncd.targets.ef45.keepalive import KeepAliveTransport
 
 TERMINALS = 10
 USERS = int(os.environ.get("BENCH_EF45_USERS", "2000"))
@@ -40,7 +41,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
     """Counts requests by kind (per session or per user) on the way through."""
 
     def __init__(self, counts: Counter[str]) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+        self.inner = KeepAliveTransport()  # what a session uses for http://
         self.counts = counts
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

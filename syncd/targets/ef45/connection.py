@@ -1,10 +1,12 @@
 """One locked session with one EF-45 terminal: HTTP, the device lock, retries of the lock.
 
-`Ef45Connection` is the layer under `Ef45Client`: it owns the `httpx.AsyncClient`, takes
-the device lock on `open` (POST /lock; PUT /lock to steal when allowed), adds `lock_uid`
-to every locked call, sends one request at a time (the terminal is a small embedded
-box), and releases the lock on `close`, whatever happened before. A transport passed in
-(the test seam) belongs to the caller and is left open.
+`Ef45Connection` is the layer under `Ef45Client`: it sends httpx requests straight to a
+transport (`keepalive.KeepAliveTransport` for `http://`, httpx's own for `https://`; the
+AsyncClient's cookies, redirects and hooks have no use here and cost more CPU than the
+request), takes the device lock on `open` (POST /lock; PUT /lock to steal when allowed),
+adds `lock_uid` to every locked call, sends one request at a time (the terminal is a
+small embedded box), and releases the lock on `close`, whatever happened before. A
+transport passed in (the test seam) belongs to the caller and is left open.
 
 If a locked call is refused because the device forgot the lock (403, 401, 423, or a 4xx
 speaking of the lock: the real status is unverified), the lock is retaken once and the
@@ -32,6 +34,7 @@ from syncd.targets.ef45.errors import (
     redact,
     secrets_of,
 )
+from syncd.targets.ef45.keepalive import KeepAliveTransport
 from syncd.targets.ef45.lockstate import LockMemo, LockState
 
 log = logging.getLogger(__name__)
@@ -58,8 +61,9 @@ class Ef45Connection:
         self.lock_memo = lock_memo
         self.timeout_s = timeout_s
         self.steal_lock = steal_lock
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
+        self._borrowed = transport
+        self._http: httpx.AsyncBaseTransport | None = None
+        self._timeouts = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)
         self._lock_uid: str | None = None
         self._io = asyncio.Lock()
         self._relock = asyncio.Lock()
@@ -76,12 +80,8 @@ class Ef45Connection:
     # -- session ---------------------------------------------------------------------
 
     async def open(self) -> None:
-        """Open the HTTP client and take the lock; raise LockBusy or Ef45Unavailable."""
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url + API_PREFIX,
-            timeout=self.timeout_s,
-            transport=_Borrowed(self._transport) if self._transport else None,
-        )
+        """Open the HTTP transport and take the lock; raise LockBusy or Ef45Unavailable."""
+        self._http = self._borrowed or _own_transport(self.base_url)
         try:
             self._lock_uid = await self._take_lock()
         except BaseException:
@@ -104,9 +104,9 @@ class Ef45Connection:
             log.warning("%s: lock not released: %s", self.base_url, exc)
         finally:
             self._lock_uid = None
-            if self._http is not None:
-                await self._http.aclose()
-                self._http = None
+            http, self._http = self._http, None
+            if http is not None and http is not self._borrowed:
+                await http.aclose()
 
     def _state(self) -> LockState:
         return LockState.decode(self.lock_memo.recall() if self.lock_memo is not None else None)
@@ -287,28 +287,39 @@ class Ef45Connection:
         if locked:
             query["lock_uid"] = uid or self._lock_uid or ""
         where = self.where(method, label or path)
+        request = httpx.Request(
+            method,
+            httpx.URL(self.base_url + API_PREFIX + path, params=query),
+            json=body,
+            extensions={"timeout": self._timeouts},
+        )
         async with self._io:
             try:
-                return await self._http.request(method, path, params=query, json=body)
+                response = await _complete(self._http, request)
             except httpx.TimeoutException as exc:
                 raise Ef45Unavailable(f"{where}: no answer within {self.timeout_s:g} s") from exc
             except httpx.HTTPError as exc:
                 detail = redact(str(exc), [self._lock_uid or "", uid or ""])
                 raise Ef45Unavailable(f"{where}: {type(exc).__name__}: {detail}") from exc
+        response.request = request
+        return response
 
 
-class _Borrowed(httpx.AsyncBaseTransport):
-    """A transport the caller owns: closing the session must not close it (sessions
-    of one target may share it)."""
+async def _complete(http: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
+    """Return the answer to `request` with its body read (the stream closed either way)."""
+    response = await http.handle_async_request(request)
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
 
-    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
-        self.inner = inner
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        """Leave the borrowed transport open."""
+def _own_transport(base_url: str) -> httpx.AsyncBaseTransport:
+    """Return a new transport for one session with the terminal at `base_url`."""
+    if base_url.startswith("http://"):
+        return KeepAliveTransport()
+    return httpx.AsyncHTTPTransport()
 
 
 def json_of(response: httpx.Response, where: str) -> Any:

@@ -1,0 +1,154 @@
+"""One keep-alive HTTP/1.1 connection to a plain-http terminal, as an httpx transport.
+
+The EF-45 answers one request at a time on `http://…:9980`, so a session needs exactly
+one connection and no pool, proxy, TLS or HTTP/2. httpx's own stack (AsyncClient over
+httpcore over anyio) cost about 0.9 ms of CPU a request here, eight times the request
+itself, which made the client, not the terminal, the limit of a large apply. This
+transport keeps httpx's `Request`, `Response` and exception types (so the client, its
+error handling and the test seam are unchanged) and does the wire work with asyncio and
+`httptools`, the C parser uvicorn uses.
+
+Contract: requests go out one at a time (a second caller waits); the body is sent whole
+(the request must not be a stream); `extensions["timeout"]` gives the `connect` and
+`read` limits in seconds. A connection whose answer did not arrive completely (timeout,
+cancellation, a drop, a parse error) is closed, so a late answer can never be taken for
+the next request's. The errors are httpx's: `ConnectError`, `ConnectTimeout`,
+`ReadTimeout`, `RemoteProtocolError`, `UnsupportedProtocol` (anything but `http://`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httptools
+import httpx
+
+
+class _Answer(asyncio.Protocol):
+    """Reads one response at a time off the connection (httptools callbacks)."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self._waiter: asyncio.Future[httpx.Response] | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._body: list[bytes] = []
+
+    def expect(self, waiter: asyncio.Future[httpx.Response]) -> None:
+        """Start reading the next response into `waiter`."""
+        self._waiter = waiter
+        self._parser = httptools.HttpResponseParser(self)
+        self._headers = []
+        self._body = []
+
+    # asyncio.Protocol -----------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._fail("the terminal closed the connection before answering in full")
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(f"unreadable HTTP answer: {exc}")
+
+    # httptools callbacks --------------------------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            self._fail("an answer nobody asked for")
+            return
+        response = httpx.Response(
+            self._parser.get_status_code(),
+            headers=self._headers,
+            content=b"".join(self._body),
+            extensions={"keep_alive": self._parser.should_keep_alive()},
+        )
+        waiter.set_result(response)
+        self._waiter = None
+
+    def _fail(self, message: str) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(httpx.RemoteProtocolError(message))
+        if self.transport is not None:
+            self.transport.close()
+
+
+class KeepAliveTransport(httpx.AsyncBaseTransport):
+    """One HTTP/1.1 keep-alive connection, opened on first use and again after a close."""
+
+    def __init__(self) -> None:
+        self._answer: _Answer | None = None
+        self._turn = asyncio.Lock()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` and return its complete answer (see the module's contract)."""
+        if request.url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"only http:// is served here: {request.url.scheme}")
+        timeouts: dict[str, Any] = request.extensions.get("timeout", {})
+        async with self._turn:
+            answer = await self._connection(request, timeouts.get("connect"))
+            waiter: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
+            answer.expect(waiter)
+            assert answer.transport is not None
+            answer.transport.write(_wire(request))
+            try:
+                async with asyncio.timeout(timeouts.get("read")):
+                    response = await waiter
+            except TimeoutError:
+                self._drop()
+                raise httpx.ReadTimeout("no answer in time", request=request) from None
+            except BaseException:
+                self._drop()  # cancelled or failed: the answer may still come
+                raise
+            if not response.extensions["keep_alive"]:
+                self._drop()
+        response.request = request
+        return response
+
+    async def aclose(self) -> None:
+        """Close the connection (a later request opens a new one)."""
+        self._drop()
+
+    async def _connection(self, request: httpx.Request, timeout: float | None) -> _Answer:
+        if self._answer is not None and not self._answer.closed:
+            return self._answer
+        url = request.url
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, answer = await loop.create_connection(_Answer, url.host, url.port or 80)
+        except TimeoutError:
+            raise httpx.ConnectTimeout("no connection in time", request=request) from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from None
+        self._answer = answer
+        return answer
+
+    def _drop(self) -> None:
+        answer, self._answer = self._answer, None
+        if answer is not None and answer.transport is not None:
+            answer.transport.close()
+
+
+def _wire(request: httpx.Request) -> bytes:
+    """Return `request` as HTTP/1.1 bytes: request line, headers, body."""
+    body = request.content  # httpx.RequestNotRead for a stream: never sent here
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode(), request.url.raw_path)]
+    lines += [b"%s: %s" % (name, value) for name, value in request.headers.raw]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
