@@ -12,6 +12,8 @@ from syncd.emulators.ef45 import run_ef45_emulators
 
 app = typer.Typer(help="Serve emulated door systems for tests, benchmarks and demos.")
 
+LATENCY_HELP = "Response time of every request, the emulator's own work included."
+
 
 @app.command("ef45")
 def ef45(
@@ -24,7 +26,7 @@ def ef45(
         int, typer.Option(help="Users a terminal holds before 'DB is full'.")
     ] = 10_000,
     record_version: Annotated[int, typer.Option(help="Template algorithm version.")] = 8976,
-    latency_ms: Annotated[float, typer.Option(help="Delay added to every request.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(help=LATENCY_HELP)] = 0.0,
     error_rate: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
     timeout_rate: Annotated[float, typer.Option(help="Share of requests that hang.")] = 0.0,
     drop_rate: Annotated[float, typer.Option(help="Share of connections dropped midway.")] = 0.0,
@@ -65,7 +67,7 @@ def clue(
         int, typer.Option(help="Requests per window per key before 429 (0: no limit).")
     ] = 300,
     window_s: Annotated[float, typer.Option(help="Rate-limit window in seconds.")] = 300.0,
-    latency_ms: Annotated[float, typer.Option(help="Delay added to every request.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option(help=LATENCY_HELP)] = 0.0,
     error_rate: Annotated[float, typer.Option(help="Share of requests answered 503.")] = 0.0,
     timeout_rate: Annotated[float, typer.Option(help="Share of requests that hang.")] = 0.0,
     drop_rate: Annotated[float, typer.Option(help="Share of connections dropped midway.")] = 0.0,

@@ -20,6 +20,9 @@ class Faults:
     """What goes wrong, and how often. Rates are shares of requests, 0.0 to 1.0."""
 
     latency_ms: float = 0.0
+    """The response time: the answer leaves this long after the request arrived."""
+    stall_ms: float = 0.0
+    """A wait before the device acts at all (a request slow on its way in)."""
     error_rate: float = 0.0
     timeout_rate: float = 0.0
     timeout_s: float = 30.0
@@ -51,7 +54,9 @@ class FaultMiddleware:
             return
         faults = self.faults
         if faults.latency_ms:
-            await asyncio.sleep(faults.latency_ms / 1000)
+            send = _answering_after(faults.latency_ms / 1000, send)
+        if faults.stall_ms:
+            await asyncio.sleep(faults.stall_ms / 1000)
         if faults.roll(faults.drop_rate):
             await _drop_midway(send)
             return
@@ -61,6 +66,25 @@ class FaultMiddleware:
             await _send_plain(send, 503, b"fault injection: service unavailable")
             return
         await self.app(scope, receive, send)
+
+
+def _answering_after(latency_s: float, send: Send) -> Send:
+    """Return `send` holding the answer until `latency_s` after the request arrived.
+
+    The latency is the device's response time: the emulator's own work happens inside it,
+    as a real terminal's does, instead of being added on top (which made an emulated
+    5 ms request take 6 ms and more under load). The event loop's timers wake on a whole
+    millisecond, so an answer still comes up to about half a millisecond late.
+    """
+    loop = asyncio.get_running_loop()
+    due = loop.time() + latency_s
+
+    async def send_when_due(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await asyncio.sleep(max(0.0, due - loop.time()))
+        await send(message)
+
+    return send_when_due
 
 
 class DroppedConnection(Exception):

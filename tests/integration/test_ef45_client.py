@@ -69,7 +69,7 @@ async def test_lock_released_after_cancellation_mid_request(
 
     async def session() -> None:
         async with client(ef45_server) as ef45:
-            ef45_faults.latency_ms = 300  # the next request hangs long enough to cancel
+            ef45_faults.stall_ms = 300  # the next request hangs long enough to cancel
             inside.set()
             await ef45.get_user("a")
 
@@ -89,7 +89,7 @@ async def test_release_survives_a_cancellation_during_exit(
 
     async def session() -> None:
         async with client(ef45_server):
-            ef45_faults.latency_ms = 200  # slows the DELETE /lock of the exit
+            ef45_faults.stall_ms = 200  # holds the DELETE /lock of the exit before it acts
             exiting.set()
 
     task = asyncio.create_task(session())

@@ -19,7 +19,7 @@ the next request's. The errors are httpx's: `ConnectError`, `ConnectTimeout`,
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import httptools
 import httpx
@@ -46,8 +46,7 @@ class _Answer(asyncio.Protocol):
     # asyncio.Protocol -----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # a stream socket's transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
