@@ -178,3 +178,30 @@ async def test_only_plain_http_is_served() -> None:
     transport = KeepAliveTransport()
     with pytest.raises(httpx.UnsupportedProtocol):
         await _get(transport, "https://127.0.0.1:9/port")
+
+
+async def test_an_answer_without_length_ends_when_the_terminal_closes() -> None:
+    """An HTTP/1.0-style answer (no Content-Length, not chunked) is read up to the close."""
+    connections = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"n": 1, ')
+        await writer.drain()
+        writer.write(b'"conn": %d}' % connections)
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    transport = KeepAliveTransport()
+    try:
+        first = await _get(transport, f"http://127.0.0.1:{port}/version")
+        second = await _get(transport, f"http://127.0.0.1:{port}/version")
+    finally:
+        await transport.aclose()
+        server.close()
+        await server.wait_closed()
+    assert first.json() == {"n": 1, "conn": 1}
+    assert second.json() == {"n": 1, "conn": 2}  # the closed connection was not reused

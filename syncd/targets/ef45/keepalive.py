@@ -12,8 +12,10 @@ Contract: requests go out one at a time (a second caller waits); the body is sen
 (the request must not be a stream); `extensions["timeout"]` gives the `connect` and
 `read` limits in seconds. A connection whose answer did not arrive completely (timeout,
 cancellation, a drop, a parse error) is closed, so a late answer can never be taken for
-the next request's. The errors are httpx's: `ConnectError`, `ConnectTimeout`,
-`ReadTimeout`, `RemoteProtocolError`, `UnsupportedProtocol` (anything but `http://`).
+the next request's. An answer with neither Content-Length nor chunked encoding (HTTP/1.0
+style) ends when the terminal closes the connection. The errors are httpx's:
+`ConnectError`, `ConnectTimeout`, `ReadTimeout`, `RemoteProtocolError`, and
+`UnsupportedProtocol` (anything but `http://`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class _Answer(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
+        self._ends_at_close = False  # an answer without length: its body ends with the close
 
     def expect(self, waiter: asyncio.Future[httpx.Response]) -> None:
         """Start reading the next response into `waiter`."""
@@ -42,6 +45,7 @@ class _Answer(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers = []
         self._body = []
+        self._ends_at_close = False
 
     # asyncio.Protocol -----------------------------------------------------------------
 
@@ -50,7 +54,10 @@ class _Answer(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        self._fail("the terminal closed the connection before answering in full")
+        if self._ends_at_close and exc is None:
+            self._complete(keep_alive=False)
+        else:
+            self._fail("the terminal closed the connection before answering in full")
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -63,11 +70,20 @@ class _Answer(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
 
+    def on_headers_complete(self) -> None:
+        names = {name.lower(): value.lower() for name, value in self._headers}
+        chunked = b"chunked" in names.get(b"transfer-encoding", b"")
+        self._ends_at_close = b"content-length" not in names and not chunked
+
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        waiter = self._waiter
+        self._complete(keep_alive=self._parser.should_keep_alive())
+
+    def _complete(self, *, keep_alive: bool) -> None:
+        waiter, self._waiter = self._waiter, None
+        self._ends_at_close = False
         if waiter is None or waiter.done():
             self._fail("an answer nobody asked for")
             return
@@ -75,10 +91,9 @@ class _Answer(asyncio.Protocol):
             self._parser.get_status_code(),
             headers=self._headers,
             content=b"".join(self._body),
-            extensions={"keep_alive": self._parser.should_keep_alive()},
+            extensions={"keep_alive": keep_alive},
         )
         waiter.set_result(response)
-        self._waiter = None
 
     def _fail(self, message: str) -> None:
         waiter, self._waiter = self._waiter, None
