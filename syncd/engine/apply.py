@@ -128,6 +128,7 @@ class Applier:
             await self._group.write([self._outcome(a, "blocked", error=a.blocked) for a in blocked])
             runnable = plan.runnable()
             names = sorted({a.target for a in runnable})
+            self._group.producers = len(names)
             # return_exceptions: every target ends before the writer shuts down.
             ended = await asyncio.gather(
                 *(
@@ -169,6 +170,7 @@ class Applier:
             for _ in failed:
                 self.progress.advance(target.name)
         finally:
+            self._group.producers -= 1  # the others' groups stop waiting for this target
             if committing is not None:
                 await committing
 

@@ -8,11 +8,12 @@ the commits are fewer. `write` returns once its outcomes are committed; `submit`
 returns at once with a future that says when. If a group's transaction fails, its
 outcomes are retried one by one, so each gets its own result (or its own error).
 
-A group is opened by its first outcome and closed `GROUP_WINDOW_S` later: apply queues
-an outcome and sends the target's next request (5 ms or more on the wire) before it
-waits for that commit, so the pause costs a large apply nothing and lets the outcomes of
-the other targets join the same transaction (a commit's fixed cost is several times a
-row's).
+A group is opened by its first outcome and closed `GROUP_WINDOW_S` later, or as soon as
+it holds `producers` outcomes (apply sets that to the number of targets still running):
+apply queues an outcome and sends the target's next request before it waits for that
+commit, so the pause costs a large apply little and lets the outcomes of the other
+targets join the same transaction (a commit's fixed cost is several times a row's). A
+lone producer never waits.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ GROUP_WINDOW_S = 0.003
 class GroupWriter:
     """Writes outcomes through `ledger.record_outcomes` on `executor` (one thread)."""
 
-    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor) -> None:
+    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor, producers: int = 1) -> None:
         self.ledger = ledger
         self.executor = executor
+        self.producers = producers
+        """How many callers submit at once: a group of that many outcomes closes early."""
+        self._full: asyncio.Event | None = None  # set once the open group is big enough
         self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
         self._draining = False
         self._task: asyncio.Task[None] | None = None
@@ -46,6 +50,8 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         self._queue.append((outcome, done))
+        if self._full is not None and len(self._queue) >= self.producers:
+            self._full.set()
         if not self._draining:
             self._draining = True
             self._task = loop.create_task(self._drain())
@@ -55,7 +61,7 @@ class GroupWriter:
         loop = asyncio.get_running_loop()
         try:
             while self._queue:
-                await asyncio.sleep(GROUP_WINDOW_S)
+                await self._gather()
                 group, self._queue = self._queue, []
                 try:
                     items = [item for item, _ in group]
@@ -68,6 +74,19 @@ class GroupWriter:
                         done.set_result(None)
         finally:
             self._draining = False
+
+    async def _gather(self) -> None:
+        """Wait until the open group holds `producers` outcomes, or `GROUP_WINDOW_S`."""
+        if len(self._queue) >= self.producers:
+            return
+        self._full = asyncio.Event()
+        try:
+            async with asyncio.timeout(GROUP_WINDOW_S):
+                await self._full.wait()
+        except TimeoutError:
+            pass
+        finally:
+            self._full = None
 
     async def _one_by_one(self, group: list[tuple[Outcome, asyncio.Future[None]]]) -> None:
         loop = asyncio.get_running_loop()
