@@ -10,7 +10,10 @@ endpoint; lock, version and record-version requests are per session, not per use
 A third row is the floor these emulators allow: 2 000 bare `GET /version` round trips per
 terminal, the terminals in parallel, from a client that does nothing else. The event
 loop's timers wake on a whole millisecond, so each emulated 5 ms lasts about 5.4 ms, and
-the emulator's own work adds to it; no apply can beat this floor on the same machine.
+sending, receiving and parsing each request and answer adds to it; no apply can beat
+this floor on the same machine.
+
+`BENCH_EF45_TERMINALS` and `BENCH_EF45_USERS` change the counts (e.g. one terminal alone).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
 from syncd.targets.ef45.keepalive import KeepAliveTransport
 
-TERMINALS = 10
+TERMINALS = int(os.environ.get("BENCH_EF45_TERMINALS", "10"))
 USERS = int(os.environ.get("BENCH_EF45_USERS", "2000"))
 LATENCY_MS = 5.0
 TARGET_RATIO = 1.15
