@@ -31,10 +31,10 @@ GROUP_WINDOW_S = 0.003
 class GroupWriter:
     """Writes outcomes through `ledger.record_outcomes` on `executor` (one thread)."""
 
-    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor, producers: int = 1) -> None:
+    def __init__(self, ledger: Ledger, executor: ThreadPoolExecutor) -> None:
         self.ledger = ledger
         self.executor = executor
-        self.producers = producers
+        self.producers = 1
         """How many callers submit at once: a group of that many outcomes closes early."""
         self._full: asyncio.Event | None = None  # set once the open group is big enough
         self._queue: list[tuple[Outcome, asyncio.Future[None]]] = []
