@@ -223,14 +223,45 @@ class TargetSummary:
         return self.create + self.update + self.disable + self.delete
 
 
+class Change(enum.StrEnum):
+    """What time alone does to a person's records at a boundary of their validity."""
+
+    CREATED_AHEAD = "is created (access off)"
+    GETS_ACCESS = "gets access"
+    LOSES_ACCESS = "loses access"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Boundary:
+    """One instant at which a person's records change by time alone, on `targets`."""
+
+    at: datetime
+    person_key: str
+    change: Change
+    name: str = ""
+    targets: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """Return "P0123 Amélie N'Diaye gets access at lobby, hq on 2027-01-04 00:00 Zone",
+        the time in the zone `at` carries (the engine gives it the site's zone)."""
+        who = f"{self.person_key} {self.name}".strip()
+        where = f" at {', '.join(self.targets)}" if self.targets else ""
+        return f"{who} {self.change}{where} on {self.at:%Y-%m-%d %H:%M} {self.at.tzinfo}"
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """The ordered actions that would bring every target to the desired state."""
+    """The ordered actions that would bring every target to the desired state.
+
+    `upcoming` lists what time alone will change in the coming days (access opening and
+    closing), for reports; a plan made at `created_at` does not act on them yet.
+    """
 
     actions: tuple[Action, ...]
     summaries: tuple[TargetSummary, ...]
     created_at: datetime
     notes: tuple[str, ...] = field(default=())
+    upcoming: tuple[Boundary, ...] = field(default=())
 
     @property
     def pending(self) -> int:

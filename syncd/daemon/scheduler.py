@@ -22,6 +22,7 @@ from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor  # type: ignore[import-untyped]
 from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 from tzlocal import get_localzone
 
@@ -164,6 +165,19 @@ class Scheduler:
             )
             scheduled.append(name)
         return scheduled
+
+    def run_at(self, name: str, at: datetime, trigger: str) -> None:
+        """Run job `name` once at `at` (trigger `trigger`), replacing an earlier such
+        one-off of the same trigger: the daemon keeps one access-boundary run queued."""
+        self._scheduler.add_job(
+            self.runner.run,
+            DateTrigger(run_date=at),
+            args=[name, trigger],
+            id=f"{trigger}:{name}",
+            name=f"{name} ({trigger})",
+            replace_existing=True,
+            misfire_grace_time=None,  # late is better than never: access must change
+        )
 
     def clear(self) -> None:
         """Remove every scheduled job (standby)."""

@@ -6,6 +6,11 @@ then loops every `standby_poll_s`: it takes or checks leadership (active/standby
 the jobs on the scheduler when it becomes active and takes them off when it loses the
 lead, and handles a pending reload.
 
+Access follows time as well as HR: after every reconcile (and on taking the lead) the
+next access boundary of anyone in the ledger (a start or end of validity, or the day an
+upcoming hire is created ahead) is queued as a one-off reconcile `access.boundary_grace_s`
+after it, so a door opens or closes within seconds of the boundary, not at the next poll.
+
 Signals only set flags, read by the main loop:
 - SIGTERM / SIGINT: `STOPPING=1`, no new job starts, the stop event tells the apply in
   flight to stop between actions (the action under way finishes and is recorded, the
@@ -21,7 +26,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -37,11 +42,15 @@ from syncd.daemon.notify import Notifier, Watchdog, watchdog_interval
 from syncd.daemon.scheduler import JobRunner, Scheduler
 from syncd.engine.factory import build_sources, build_targets
 from syncd.engine.run import Engine
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, SyncdError
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
 
 log = logging.getLogger(__name__)
+
+RECONCILES = frozenset({"reconcile", "deep_reconcile"})
+"""The jobs after which the next access boundary is looked up and queued."""
+BOUNDARY_TRIGGER = "boundary"
 
 
 def validate(config: Config) -> None:
@@ -192,6 +201,7 @@ class Daemon:
                 jobs.triggers(self.config.daemon), self.config.daemon.misfire_grace_s
             )
             log.info("active: this daemon runs the jobs", extra={"jobs": ",".join(names)})
+            self._boundary_from_ledger()
             self.notifier.status(f"active; jobs: {', '.join(names) or 'none'}")
         elif was and not now:
             self.scheduler.clear()
@@ -237,9 +247,36 @@ class Daemon:
         self.metrics.job_done(name, outcome, seconds)
         if result is not None and result.changes_run is not None and engine is not None:
             self.metrics.count_actions(engine.ledger.engine, result.changes_run)
+        if name in RECONCILES and engine is not None:
+            self._schedule_boundary(engine)
         at = datetime.now().astimezone().strftime("%H:%M:%S")
         summary = f": {result.summary}" if result is not None and result.summary else ""
         self.notifier.status(f"last {name} {outcome} at {at}{summary}")
+
+    def _schedule_boundary(self, engine: Engine) -> None:
+        """Queue a reconcile just after the next access boundary (a start or end of
+        someone's validity), so access opens and closes on time, not at the next poll."""
+        if self.stop.is_set() or not self._leading():
+            return
+        at = engine.next_boundary()
+        if at is None:
+            return
+        run_at = at + timedelta(seconds=self.config.access.boundary_grace_s)
+        self.scheduler.run_at("reconcile", run_at, BOUNDARY_TRIGGER)
+        log.info("next access boundary", extra={"at": at.isoformat(), "run_at": run_at.isoformat()})
+
+    def _boundary_from_ledger(self) -> None:
+        """Queue the next boundary's reconcile from the ledger as it stands (on taking the
+        lead: a cron-scheduled reconcile may not run for hours)."""
+        try:
+            engine = Engine.from_config(self.config)
+        except SyncdError as exc:
+            log.error("cannot look up the next access boundary", extra={"error": str(exc)})
+            return
+        try:
+            self._schedule_boundary(engine)
+        finally:
+            engine.close()
 
     def health(self) -> tuple[bool, str]:
         """Return (healthy, reason): the scheduler runs and the ledger answers."""

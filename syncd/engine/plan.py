@@ -2,10 +2,14 @@
 
 No I/O and no clock but the `now` given. For each target and each person:
 
-- present in the source, selected by the target, active → create, or update if the
-  rendered record's digest differs from the one held;
-- not active (disabled in the source, gone from it, or no longer selected by the target)
-  while the target holds an active record → disable (the record stays, templates too);
+- present in the source, selected by the target, and allowed to pass at `now` (active
+  and inside the validity window: `engine.access`) → create, or update if the rendered
+  record's digest differs from the one held;
+- selected, active, and due to start within `create_ahead` → created (or kept) with
+  access off, so the person can enroll before day one;
+- otherwise (disabled in the source, outside the window, gone from the source, or no
+  longer selected by the target) while the target holds an active record → disable (the
+  record stays, templates too);
 - disabled for at least `delete_after` → delete, but only records syncd created, never a
   protected key;
 - a failed record whose retry time has not come is deferred (counted, not acted on);
@@ -24,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from syncd.engine.access import may_pass, staged
 from syncd.engine.renders import Renders
 from syncd.errors import RecordError
 from syncd.model import (
@@ -37,7 +42,6 @@ from syncd.model import (
     Plan,
     Record,
     RecordState,
-    Status,
     TargetSummary,
 )
 from syncd.targets.base import Target
@@ -47,10 +51,12 @@ REDACTED = "<redacted>"
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """The rules a plan follows: grace period before deletion, keys never touched."""
+    """The rules a plan follows: grace period before deletion, keys never touched, and how
+    long before their start upcoming people are created with access off."""
 
     delete_after: timedelta = timedelta(days=30)
     protected_keys: frozenset[str] = frozenset()
+    create_ahead: timedelta = timedelta(days=14)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +120,7 @@ def _plan_target(
         settled_digest = settled.get(key)
         if settled_digest is not None:
             person = people.get(key)
-            if person is not None and person.status is Status.ACTIVE and target.selects(person):
+            if person is not None and may_pass(person, now) and target.selects(person):
                 found = active_shape.get(key) or renders.renderable(active_shape, target, person)
                 if found is not None and found[1] == settled_digest:
                     unchanged += 1
@@ -152,9 +158,13 @@ def _decide(
     now: datetime,
 ) -> Action | None:
     person = renders.desired.people.get(key)
-    if person is not None and person.status is Status.ACTIVE and target.selects(person):
-        wanted, wanted_digest = renders.get(target, person, active=True)
-        return _converge_active(target, key, held, wanted, wanted_digest, renders.diff_fields)
+    if person is not None and target.selects(person):
+        if may_pass(person, now):
+            wanted, wanted_digest = renders.get(target, person, active=True)
+            return _converge_active(target, key, held, wanted, wanted_digest, renders.diff_fields)
+        if staged(person, now, policy.create_ahead):
+            wanted, wanted_digest = renders.get(target, person, active=False)
+            return _converge_staged(target, key, held, wanted, wanted_digest, renders.diff_fields)
     if held is None:
         return None
     if not held.present:
@@ -194,6 +204,34 @@ def _converge_active(
     return _action(target, key, Op.UPDATE, wanted, wanted_digest, held, diff=diff)
 
 
+def _converge_staged(
+    target: Target,
+    key: str,
+    held: HeldRecord | None,
+    wanted: Record,
+    wanted_digest: str,
+    diff: bool,
+) -> Action | None:
+    """Hold an upcoming person's record with access off: created ahead of their start,
+    or taken back to no access (a DISABLE, capped like any removal) if a target still
+    lets them through (their start moved into the future)."""
+    if held is None or not held.present:
+        return _action(target, key, Op.CREATE, wanted, wanted_digest, held, active=False)
+    if held.digest == wanted_digest:
+        return None
+    op = Op.DISABLE if _held_active(target, held) else Op.UPDATE
+    return _action(target, key, op, wanted, wanted_digest, held, active=False, diff=diff)
+
+
+def _held_active(target: Target, held: HeldRecord) -> bool:
+    """Return True if the record `held` lets its person through."""
+    # The ledger sets disabled_since exactly when it stores an inactive record, so a plan
+    # that did not load the records (large ledgers) still knows which ones are active.
+    if held.record is not None:
+        return target.is_active(held.record)
+    return held.disabled_since is None
+
+
 def _converge_leaver(
     target: Target,
     key: str,
@@ -204,12 +242,7 @@ def _converge_leaver(
     now: datetime,
     diff: bool,
 ) -> Action | None:
-    # The ledger sets disabled_since exactly when it stores an inactive record, so a plan
-    # that did not load the records (large ledgers) still knows which ones are active.
-    active = (
-        target.is_active(held.record) if held.record is not None else held.disabled_since is None
-    )
-    if active:
+    if _held_active(target, held):
         return _action(
             target, key, Op.DISABLE, wanted, wanted_digest, held, active=False, diff=diff
         )

@@ -17,6 +17,9 @@ JSON schema `syncd.plan/1` (stable; new keys may be added, none removed or renam
                                 "blocked": null | "reason"}]},
       "problems": ["people.csv:12:start_date: …"],  # records the sources skipped
       "notes": ["garage: quarantined: retried slowly"],
+      "upcoming": [{"at": "2027-01-04T00:00:00+01:00", "person": "KEY", "name": "…",
+                    "change": "gets_access|loses_access|created_ahead",
+                    "targets": ["lobby"], "text": "KEY Name gets access at lobby on …"}],
       "fingerprint": {"source": "…", "ledger": "…"}  # what `apply --plan` checks
     }
 """
@@ -31,7 +34,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from syncd.model import Action, Op, Plan
+from syncd.model import Action, Boundary, Op, Plan
 
 SCHEMA = "syncd.plan/1"
 COUNT_FIELDS = ("create", "update", "disable", "delete", "blocked", "unchanged", "deferred")
@@ -62,10 +65,22 @@ def plan_to_json(
         "targets": targets,
         "problems": list(problems),
         "notes": list(plan.notes),
+        "upcoming": [_boundary_json(b) for b in plan.upcoming],
     }
     if fingerprint is not None:
         document["fingerprint"] = dict(fingerprint)
     return document
+
+
+def _boundary_json(boundary: Boundary) -> dict[str, Any]:
+    return {
+        "at": boundary.at.isoformat(),
+        "person": boundary.person_key,
+        "name": boundary.name,
+        "change": boundary.change.name.lower(),
+        "targets": list(boundary.targets),
+        "text": boundary.describe(),
+    }
 
 
 def render_json(
@@ -115,8 +130,18 @@ def print_text(
         console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
     for note in plan.notes:
         console.print(f"[yellow]note[/yellow] {note}", highlight=False)
+    print_upcoming(console, plan)
     if plan.in_step:
         console.print("\nEvery target is in step: nothing to do.")
+
+
+def print_upcoming(console: Console, plan: Plan) -> None:
+    """Print what time alone will change in the coming days (`Plan.upcoming`)."""
+    if not plan.upcoming:
+        return
+    console.print("\n[bold]Coming up[/bold] (acted on at the time, by the daemon)")
+    for boundary in plan.upcoming:
+        console.print(f"  {boundary.describe()}", highlight=False)
 
 
 def _action_line(action: Action) -> str:

@@ -48,6 +48,7 @@ def render_html(document: dict[str, Any], title: str = "syncd dry run") -> str:
         _filters(list(document["summary"])),
         _actions(document["targets"]),
         _problems(document.get("problems", [])),
+        _upcoming(document.get("upcoming", [])),
         f"<script>{_SCRIPT}</script></body></html>",
     ]
     return "\n".join(parts)
@@ -115,3 +116,10 @@ def _problems(problems: list[str]) -> str:
         return ""
     items = "".join(f"<li>{escape(p)}</li>" for p in problems)
     return f"<h2>Skipped records</h2><ul class=problems>{items}</ul>"
+
+
+def _upcoming(boundaries: list[dict[str, Any]]) -> str:
+    if not boundaries:
+        return ""
+    items = "".join(f"<li>{escape(str(b['text']))}</li>" for b in boundaries)
+    return f"<h2>Coming up</h2><ul class=upcoming>{items}</ul>"
