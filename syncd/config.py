@@ -15,6 +15,7 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -90,6 +91,34 @@ class SafetyConfig(_Strict):
     delete_after_days: int = Field(default=30, ge=0)
     protected_keys: tuple[str, ...] = ()
     max_source_shrink: float = Field(default=0.20, ge=0.0, le=1.0)
+
+
+class AccessConfig(_Strict):
+    """When people may pass, as syncd decides it (README, "Who may pass, and when").
+
+    `create_ahead_days`: an upcoming hire is created on the targets this many days before
+    their start, with access off, so they can enroll before day one (0: on the day).
+    `time_zone`: the site's zone, in which reports show the times access opens and closes.
+    `upcoming_days`: how far ahead `syncd plan` lists those times. `boundary_grace_s`: the
+    daemon's reconcile at a boundary starts this long after it (clock skew margin).
+    """
+
+    create_ahead_days: float = Field(default=14.0, ge=0, le=366)
+    time_zone: str = "UTC"
+    upcoming_days: float = Field(default=7.0, ge=0, le=366)
+    boundary_grace_s: float = Field(default=1.0, ge=0, le=50)
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> AccessConfig:
+        _check_zone(self.time_zone)
+        return self
+
+
+def _check_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name: Europe/Berlin)") from None
 
 
 class ApplyConfig(_Strict):
@@ -243,6 +272,7 @@ class Config(_Strict):
 
     ledger: LedgerConfig = LedgerConfig()
     safety: SafetyConfig = SafetyConfig()
+    access: AccessConfig = AccessConfig()
     apply: ApplyConfig = ApplyConfig()
     daemon: DaemonConfig = DaemonConfig()
     templates: TemplatesConfig | None = None

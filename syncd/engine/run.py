@@ -20,10 +20,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 
 from syncd.config import Config
+from syncd.engine.access import next_boundary, upcoming_on_targets
 from syncd.engine.apply import Applier, ApplyResult, Progress
 from syncd.engine.deep import DeepView, look, record_orphans, with_orphan_deletes
 from syncd.engine.enrollments import open_vault, purge_gone, template_loader
@@ -39,7 +41,7 @@ from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.store import Ledger, StoredPerson
 from syncd.ledger.templates import TemplateVault
-from syncd.model import Person, Plan, count_present
+from syncd.model import Boundary, Person, Plan, count_present
 from syncd.sources.base import Source, SourceRead
 from syncd.targets.base import Target
 
@@ -198,6 +200,7 @@ class Engine:
         policy = Policy(
             delete_after=timedelta(days=safety.delete_after_days),
             protected_keys=frozenset(safety.protected_keys),
+            create_ahead=timedelta(days=self.config.access.create_ahead_days),
         )
         # A deep plan compares whole records; an ordinary one needs only digests and
         # fetches the records behind its actions afterwards (a million rows stay light).
@@ -221,7 +224,18 @@ class Engine:
         counts = {t: count_present(recs) for t, recs in held.items()}
         caps = Caps(safety.max_deletes, safety.max_delete_share, allow_deletes)
         capped = apply_caps(plan, counts, caps, released)
-        return defer_targets(capped, self._resting_targets(), "quarantined: retried slowly")
+        deferred = defer_targets(capped, self._resting_targets(), "quarantined: retried slowly")
+        return dataclasses.replace(deferred, upcoming=self.upcoming(reading.desired))
+
+    def upcoming(self, desired: Desired) -> tuple[Boundary, ...]:
+        """Return the access boundaries of the next `access.upcoming_days` (for reports)."""
+        access, now = self.config.access, self.clock()
+        until = now + timedelta(days=access.upcoming_days)
+        ahead = timedelta(days=access.create_ahead_days)
+        targets = list(self.targets.values())
+        found = upcoming_on_targets(desired.people.values(), targets, now, until, ahead)
+        zone = ZoneInfo(access.time_zone)
+        return tuple(dataclasses.replace(b, at=b.at.astimezone(zone)) for b in found)
 
     def _with_deep_view(self, plan: Plan, view: DeepView, policy: Policy, findings: bool) -> Plan:
         """Add the orphan deletes (targets with orphans = "delete") and the deep notes."""
@@ -246,6 +260,14 @@ class Engine:
             and h.last_failure_at is not None
             and now < h.last_failure_at + retry
         }
+
+    def next_boundary(self) -> datetime | None:
+        """Return the first instant after now at which time alone changes someone's access
+        (`engine.access`), from the people the ledger holds; None if there is none."""
+        stored = self.ledger.load_people()
+        people = (p.person for p in stored.values() if p.gone_since is None)
+        ahead = timedelta(days=self.config.access.create_ahead_days)
+        return next_boundary(people, self.clock(), ahead)
 
     def fingerprint(self, reading: Reading) -> dict[str, str]:
         """Return the aggregate digests of source and ledger a saved plan is checked by."""

@@ -8,6 +8,7 @@ after the run that used them is committed.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -15,17 +16,31 @@ from typing import Protocol
 from syncd.model import Person, RawRecord
 
 
+class Decision(enum.StrEnum):
+    """What syncd did with a defective record (named in every report of it)."""
+
+    HELD = "held"
+    """The key is readable: what the ledger holds for it is kept as it was."""
+    DISABLED = "disabled"
+    """The record (or another with its key) says disabled, or its validity is unreadable:
+    the person is disabled (fail closed)."""
+    SKIPPED = "skipped"
+    """No readable key: nothing can be done for this record."""
+
+
 @dataclass(frozen=True, slots=True)
 class SourceProblem:
-    """A record that was skipped: where it is (file:line:column or DN), which field, why."""
+    """A defective record: where it is (file:line:column or DN), which field, why, and
+    what syncd decided for its person (`decision`)."""
 
     source: str
     where: str
     field: str
     message: str
+    decision: Decision = Decision.HELD
 
     def __str__(self) -> str:
-        return f"{self.source}: {self.where}: {self.field}: {self.message}"
+        return f"{self.source}: {self.where}: {self.field}: {self.message} → {self.decision}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +51,9 @@ class SourceRead:
     missing here has left) and False for a delta read (only changed people; `deleted`
     names keys the source reports gone). `held` names keys whose record the source saw but
     could not map: the engine leaves what the ledger holds for them untouched, so a bad
-    row never reads as a leaver. `cursor` is the position to store once the run that used
+    row never reads as a leaver. `disabled` names keys whose records are defective but say
+    (or must be taken to say) disabled: the engine disables those people (fail closed),
+    whatever else their records hold. `cursor` is the position to store once the run that used
     this read is committed (None: the source keeps no cursor).
     """
 
@@ -45,6 +62,7 @@ class SourceRead:
     complete: bool = True
     deleted: frozenset[str] = field(default_factory=frozenset)
     held: frozenset[str] = field(default_factory=frozenset)
+    disabled: frozenset[str] = field(default_factory=frozenset)
     cursor: str | None = None
 
 
