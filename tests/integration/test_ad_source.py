@@ -13,15 +13,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import ldap3
 import pytest
 
-from syncd.config import LdapSourceConfig, SecretRef, shipped_path
+from syncd.config import LdapSourceConfig, SecretRef, load_config, shipped_path
+from syncd.emulators.ef45 import create_ef45_app
+from syncd.emulators.ef45_state import Ef45State
+from syncd.emulators.faults import Faults
+from syncd.emulators.server import EmulatorServer
+from syncd.engine.run import Engine
 from syncd.errors import SourceError
+from syncd.ledger import migrate
+from syncd.ledger.store import create_ledger_engine
 from syncd.mapping import load_mapping
 from syncd.model import Person, RawRecord, Status
 from syncd.sources.ldap import LdapSource
@@ -250,3 +257,50 @@ def test_ldaps_and_starttls_verified_with_the_samba_ca(dc: SambaDC, make_source:
 
 def test_ca_file_is_a_pem_certificate(dc: SambaDC) -> None:
     assert Path(dc.ca_file).read_text().startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_account_expired_in_the_past_loses_access_on_the_terminal(
+    dc: SambaDC, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ledger_url: str
+) -> None:
+    """AD → ledger → EF-45 emulator over real HTTP: an active account whose accountExpires
+    is set in the past is a leaver (disabled), though AD still says it is enabled."""
+    monkeypatch.setenv(PASSWORD_ENV, dc.admin_password)
+    state = Ef45State()
+    server = EmulatorServer(create_ef45_app(state, Faults())).start()
+    conn = dc.admin()
+    try:
+        config = tmp_path / "syncd.toml"
+        config.write_text(
+            f'[ledger]\nurl = "{ledger_url}"\n\n[sources.ad]\ntype = "ldap"\nflavor = "ad"\n'
+            f'url = "{dc.url}"\nbind_dn = "{dc.admin_dn}"\npassword = {{env = "{PASSWORD_ENV}"}}\n'
+            f'base_dn = "{PEOPLE_OU}"\nfilter = "(&(objectClass=user)(objectCategory=person))"\n'
+            f'mapping = "{shipped_path("mappings", "active-directory.toml")}"\n\n'
+            f'[targets.lobby]\ntype = "ef45"\nurl = "{server.url}"\n',
+            encoding="utf-8",
+        )
+        ledger = create_ledger_engine(ledger_url)
+        migrate.upgrade(ledger)
+        ledger.dispose()
+        erin = _guids(dc)["erin"]
+        _apply_ad(config)
+        assert state.subjects[erin]["access_allowed"] is True
+        past = datetime.now(UTC) - timedelta(days=1)
+        conn.modify(
+            _user_dn("erin"), {"accountExpires": [(ldap3.MODIFY_REPLACE, [filetime(past)])]}
+        )
+        _apply_ad(config)
+        assert state.subjects[erin]["access_allowed"] is False
+        assert state.subjects[erin]["match_until"] != ""  # the expiry rides along too
+    finally:
+        conn.modify(_user_dn("erin"), {"accountExpires": [(ldap3.MODIFY_REPLACE, [NEVER])]})
+        conn.unbind()
+        server.stop()
+
+
+def _apply_ad(config: Path) -> None:
+    engine = Engine.from_config(load_config(config))
+    try:
+        _, result, _ = engine.apply(full=True)
+    finally:
+        engine.close()
+    assert result.count("failed") == 0 and result.count("applied") >= 1
