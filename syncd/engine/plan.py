@@ -13,9 +13,10 @@ No I/O and no clock but the `now` given. For each target and each person:
 - disabled for at least `delete_after` → delete, but only records syncd created, never a
   protected key;
 - a failed record whose retry time has not come is deferred (counted, not acted on);
-- a person the target cannot render (`RecordError`, e.g. access ending before it starts)
-  gets no action and a note naming target, person and field: one bad record never
-  stops the plan.
+- a person the target cannot render (`RecordError`, e.g. a CLUe PIN that is not digits)
+  gets a note naming target, person and field, and is treated as a leaver there (fail
+  closed: access switched off where the target holds it); one bad record never stops
+  the plan.
 
 Field changes shown to people are redacted here, once: a secret field's values never
 leave the plan as clear text.
@@ -132,8 +133,9 @@ def _plan_target(
         try:
             action = _decide(target, renders, key, record, policy, now)
         except RecordError as exc:
-            notes.append(f"{target.name}: {key}: {exc.field}: {exc.message}; not changed")
-            continue
+            action = _fail_closed(target, renders, key, record, policy, now)
+            verdict = "access switched off" if action is not None else "not changed"
+            notes.append(f"{target.name}: {key}: {exc.field}: {exc.message}; {verdict}")
         if action is None:
             unchanged += record is not None and record.present
         else:
@@ -165,10 +167,40 @@ def _decide(
         if staged(person, now, policy.create_ahead):
             wanted, wanted_digest = renders.get(target, person, active=False)
             return _converge_staged(target, key, held, wanted, wanted_digest, renders.diff_fields)
+    return _leaver(target, renders, key, held, policy, now)
+
+
+def _fail_closed(
+    target: Target,
+    renders: Renders,
+    key: str,
+    held: HeldRecord | None,
+    policy: Policy,
+    now: datetime,
+) -> Action | None:
+    """Return the leaver's action for a person whose record cannot be rendered: such a
+    person keeps no access (None if the target cannot render even their disabled record)."""
+    try:
+        return _leaver(target, renders, key, held, policy, now)
+    except RecordError:
+        return None
+
+
+def _leaver(
+    target: Target,
+    renders: Renders,
+    key: str,
+    held: HeldRecord | None,
+    policy: Policy,
+    now: datetime,
+) -> Action | None:
+    """Return the action that takes a person's access away on `target` (None: nothing
+    held, or already off and not yet due for deletion)."""
     if held is None:
         return None
     if not held.present:
         return _cleanup_unconfirmed(target, key, held)
+    person = renders.desired.people.get(key)
     last = person if person is not None else renders.desired.gone[key]
     wanted, wanted_digest = renders.get(target, last, active=False)
     return _converge_leaver(

@@ -209,14 +209,10 @@ def test_auth_body_resolves_faces_or_refuses() -> None:
         asyncio.run(auth_body(record, None))
 
 
-def test_plan_skips_a_person_it_cannot_render_with_a_note() -> None:
-    bad = person(
-        key="E2",
-        valid_from=datetime(2024, 6, 2, tzinfo=UTC),
-        valid_until=datetime(2024, 6, 1, tzinfo=UTC),
-    )
-    good = person(key="E3")
-    clue = target()
+def test_plan_disables_a_person_it_cannot_render_with_a_note() -> None:
+    bad = person(key="E2", groups=frozenset({"nowhere"}))  # no door mapped: fail closed
+    good = person(key="E3", groups=frozenset({"lab"}))
+    clue = target(doors={"lab": (234,)})
     held = {
         "cloud": {
             "E2": HeldRecord(
@@ -226,9 +222,30 @@ def test_plan_skips_a_person_it_cannot_render_with_a_note() -> None:
     }
     now = datetime(2024, 6, 1, tzinfo=UTC)
     plan = compute_plan(Desired({"E2": bad, "E3": good}), [clue], held, Policy(), now)
-    assert [(a.person_key, a.op.value) for a in plan.actions] == [("E3", "create")]
-    assert plan.notes == ("cloud: E2: valid_until: access would end before it starts; not changed",)
+    assert [(a.person_key, a.op.value) for a in plan.actions] == [
+        ("E2", "disable"),
+        ("E3", "create"),
+    ]
+    assert plan.actions[0].record["activeStatus"] == "INACTIVE"
+    assert plan.notes == (
+        "cloud: E2: groups: no door of target cloud is mapped to them; access switched off",
+    )
     assert plan.summaries[0].unchanged == 0
+
+
+def test_inverted_window_is_never_access() -> None:
+    bad = person(
+        key="E2",
+        valid_from=datetime(2024, 6, 2, tzinfo=UTC),
+        valid_until=datetime(2024, 6, 1, tzinfo=UTC),
+    )
+    held = {"cloud": {"E2": HeldRecord("cloud", "E2", RecordState.OK, digest="x",
+                                       record={"activeStatus": "ACTIVE"})}}  # fmt: skip
+    for now in (datetime(2024, 5, 1, tzinfo=UTC), datetime(2024, 6, 1, 12, tzinfo=UTC)):
+        plan = compute_plan(Desired({"E2": bad}), [target()], held, Policy(), now)
+        assert [(a.op.value, a.record["activeStatus"]) for a in plan.actions] == [
+            ("disable", "INACTIVE")
+        ]
 
 
 def test_unknown_zone_or_far_future_is_a_config_error() -> None:
