@@ -80,6 +80,8 @@ class Engine:
     clock: Clock = utc_now
     vault: TemplateVault | None = None
     """The ledger's encrypted templates (None: no [templates] key configured)."""
+    applied: Reading | None = None
+    """The reading the last `apply` of this engine acted on (None: none yet)."""
 
     @classmethod
     def from_config(
@@ -263,10 +265,13 @@ class Engine:
 
     def next_boundary(self) -> datetime | None:
         """Return the first instant after now at which time alone changes someone's access
-        (`engine.access`), from the people the ledger holds; None if there is none."""
+        (`engine.access`), among the people the last apply acted on (else those the ledger
+        holds); None if there is none."""
+        ahead = timedelta(days=self.config.access.create_ahead_days)
+        if self.applied is not None:  # what the last apply saved: no need to load it again
+            return next_boundary(self.applied.desired.people.values(), self.clock(), ahead)
         stored = self.ledger.load_people()
         people = (p.person for p in stored.values() if p.gone_since is None)
-        ahead = timedelta(days=self.config.access.create_ahead_days)
         return next_boundary(people, self.clock(), ahead)
 
     def fingerprint(self, reading: Reading) -> dict[str, str]:
@@ -310,6 +315,7 @@ class Engine:
         """
         with run_lock(self.ledger.engine, wait_s=wait_lock_s):
             reading = self.read(allow_shrink=allow_shrink, full=full)
+            self.applied = reading
             plan = self.plan(
                 reading, allow_deletes=allow_deletes, released=released, deep=deep, findings=deep
             )
