@@ -9,7 +9,9 @@
   `field` names the Person field and the source attribute: "valid_from (start_date)";
 - `.options`: the resolved `[options]` (time zone, list separator, …);
 - `.key_of(raw)` / `.key_attributes`: the key alone, so that a source can hold the key
-  of a record it could not map.
+  of a record it could not map;
+- `.salvage(raw)`: what a record `map` rejects still tells (key, whether it says disabled,
+  which validity fields are unreadable), for `syncd.sources.salvage` to decide on.
 
 Declarative, no eval. A mapping file has four tables:
 
@@ -24,7 +26,7 @@ The syntax and every filter are described in syncd/mapping/template.py and filte
 in the README's "Mapping files" section.
 """
 
-from syncd.mapping.compiled import CompiledMapping, FieldError, MappingOptions
+from syncd.mapping.compiled import CompiledMapping, FieldError, MappingOptions, Salvage
 from syncd.mapping.loader import load_mapping, loads_mapping
 
 Mapping = CompiledMapping
@@ -34,6 +36,7 @@ __all__ = [
     "FieldError",
     "Mapping",
     "MappingOptions",
+    "Salvage",
     "load_mapping",
     "loads_mapping",
 ]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from syncd.errors import RecordError, cut
@@ -31,6 +31,17 @@ PERSON_FIELDS = frozenset({*TEXT_FIELDS, *DATE_FIELDS, *LIST_FIELDS, "status"})
 _TRUE = frozenset({"true", "yes", "1", "disabled"})
 _FALSE = frozenset({"false", "no", "0", "active"})
 T = TypeVar("T")
+
+
+class Salvage(NamedTuple):
+    """What a record `map` rejects still tells: its `key` (None: unreadable);
+    `says_disabled`: True if the status or the disabled flag reads disabled, False if all
+    configured read active, None if none reads disabled and one is unreadable; and the
+    validity fields (valid_from, valid_until) that cannot be read."""
+
+    key: str | None
+    says_disabled: bool | None
+    unreadable_validity: tuple[str, ...]
 
 
 class FieldError(RecordError):
@@ -158,6 +169,20 @@ class CompiledMapping:
         except RecordError:
             return None
 
+    def salvage(self, raw: RawRecord) -> Salvage:
+        """Return what `raw` still tells when `map` rejects it (never raises): its key,
+        whether its status or disabled flag says disabled, and which validity fields
+        cannot be read. The sources decide from this what happens to the person."""
+        answers: list[bool | None] = []
+        if "status" in self._fields:
+            answers.append(_answer(self._status_field, raw))
+        if self._disabled_when is not None:
+            answers.append(_answer(self._disabled_flag, raw))
+        says = True if True in answers else None if None in answers else False
+        readers = (("valid_from", self._read_from), ("valid_until", self._read_until))
+        unreadable = tuple(name for name, read in readers if _fails(read, raw))
+        return Salvage(self.key_of(raw), says, unreadable)
+
     def map(self, raw: RawRecord) -> Person:
         """Return the Person of `raw`; raise FieldError naming field and attribute if it cannot.
 
@@ -244,17 +269,25 @@ class CompiledMapping:
             raise FieldError(label, template.attributes, exc.reason) from None
 
     def _status(self, raw: RawRecord) -> Status:
-        disabled = False
-        if "status" in self._fields:
-            value = self._text("status", raw).casefold()
-            if value not in ("active", "disabled"):
-                shown = f": {cut(value, 40)!r}" if value else ""
-                message = f"not a status{shown} (expected active or disabled; use |map:…)"
-                raise FieldError("status", self._attrs("status"), message)
-            disabled = value == "disabled"
+        disabled = "status" in self._fields and self._status_field(raw)
         if self._disabled_when is not None:
-            disabled = disabled or self._truth("options.disabled_when", self._disabled_when, raw)
+            disabled = disabled or self._disabled_flag(raw)
         return Status.DISABLED if disabled else Status.ACTIVE
+
+    def _status_field(self, raw: RawRecord) -> bool:
+        """Return True if the `status` field reads disabled; FieldError if neither value."""
+        value = self._text("status", raw).casefold()
+        if value not in ("active", "disabled"):
+            shown = f": {cut(value, 40)!r}" if value else ""
+            message = f"not a status{shown} (expected active or disabled; use |map:…)"
+            raise FieldError("status", self._attrs("status"), message)
+        return value == "disabled"
+
+    def _disabled_flag(self, raw: RawRecord) -> bool:
+        """Return what `options.disabled_when` reads (False when it is not configured)."""
+        if self._disabled_when is None:
+            return False
+        return self._truth("options.disabled_when", self._disabled_when, raw)
 
     def _truth(self, label: str, template: Template, raw: RawRecord) -> bool:
         """Read true/false (yes/no, 1/0); missing is false; anything else is an error."""
@@ -329,6 +362,23 @@ class CompiledMapping:
             (name, self._as_text(f"attributes.{name}", t, raw)) for name, t in self._extra.items()
         )
         return tuple(sorted((name, value) for name, value in pairs if value))
+
+
+def _answer(read: Callable[[RawRecord], bool], raw: RawRecord) -> bool | None:
+    """Return `read(raw)`, or None if the record cannot be read."""
+    try:
+        return read(raw)
+    except RecordError:
+        return None
+
+
+def _fails(read: Callable[[RawRecord], object], raw: RawRecord) -> bool:
+    """Return True if `read` cannot read the record."""
+    try:
+        read(raw)
+    except RecordError:
+        return True
+    return False
 
 
 def _is_static(rule: AccessRule) -> bool:

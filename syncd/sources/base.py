@@ -1,9 +1,10 @@
 """What every source returns: people keyed by their stable key, and the problems met.
 
 A source reads raw records (CSV rows, LDAP entries), maps each with the compiled mapping,
-and reports every record it had to skip as a `SourceProblem` naming the record and the
-field. It never writes to the ledger; cursors it returns are stored by the engine only
-after the run that used them is committed.
+and reports every record it could not map as a `SourceProblem` naming the record, the
+field and the decision taken (one rule for every source: `syncd.sources.salvage`). It
+never writes to the ledger; cursors it returns are stored by the engine only after the run
+that used them is committed.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ class SourceRead:
     cursor: str | None = None
 
 
+Salvaged = tuple[str | None, bool | None, tuple[str, ...]]
+"""What a record the mapping rejects still tells: (key or None if unreadable; True if its
+status or disabled flag says disabled, False if active, None if unreadable; the validity
+fields that cannot be read). `syncd.sources.salvage` decides from it."""
+
+
 class RecordMapper(Protocol):
     """A compiled mapping (see syncd.mapping): raw record → Person."""
 
@@ -90,6 +97,10 @@ class RecordMapper(Protocol):
 
     def key_of(self, raw: RawRecord) -> str | None:
         """Return the key of `raw` even when the rest does not map; None if unreadable."""
+        ...
+
+    def salvage(self, raw: RawRecord) -> Salvaged:
+        """Return what `raw` still tells when `map` rejects it (never raises)."""
         ...
 
 

@@ -12,11 +12,14 @@ Delimiter `auto`: the most frequent of `,` `;` tab in the header line. Blank lin
 skipped. Quoted cells may span lines; problems still name the physical line (1-based, the
 header is line 1) and the column: `people.csv:12:start_date`.
 
-A row that cannot be mapped is skipped and reported; when its key is readable the key goes
-into `held`, so the engine leaves that person as the ledger has them instead of treating
-them as a leaver. Two rows with one key are both reported and neither is applied. Cell
-values are never quoted by this module (the mapping quotes a bad value only when it is not
-a PIN).
+A row that cannot be mapped is reported with the decision of `syncd.sources.salvage`, the
+rule every source shares: when its status says disabled or its start or end date cannot be
+read, its key goes into `disabled` (the engine disables the person); otherwise, when its
+key is readable, into `held` (the engine leaves that person as the ledger has them instead
+of treating them as a leaver); without a readable key it is skipped. Two rows with one key
+are both reported and neither is applied: the key is disabled if either says disabled,
+held otherwise. Such rows count as bad for `max_bad_share`. Cell values are never quoted
+by this module (the mapping quotes a bad value only when it is not a PIN).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import codecs
 import csv
 import itertools
 import re
-from dataclasses import dataclass, field
+from collections.abc import Hashable
 from pathlib import Path
 from typing import TextIO
 
@@ -33,8 +36,8 @@ from syncd.config import CsvSourceConfig
 from syncd.errors import RecordError, SourceError, SourceRefused
 from syncd.gcpause import gc_paused
 from syncd.mapping import FieldError
-from syncd.model import Person
-from syncd.sources.base import RecordMapper, SourceProblem, SourceRead
+from syncd.sources.base import RecordMapper, SourceRead
+from syncd.sources.salvage import Triage, Triaged, key_label
 
 _CHUNK = 1 << 16
 _DELIMITERS = (",", ";", "\t")
@@ -65,18 +68,6 @@ def sniff_delimiter(line: str) -> str:
     return best if counts[best] else ","
 
 
-@dataclass(slots=True)
-class _Tally:
-    """What one read gathers: people, problems, held keys, and the first line of each key."""
-
-    people: dict[str, Person] = field(default_factory=dict)
-    problems: list[SourceProblem] = field(default_factory=list)
-    held: set[str] = field(default_factory=set)
-    first_line: dict[str, int] = field(default_factory=dict)
-    duplicates: set[str] = field(default_factory=set)
-    rows: int = 0
-
-
 def line_of(line: int, cells: list[str], column: int) -> int:
     """Return the physical line of cell `column` of a row starting on `line`.
 
@@ -101,19 +92,21 @@ class CsvSource:
         try:
             encoding = self._encoding(path)
             with path.open(encoding=encoding, newline="") as handle, gc_paused():
-                tally = self._read_rows(handle)
+                triage = self._read_rows(handle)
         except UnicodeDecodeError as exc:
             raise self._refuse(f"not {encoding} text (byte {exc.start} of a chunk)") from None
         except csv.Error as exc:
             raise self._refuse(f"malformed CSV: {exc}") from None
         except OSError as exc:
             raise SourceError(f"{self.name}: cannot read {path}: {exc.strerror}") from None
-        self._check_share(tally)
+        triaged = triage.result()
+        self._check_share(triage.records, triaged)
         return SourceRead(
-            people=tally.people,
-            problems=tuple(tally.problems),
+            people=triaged.people,
+            problems=triaged.problems,
             complete=True,
-            held=frozenset(tally.held),
+            held=triaged.held,
+            disabled=triaged.disabled,
         )
 
     def _encoding(self, path: Path) -> str:
@@ -127,7 +120,7 @@ class CsvSource:
     def _refuse(self, why: str) -> SourceRefused:
         return SourceRefused(f"{self.name}: {self._file}: {why}")
 
-    def _read_rows(self, handle: TextIO) -> _Tally:
+    def _read_rows(self, handle: TextIO) -> Triage:
         blank = 0  # blank lines before the header still count in line numbers
         for first in handle:
             if first.strip():
@@ -141,17 +134,17 @@ class CsvSource:
         # strict: an unclosed quote must refuse the file, not swallow the rows after it.
         reader = csv.reader(itertools.chain([first], handle), delimiter=delimiter, strict=True)
         names = self._header(next(reader))
-        tally = _Tally()
+        triage = Triage(self.name, key_label(self._mapping.key_attributes), self._place)
         take = self._take  # bound once: this loop runs once a row
         end = reader.line_num
         for cells in reader:
             line, end = end + 1 + blank, reader.line_num
             if (not cells or not cells[0].strip()) and not "".join(cells).strip():
                 continue  # a blank line, or a row of empty cells
-            take(line, cells, names, tally)
-        if tally.rows == 0:
+            take(line, cells, names, triage)
+        if triage.records == 0:
             raise self._refuse("no data rows after the header")
-        return tally
+        return triage
 
     def _header(self, header: list[str]) -> list[str]:
         """Return the column names, spelled as the mapping spells them; refuse a bad header.
@@ -174,58 +167,39 @@ class CsvSource:
             )
         return names
 
-    def _take(self, line: int, cells: list[str], names: list[str], tally: _Tally) -> None:
-        """Count and map one row into `tally`, or report it and hold its key if readable."""
-        tally.rows += 1
+    def _take(self, line: int, cells: list[str], names: list[str], triage: Triage) -> None:
+        """Map one row into `triage`, or hand it over as defective with what it still tells."""
         raw = dict(zip(names, cells, strict=False))
         if len(cells) != len(names) and _bad_width(cells, len(names)):
             message = f"{len(cells)} columns where the header has {len(names)}"
-            self._problem(tally, line, "", "(row)", message)
+            where = self._where(line, "")
+            triage.defective(line, self._mapping.salvage(raw), where, "(row)", message)
+            return
+        try:
+            person = self._mapping.map(raw)
+        except RecordError as exc:
+            column = exc.attribute if isinstance(exc, FieldError) else None
+            at = line_of(line, cells, names.index(column)) if column in names else line
+            where = self._where(at, column or "")
+            triage.defective(line, self._mapping.salvage(raw), where, exc.field, exc.message)
         else:
-            try:
-                person = self._mapping.map(raw)
-            except RecordError as exc:
-                column = exc.attribute if isinstance(exc, FieldError) else None
-                at = line_of(line, cells, names.index(column)) if column in names else line
-                self._problem(tally, at, column or "", exc.field, exc.message)
-            else:
-                mapped = person.key
-                tally.people[mapped] = person
-                if tally.first_line.setdefault(mapped, line) != line:
-                    self._duplicate(tally, mapped, line)
-                return
-        key = self._key_of(raw)
-        if key is not None:
-            tally.held.add(key)
-            if tally.first_line.setdefault(key, line) != line:
-                self._duplicate(tally, key, line)
+            triage.mapped(person, line)
 
-    def _key_of(self, raw: dict[str, str]) -> str | None:
-        return self._mapping.key_of(raw)
+    def _where(self, line: Hashable, column: str) -> str:
+        return f"{self._file}:{line}:{column}" if column else f"{self._file}:{line}"
 
-    def _duplicate(self, tally: _Tally, key: str, line: int) -> None:
-        """Report `key` seen again on `line`: every row with that key is void, the key held."""
-        first = tally.first_line[key]
-        column = ", ".join(self._mapping.key_attributes)
-        label = f"key ({column})" if column else "key"
-        if key not in tally.duplicates:
-            tally.duplicates.add(key)
-            self._problem(tally, first, column, label, f"duplicate key {key!r} (also line {line})")
-        self._problem(tally, line, column, label, f"duplicate key {key!r} (first on line {first})")
-        tally.people.pop(key, None)
-        tally.held.add(key)
+    def _place(self, line: Hashable) -> tuple[str, str]:
+        """Where a duplicate-key problem of the row starting on `line` points, and its name."""
+        return self._where(line, ", ".join(self._mapping.key_attributes)), f"line {line}"
 
-    def _problem(self, tally: _Tally, line: int, column: str, name: str, message: str) -> None:
-        where = f"{self._file}:{line}:{column}" if column else f"{self._file}:{line}"
-        tally.problems.append(SourceProblem(self.name, where, name, message))
-
-    def _check_share(self, tally: _Tally) -> None:
-        bad = tally.rows - len(tally.people)
-        share = bad / tally.rows
-        if not tally.people or share > self._config.max_bad_share:
-            shown = "; ".join(str(p) for p in tally.problems[:_SHOWN_PROBLEMS])
+    def _check_share(self, rows: int, triaged: Triaged) -> None:
+        """Refuse the read if too many of its `rows` (disabled ones too) could not be used."""
+        bad = rows - len(triaged.people)
+        share = bad / rows
+        if not triaged.people or share > self._config.max_bad_share:
+            shown = "; ".join(str(p) for p in triaged.problems[:_SHOWN_PROBLEMS])
             raise self._refuse(
-                f"{bad} of {tally.rows} rows ({share:.1%}) could not be used, more than "
+                f"{bad} of {rows} rows ({share:.1%}) could not be used, more than "
                 f"max_bad_share {self._config.max_bad_share:.1%}; first problems: {shown}"
             )
 

@@ -25,6 +25,10 @@ read (`full=False` with a cursor) asks only for entries changed since, and is ma
 `complete=False`; deletions are found by full reads. OpenLDAP caveat: an entry changed
 while a full read runs, in an earlier second than a later-read entry, can be missed by
 the next delta read; the periodic full read (`full_read_every_h`) repairs it.
+
+An entry the mapping rejects, and entries that share a key, are decided by the rule every
+source shares (`syncd.sources.salvage`): disabled when one says disabled or has an
+unreadable validity, held otherwise, every entry reported by its DN.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from __future__ import annotations
 import contextlib
 import math
 import ssl
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ldap3 import (
@@ -55,8 +59,7 @@ from ldap3.utils.conv import escape_filter_chars
 from syncd.config import LdapSourceConfig
 from syncd.errors import ConfigError, RecordError, SourceError, cut
 from syncd.mapping.loader import normalize_dn
-from syncd.model import Person
-from syncd.sources.base import RecordMapper, SourceProblem, SourceRead
+from syncd.sources.base import RecordMapper, SourceRead
 from syncd.sources.ldap_ad import (
     FLAVORS,
     Flavor,
@@ -64,6 +67,7 @@ from syncd.sources.ldap_ad import (
     complete_ranges,
     highest_committed_usn,
 )
+from syncd.sources.salvage import Triage, key_label
 
 PAGED_RESULTS_OID = "1.2.840.113556.1.4.319"
 BINARY_ATTRIBUTES = frozenset(
@@ -84,9 +88,7 @@ IN_CHAIN = "1.2.840.113556.1.4.1941"
 class _Collected:
     """What one read gathered so far; turned into a SourceRead only once the read ends."""
 
-    people: dict[str, Person] = field(default_factory=dict)
-    problems: list[SourceProblem] = field(default_factory=list)
-    held: set[str] = field(default_factory=set)
+    triage: Triage
     stamp: str | None = None
     track_stamps: bool = True
 
@@ -105,7 +107,7 @@ class LdapSource:
 
         A delta read needs both `full=False` and a cursor; otherwise the read is full.
         Raise SourceError if the directory cannot be read completely; a record the
-        mapping rejects becomes a SourceProblem (and its key, if readable, is held).
+        mapping rejects becomes a SourceProblem, its key held or disabled (module doc).
         """
         delta = not full and cursor is not None
         password = self._password()
@@ -120,11 +122,13 @@ class LdapSource:
             finally:
                 with contextlib.suppress(LDAPException, OSError):
                     conn.unbind()
+        triaged = collected.triage.result()
         return SourceRead(
-            people=collected.people,
-            problems=tuple(collected.problems),
+            people=triaged.people,
+            problems=triaged.problems,
             complete=not delta,
-            held=frozenset(collected.held),
+            held=triaged.held,
+            disabled=triaged.disabled,
             cursor=collected.stamp or cursor,
         )
 
@@ -180,7 +184,8 @@ class LdapSource:
 
     def _collect(self, conn: Any, search_filter: str, progress: _Progress) -> _Collected:
         """Search page by page, mapping each entry as it arrives; return what was read."""
-        collected = _Collected()
+        label = key_label(self.mapping.key_attributes)
+        collected = _Collected(Triage(self.name, label, _place))
         if self.flavor.name == "ad":
             progress.stage = "read highestCommittedUSN from the rootDSE"
             # Read before searching: a change made during the search is then after it.
@@ -261,17 +266,11 @@ class LdapSource:
         try:
             person = self.mapping.map(record)
         except RecordError as err:
-            collected.problems.append(SourceProblem(self.name, dn, err.field, err.message))
-            key = self.mapping.key_of(record) or self.flavor.held_key(record)
-            if key:
-                collected.held.add(key)
+            key, says, unreadable = self.mapping.salvage(record)
+            salvaged = (key or self.flavor.held_key(record) or None, says, unreadable)
+            collected.triage.defective(dn, salvaged, dn, err.field, err.message)
             return
-        if person.key in collected.people:
-            message = f"key {person.key!r} already read from another entry"
-            collected.problems.append(SourceProblem(self.name, dn, "key", message))
-            collected.held.add(person.key)
-            return
-        collected.people[person.key] = person
+        collected.triage.mapped(person, dn)
 
 
 @dataclass
@@ -295,6 +294,11 @@ def _failures(where: str, progress: _Progress, password: str) -> Iterator[None]:
         if password:
             text = text.replace(password, "***")
         raise SourceError(f"{where}: {progress.stage} failed: {text}") from None
+
+
+def _place(dn: Hashable) -> tuple[str, str]:
+    """An entry is both located and named by its DN."""
+    return str(dn), str(dn)
 
 
 def _check_page(result: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import pytest
 from syncd.config import LdapSourceConfig, SecretRef
 from syncd.errors import ConfigError, RecordError, SourceError
 from syncd.model import Person, RawRecord
+from syncd.sources.base import RecordMapper
 from syncd.sources.ldap import LdapSource
 from tests.fixtures.ldap import CAPPED_DN, READER_DN, Slapd, load_people
 
@@ -29,6 +30,7 @@ class FakeMapper:
 
     attributes = frozenset({"givenName", "sn", "uid"})
     key_attributes = ("entryUUID",)
+    member_of_dns: tuple[str, ...] = ()
 
     def __init__(self, on_map: Callable[[int, RawRecord], None] | None = None) -> None:
         self.on_map = on_map
@@ -51,6 +53,9 @@ class FakeMapper:
         value = raw.get("entryUUID")
         return str(_one(raw, "entryUUID")) if value else None
 
+    def salvage(self, raw: RawRecord) -> tuple[str | None, bool | None, tuple[str, ...]]:
+        return self.key_of(raw), False, ()  # no status, no validity: a defect holds
+
 
 def _one(raw: RawRecord, name: str) -> Any:
     values = raw[name]
@@ -63,7 +68,7 @@ def make_source(slapd: Slapd, monkeypatch: pytest.MonkeyPatch) -> Callable[..., 
     """Build an LdapSource on the session slapd, bound as the reader (password in env)."""
     monkeypatch.setenv(PASSWORD_ENV, slapd.passwords[READER_DN])
 
-    def make(base_dn: str, mapper: FakeMapper | None = None, **overrides: Any) -> LdapSource:
+    def make(base_dn: str, mapper: RecordMapper | None = None, **overrides: Any) -> LdapSource:
         fields: dict[str, Any] = {
             "type": "ldap",
             "url": slapd.url,
@@ -259,6 +264,7 @@ def test_password_sources(
     monkeypatch.delenv(PASSWORD_ENV)
     if where == "file":
         (tmp_path / "pw").write_text(secret + "\n")
+        (tmp_path / "pw").chmod(0o600)
         ref = SecretRef(file=tmp_path / "pw")
     elif where == "env":
         monkeypatch.setenv("OTHER_LDAP_PW", secret)

@@ -16,7 +16,7 @@ from syncd.config import CsvSourceConfig
 from syncd.errors import SourceError, SourceRefused
 from syncd.mapping import load_mapping
 from syncd.model import Status
-from syncd.sources.base import SourceRead
+from syncd.sources.base import Decision, SourceRead
 from syncd.sources.csv import CsvSource, detect_encoding, sniff_delimiter
 
 MAPPING = Path(__file__).resolve().parents[2] / "mappings" / "hr-csv.toml"
@@ -112,11 +112,11 @@ def test_embedded_newlines_and_blank_lines_keep_line_numbers_right(tmp_path: Pat
     assert wheres(result) == ["people.csv:6:start_date", "people.csv:10:badge_number"]
     assert [p.field for p in result.problems] == ["valid_from (start_date)", "cards (badge_number)"]
     assert "2026-13-01" in result.problems[0].message
-    assert result.held == {"E2", "E3"}
+    assert result.held == {"E3"} and result.disabled == {"E2"}  # an unreadable date: closed
     assert set(result.people) == {"E1"}
 
 
-def test_bad_rows_are_held_and_named(tmp_path: Path) -> None:
+def test_bad_rows_are_held_disabled_or_skipped_and_named(tmp_path: Path) -> None:
     lines = [
         HEADER,
         *GOOD,
@@ -137,15 +137,25 @@ def test_bad_rows_are_held_and_named(tmp_path: Path) -> None:
         "people.csv:9",
         "people.csv:10",
     ]
-    assert result.problems[3].message == "missing"
-    assert result.held == {"E4", "E5", "E6", "E7", "E8"}
+    assert result.problems[3].message == "no readable key; missing"
+    assert [p.decision for p in result.problems] == [
+        Decision.DISABLED,
+        Decision.HELD,
+        Decision.HELD,
+        Decision.SKIPPED,
+        Decision.HELD,
+        Decision.HELD,
+    ]
+    skipped = ": key (employee_id): no readable key; missing → skipped"
+    assert str(result.problems[3]).endswith(skipped)
+    assert result.held == {"E5", "E6", "E7", "E8"} and result.disabled == {"E4"}
     assert set(result.people) == {"E1", "E2", "E3", "E9"}
 
 
 def test_a_pin_never_reaches_a_problem(tmp_path: Path) -> None:
     result = read(write(tmp_path, [HEADER, *GOOD, "E4,A,B,,Eng,active,2026-01-01,,,12ab98"]))
     (problem,) = result.problems
-    assert problem.message == "not a valid PIN"
+    assert problem.message == "status active; not a valid PIN"
     assert "12ab98" not in str(problem)
 
 
@@ -158,19 +168,25 @@ def test_duplicate_keys_are_both_reported_and_neither_applied(tmp_path: Path) ->
         "people.csv:6:employee_id",
     ]
     assert all(p.field == "key (employee_id)" for p in result.problems)
-    assert "E1" not in result.people and "E1" in result.held
+    assert [p.message for p in result.problems] == [
+        "duplicate key 'E1' (also line 5, line 6)",
+        "duplicate key 'E1' (also line 2, line 6)",
+        "duplicate key 'E1' (also line 2, line 5)",
+    ]
+    assert all(p.decision is Decision.HELD for p in result.problems)
+    assert "E1" not in result.people and "E1" in result.held and not result.disabled
     assert set(result.people) == {"E2", "E3"}
 
 
 def test_a_bad_row_and_a_good_row_with_one_key_are_a_duplicate(tmp_path: Path) -> None:
-    lines = [HEADER, *GOOD, "E2,A,B,,Eng,active,bad,,,"]
+    lines = [HEADER, *GOOD, "E3,A,B,,Eng,active,2026-01-01,,12x3,"]
     result = read(write(tmp_path, lines))
     assert wheres(result) == [
-        "people.csv:5:start_date",
-        "people.csv:3:employee_id",
+        "people.csv:5:badge_number",
+        "people.csv:4:employee_id",
         "people.csv:5:employee_id",
     ]
-    assert "E2" not in result.people and "E2" in result.held
+    assert "E3" not in result.people and "E3" in result.held
 
 
 # -- refusals -------------------------------------------------------------------------
@@ -300,3 +316,4 @@ def test_generated_rows_never_crash_and_every_bad_row_is_named(
         named = any(first <= n <= last for n in problem_lines)
         assert applied != named, (record, first, last, result.problems)
     assert not set(result.people) & result.held
+    assert not (set(result.people) | result.held) & result.disabled
