@@ -46,13 +46,16 @@ def _health(row: TargetStatus) -> str:
 def history_table(rows: Sequence[RunRow]) -> Table:
     """Return one row per run, newest first."""
     table = Table(title="Runs", title_justify="left")
-    for name in ("run", "kind", "trigger", "started (UTC)", "outcome", "counts"):
-        table.add_column(name)
+    for name in ("run", "kind", "trigger", "started (UTC)", "outcome", "skipped", "counts"):
+        table.add_column(name, justify="right" if name == "skipped" else "left")
     for row in rows:
         counts = "; ".join(
             f"{target}: " + ", ".join(f"{k}={v}" for k, v in sorted(c.items()) if v)
             for target, c in sorted(row.counts.items())
         )
         kind = f"{row.kind} (dry)" if row.dry_run else row.kind
-        table.add_row(str(row.id), kind, row.trigger, _when(row.started_at), row.outcome, counts)
+        skipped = str(row.skipped) if row.skipped else ""
+        table.add_row(
+            str(row.id), kind, row.trigger, _when(row.started_at), row.outcome, skipped, counts
+        )
     return table

@@ -10,6 +10,8 @@ Wiring a new job is one row of `JOBS`. An engine function is called as
 `fn(engine, trigger=…, stop=…)`, each keyword passed only when its signature takes it;
 it takes the run lock itself when it writes to targets. Schedules of 0 seconds or an
 empty cron turn a job off; backfill reports "skipped" on a site without a template key.
+A reconcile whose sources had defective records logs the warning "source records
+skipped" with their count and reports the outcome "source_problems" instead of "ok".
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import functools
 import inspect
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +35,7 @@ from syncd.engine.clock import set_device_clocks
 from syncd.engine.events import collect_events
 from syncd.engine.run import Engine
 from syncd.errors import ConfigError
+from syncd.sources.base import SourceProblem
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class JobResult:
     run_id: int | None = None
     summary: str = ""
     changes_run: int | None = None
+    problems: tuple[SourceProblem, ...] | None = None
+    """The defective source records the job met (None: it read no source)."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +70,19 @@ def _reconcile(
     extra: dict[str, Any] = {"deep": True} if deep else {}
     plan, result, run_id = engine.apply(trigger=trigger, stop=stop, **extra)
     applied, failed = result.count("applied"), result.count("failed")
+    problems = engine.applied.problems if engine.applied is not None else ()
     outcome = "stopped" if result.stopped else "failed" if failed else "ok"
+    if problems:
+        by_decision = Counter(str(p.decision) for p in problems)
+        shown = ",".join(f"{d}:{n}" for d, n in sorted(by_decision.items()))
+        log.warning(
+            "source records skipped",
+            extra={"count": len(problems), "run": run_id, "decisions": shown},
+        )
+        outcome = "source_problems" if outcome == "ok" else outcome
     summary = f"{applied} applied, {failed} failed, {plan.blocked} blocked"
-    return JobResult(outcome, run_id, summary, changes_run=run_id)
+    summary += f", {len(problems)} source record(s) skipped" if problems else ""
+    return JobResult(outcome, run_id, summary, changes_run=run_id, problems=problems)
 
 
 def _backfill(engine: Engine, *, trigger: str) -> Any:

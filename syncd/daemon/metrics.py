@@ -7,6 +7,12 @@ Counted as jobs finish (this process only; they restart at zero, as counters may
     syncd_job_failures_total{kind}                  jobs that raised
     syncd_job_duration_seconds{kind}                histogram of job durations
 
+Set after each reconcile (deep or not) of this process:
+
+    syncd_source_problems{source, decision}         defective source records of the last
+                                                    reconcile: held / disabled / skipped
+                                                    (0 for each configured source when none)
+
 Read from the ledger at each scrape (so they agree with `syncd status`, whoever ran):
 
     syncd_blocked_actions{target}                   target records held by a safety cap
@@ -19,15 +25,17 @@ Read from the ledger at each scrape (so they agree with `syncd status`, whoever 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from syncd.ledger.health import load_health
+from syncd.ledger.runproblems import count_by_decision
 from syncd.ledger.schema import changes, target_records
+from syncd.sources.base import Decision, SourceProblem
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +125,12 @@ class DaemonMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
+        self.source_problems = Gauge(
+            "syncd_source_problems",
+            "Defective source records of the last reconcile, by source and decision",
+            ["source", "decision"],
+            registry=self.registry,
+        )
         self.registry.register(LedgerCollector(engine, leader))
 
     def job_done(self, kind: str, outcome: str, seconds: float) -> None:
@@ -125,6 +139,18 @@ class DaemonMetrics:
         self.duration.labels(kind).observe(seconds)
         if outcome == "error":
             self.failures.labels(kind).inc()
+
+    def set_source_problems(
+        self, sources: Iterable[str], problems: Sequence[SourceProblem]
+    ) -> None:
+        """Set `syncd_source_problems` to the problems of one reconcile: a series per
+        configured source and decision (0 when none), none left for a removed source."""
+        counts = count_by_decision(problems)
+        self.source_problems.clear()
+        for source in {*sources, *(s for s, _ in counts)}:
+            for decision in Decision:
+                value = counts.get((source, str(decision)), 0)
+                self.source_problems.labels(source, str(decision)).set(value)
 
     def count_actions(self, engine: sa.Engine, run_id: int) -> None:
         """Add the actions the ledger recorded for run `run_id` to `syncd_actions_total`."""

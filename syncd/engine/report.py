@@ -15,7 +15,12 @@ JSON schema `syncd.plan/1` (stable; new keys may be added, none removed or renam
       "targets": {"<target>": [{"op": "create|update|disable|delete", "person": "KEY",
                                 "changes": {"field": [before, after]},
                                 "blocked": null | "reason"}]},
-      "problems": ["people.csv:12:start_date: …"],  # records the sources skipped
+      "problems": ["hr: people.csv:12:start_date: … → held"],  # one line per record
+      "problem_records": [{"source": "hr", "where": "people.csv:12:start_date",
+                           "field": "valid_from (start_date)", "message": "not a date",
+                           "decision": "held|disabled|skipped",
+                           "text": "hr: people.csv:12:start_date: … → held"}],
+      "problem_count": 1,                   # defective source records (exit 9)
       "notes": ["garage: quarantined: retried slowly"],
       "upcoming": [{"at": "2027-01-04T00:00:00+01:00", "person": "KEY", "name": "…",
                     "change": "gets_access|loses_access|created_ahead",
@@ -32,9 +37,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.model import Action, Boundary, Op, Plan
+from syncd.sources.base import SourceProblem
 
 SCHEMA = "syncd.plan/1"
 COUNT_FIELDS = ("create", "update", "disable", "delete", "blocked", "unchanged", "deferred")
@@ -43,7 +50,9 @@ _STYLES = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DISABLE: "magenta", Op.DE
 
 
 def plan_to_json(
-    plan: Plan, problems: Sequence[str] = (), fingerprint: Mapping[str, str] | None = None
+    plan: Plan,
+    problems: Sequence[SourceProblem] = (),
+    fingerprint: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Return the `syncd.plan/1` document of `plan` (with the fingerprint, when given)."""
     summary = {s.target: {name: getattr(s, name) for name in COUNT_FIELDS} for s in plan.summaries}
@@ -63,13 +72,37 @@ def plan_to_json(
         "in_step": plan.in_step,
         "summary": summary,
         "targets": targets,
-        "problems": list(problems),
+        "problems": [str(p) for p in problems],  # strings since syncd.plan/1 began
+        "problem_records": [problem_json(p) for p in problems],
+        "problem_count": len(problems),
         "notes": list(plan.notes),
         "upcoming": [_boundary_json(b) for b in plan.upcoming],
     }
     if fingerprint is not None:
         document["fingerprint"] = dict(fingerprint)
     return document
+
+
+def problem_json(problem: SourceProblem) -> dict[str, str]:
+    """Return one defective record as the JSON report names it (never a PIN: the mapping
+    quotes a bad value in the message only when it is not a secret)."""
+    return {
+        "source": problem.source,
+        "where": problem.where,
+        "field": problem.field,
+        "message": problem.message,
+        "decision": str(problem.decision),
+        "text": str(problem),
+    }
+
+
+def problems_line(problems: Sequence[SourceProblem]) -> str:
+    """Return "N source record(s) skipped (…by decision…)", for reports and errors."""
+    counts: dict[str, int] = {}
+    for problem in problems:
+        counts[str(problem.decision)] = counts.get(str(problem.decision), 0) + 1
+    shown = ", ".join(f"{n} {decision}" for decision, n in sorted(counts.items()))
+    return f"{len(problems)} source record(s) skipped ({shown}): fix them in the source"
 
 
 def _boundary_json(boundary: Boundary) -> dict[str, Any]:
@@ -84,7 +117,9 @@ def _boundary_json(boundary: Boundary) -> dict[str, Any]:
 
 
 def render_json(
-    plan: Plan, problems: Sequence[str] = (), fingerprint: Mapping[str, str] | None = None
+    plan: Plan,
+    problems: Sequence[SourceProblem] = (),
+    fingerprint: Mapping[str, str] | None = None,
 ) -> str:
     """Return the JSON report text (indented, UTF-8 kept)."""
     document = plan_to_json(plan, problems, fingerprint)
@@ -109,12 +144,13 @@ def _count(value: int) -> str:
 def print_text(
     console: Console,
     plan: Plan,
-    problems: Sequence[str] = (),
+    problems: Sequence[SourceProblem] = (),
     *,
     limit: int = 20,
     title: str = "Dry run: what apply would change",
 ) -> None:
-    """Print the summary table, then per target the actions (at most `limit`; 0: all)."""
+    """Print the summary table, then per target the actions and then the defective source
+    records (at most `limit` of each; 0: all). Never "in step" without the skipped count."""
     console.print(summary_table(plan, title))
     for summary in plan.summaries:
         actions = list(plan.for_target(summary.target))
@@ -126,13 +162,25 @@ def print_text(
             console.print(_action_line(action), highlight=False)
         if len(actions) > len(shown):
             console.print(f"  … and {len(actions) - len(shown)} more (--limit 0 shows all)")
-    for problem in problems:
-        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False)
+    _print_problems(console, problems, limit)
     for note in plan.notes:
         console.print(f"[yellow]note[/yellow] {note}", highlight=False)
     print_upcoming(console, plan)
-    if plan.in_step:
+    if plan.in_step and problems:
+        console.print(f"\nEvery target is in step, but {problems_line(problems)}.")
+    elif plan.in_step:
         console.print("\nEvery target is in step: nothing to do.")
+    elif problems:
+        console.print(f"\n[yellow]{problems_line(problems)}[/yellow].")
+
+
+def _print_problems(console: Console, problems: Sequence[SourceProblem], limit: int) -> None:
+    shown = problems if limit <= 0 else problems[:limit]
+    for problem in shown:
+        console.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
+    if len(problems) > len(shown):
+        more = len(problems) - len(shown)
+        console.print(f"  … and {more} more skipped record(s) (--limit 0 shows all)")
 
 
 def print_upcoming(console: Console, plan: Plan) -> None:

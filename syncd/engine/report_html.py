@@ -18,7 +18,7 @@ table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding
 th{background:#f3f3f3}td.n{text-align:right}
 .op-create{color:#17692b}.op-update{color:#8a6d00}.op-disable{color:#8a2b8a}.op-delete{color:#b00020}
 .blocked{background:#fde8e8}.before{color:#b00020;text-decoration:line-through}.after{color:#17692b}
-.problems li{color:#8a6d00}
+.problems td{color:#8a6d00}
 """
 
 _SCRIPT = """
@@ -41,13 +41,11 @@ def render_html(document: dict[str, Any], title: str = "syncd dry run") -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f"<p>Made {escape(str(document['created_at']))}. "
-        + ("Every target is in step." if document["in_step"] else "Changes are pending.")
-        + "</p>",
+        f"<p>Made {escape(str(document['created_at']))}. " + _state(document) + "</p>",
         _summary(document["summary"]),
         _filters(list(document["summary"])),
         _actions(document["targets"]),
-        _problems(document.get("problems", [])),
+        _problems(document.get("problem_records") or document.get("problems", [])),
         _upcoming(document.get("upcoming", [])),
         f"<script>{_SCRIPT}</script></body></html>",
     ]
@@ -111,11 +109,28 @@ def _value(value: Any) -> str:
     return escape(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
-def _problems(problems: list[str]) -> str:
+def _state(document: dict[str, Any]) -> str:
+    state = "Every target is in step." if document["in_step"] else "Changes are pending."
+    count = len(document.get("problems", []))
+    return f"{state} {count} source record(s) skipped: fix them in the source." if count else state
+
+
+def _problems(problems: list[Any]) -> str:
+    """The defective source records: one row each (older documents: one line of text)."""
     if not problems:
         return ""
-    items = "".join(f"<li>{escape(p)}</li>" for p in problems)
-    return f"<h2>Skipped records</h2><ul class=problems>{items}</ul>"
+    columns = ("source", "where", "field", "message", "decision")
+    head = "".join(f"<th>{name}</th>" for name in columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(p.get(c, '')))}</td>" for c in columns) + "</tr>"
+        if isinstance(p, dict)
+        else f"<tr><td colspan={len(columns)}>{escape(str(p))}</td></tr>"
+        for p in problems
+    )
+    return (
+        f"<h2>Skipped records ({len(problems)})</h2>"
+        f"<table id=problems class=problems><tr>{head}</tr>{rows}</table>"
+    )
 
 
 def _upcoming(boundaries: list[dict[str, Any]]) -> str:

@@ -5,8 +5,10 @@
   (templates as digests, never bytes), state, retry bookkeeping, disabled/gone times.
 - `enrollments`: per (person, modality) the template, encrypted at rest.
 - `runs`: each plan/apply/backfill with its trigger, counts and outcome.
-- `changes`: append-only audit of every action applied, failed or blocked.
+- `changes`: append-only audit of every action applied, failed or blocked, and of every
+  removal an administrator released (outcome "released", `ledger.removals`).
 - `cursors`: incremental positions (LDAP change stamps, device log ids, CLUe event ids).
+- `run_problems`: the source records a run (apply or dry run) skipped, and what it decided.
 """
 
 from __future__ import annotations
@@ -170,3 +172,18 @@ findings = sa.Table(
 """What an administrator must look at: orphans on a terminal, unknown enrollments,
 templates matching another person, incompatible record versions. `kind` is one of
 "orphan", "unknown_enrollment", "duplicate_template", "incompatible_template"."""
+
+run_problems = sa.Table(
+    "run_problems",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("runs.id"), nullable=False, index=True),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("where", sa.String(512), nullable=False),
+    sa.Column("field", sa.String(255), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),
+)
+"""Per run, each defective source record: where (file:line or DN), field, why, and the
+decision (held / disabled / skipped). The message quotes a bad value only when it is not
+a PIN (the mapping's rule), so no secret ends up here."""
