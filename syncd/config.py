@@ -6,12 +6,15 @@ Relative paths in the file (the CSV, the mapping, a SQLite ledger) are resolved 
 the directory of the config file, so a config works from any working directory.
 
 Secrets never live in the TOML: a `SecretRef` names a file, an environment variable or a
-systemd credential (`$CREDENTIALS_DIRECTORY/NAME`), read only when needed.
+systemd credential (`$CREDENTIALS_DIRECTORY/NAME`), read only when needed. A secret file
+that group or others may access is refused (`check_private_file`); systemd sets its
+credentials' modes itself, so those are taken as they are.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,11 +53,30 @@ class SecretRef(_Strict):
             if value is None:
                 raise ConfigError(f"secret: environment variable {self.env} is not set")
             return value
-        path = self.file if self.file is not None else _credential_path(str(self.credential))
+        if self.file is not None:
+            path = self.file
+            check_private_file(path)
+        else:
+            path = _credential_path(str(self.credential))
         try:
             return path.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(f"secret: cannot read {path}: {exc.strerror}") from None
+
+
+def check_private_file(path: Path, what: str = "secret") -> None:
+    """Raise ConfigError, naming the file and the fix, if `path` is a regular file group or
+    others may access (a missing file, a pipe or a device passes: the read tells)."""
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if stat.S_ISREG(info.st_mode) and mode & 0o077:
+        raise ConfigError(
+            f"{what}: {path} is readable by group or others (mode {mode:04o}); "
+            f"make it private to syncd's user: chmod 600 {path}"
+        )
 
 
 def shipped_path(*parts: str) -> Path:
@@ -78,9 +100,14 @@ def _credential_path(name: str) -> Path:
 
 
 class LedgerConfig(_Strict):
-    """Where the ledger lives: a SQLAlchemy URL (SQLite file or PostgreSQL)."""
+    """Where the ledger lives (SQLAlchemy URL: SQLite file or PostgreSQL) and the key of its
+    PINs (`ledger.pinkey`): `pin_key`, else a subkey of the `[templates]` key, else the
+    file `pin.key` made in `state_directory` (unset: `$STATE_DIRECTORY`, else the SQLite
+    ledger's directory, else the config file's)."""
 
     url: str = "sqlite:///ledger.db"
+    pin_key: SecretRef | None = None
+    state_directory: Path | None = None
 
 
 class SafetyConfig(_Strict):
@@ -88,6 +115,11 @@ class SafetyConfig(_Strict):
 
     max_deletes: int = Field(default=50, ge=0)
     max_delete_share: float = Field(default=0.10, ge=0.0, le=1.0)
+    # Removals over a rolling window (engine.safety): at most this many, and this share
+    # of the people with access at the window's start, in `delete_window_h` (0: off).
+    delete_window_h: float = Field(default=24.0, ge=0, le=744)
+    max_window_deletes: int = Field(default=100, ge=0)
+    max_window_delete_share: float = Field(default=0.20, ge=0.0, le=1.0)
     delete_after_days: int = Field(default=30, ge=0)
     protected_keys: tuple[str, ...] = ()
     max_source_shrink: float = Field(default=0.20, ge=0.0, le=1.0)
@@ -329,8 +361,24 @@ def resolve_paths(config: Config, base: Path) -> Config:
         if isinstance(source, CsvSourceConfig):
             update["path"] = base / source.path
         sources[name] = source.model_copy(update=update)
-    ledger = config.ledger.model_copy(update={"url": _absolute_sqlite(config.ledger.url, base)})
+    ledger = _resolve_ledger(config.ledger, base)
     return config.model_copy(update={"sources": sources, "ledger": ledger})
+
+
+def _resolve_ledger(ledger: LedgerConfig, base: Path) -> LedgerConfig:
+    url = _absolute_sqlite(ledger.url, base)
+    state = base / (ledger.state_directory or default_state_directory(url, base))
+    return ledger.model_copy(update={"url": url, "state_directory": state})
+
+
+def default_state_directory(url: str, base: Path) -> Path:
+    """Return `$STATE_DIRECTORY` (systemd's first), else the directory of an absolute
+    SQLite ledger URL's file, else `base`."""
+    if systemd := os.environ.get("STATE_DIRECTORY", "").split(":")[0]:
+        return Path(systemd)
+    if url.startswith("sqlite:////"):
+        return Path(url.removeprefix("sqlite:///").split("?")[0]).parent
+    return base
 
 
 def _absolute_sqlite(url: str, base: Path) -> str:

@@ -9,9 +9,22 @@
     ├── PlanStale                   exit 6: a saved plan no longer matches ledger or source
     ├── SafetyBlocked               exit 7: actions were held back by a safety cap
     ├── RecordError                 one source record cannot be mapped (the read goes on)
-    └── TargetError                 exit 8: a target failed (only when a whole run failed)
-        ├── TemporaryTargetError    retry later: timeouts, connection errors, 5xx, lock busy
-        └── PermanentTargetError    retrying will not help: validation, "DB is full", 401
+    ├── TargetError                 exit 8: a target failed, or actions are deferred
+    │   ├── TemporaryTargetError    retry later: timeouts, connection errors, 5xx, lock busy
+    │   │   └── TargetStorm         actions in a row failed with temporary errors
+    │   └── PermanentTargetError    retrying will not help: validation, "DB is full", 401
+    └── SourceProblems              exit 9: source records were skipped (the run went on)
+
+Exit 1 is not an error: `plan --check` found pending changes. When several apply
+outcomes hold at once, the code is the first of: 8 (actions failed or deferred), 7
+(removals blocked), 9 (records skipped), 0. `plan --check` gives 9 before 1: a skipped
+record means the plan itself is incomplete, so an administrator must look at the source
+before anything else.
+
+A TargetError also says whose failure it is (`target_level`): the target's as a whole
+(unreachable, lock refused, session not opened, API key refused, a storm of temporary
+errors), which counts toward the target's quarantine; or one record's (a refused card, a
+404 on one person, a validation error), which backs off that record alone.
 
 Messages never contain a secret, a PIN or a biometric template; remote response bodies
 are cut short with `cut` before they enter a message.
@@ -86,17 +99,50 @@ class SafetyBlocked(SyncdError):
 
 
 class TargetError(SyncdError):
-    """A target could not be brought in step."""
+    """A target could not be brought in step.
+
+    `target_level` (a class attribute, overridden where a subclass knows better): True
+    when the target as a whole failed (unreachable, lock, session, credentials), False
+    when one record did (the target answered, about that record only).
+    """
 
     exit_code = 8
+    target_level = True
 
 
 class TemporaryTargetError(TargetError):
     """A failure that may pass: retry later (timeouts, connection errors, 5xx, lock busy)."""
 
 
+class TargetStorm(TemporaryTargetError):
+    """Several actions in a row failed with temporary errors (a 5xx storm): the target is
+    in trouble, not one record."""
+
+
 class PermanentTargetError(TargetError):
-    """A failure that retrying will not fix (validation, "DB is full", key refused)."""
+    """A failure that retrying will not fix (validation, "DB is full", key refused).
+
+    Record-level unless a subclass says otherwise (a refused API key is the target's).
+    """
+
+    target_level = False
+
+
+class SourceProblems(SyncdError):
+    """Source records could not be used (held, disabled or skipped): the rest was applied,
+    but an administrator must fix the source. Raised by `apply` and `plan --check` last,
+    so that failures (8) and blocked removals (7) take precedence."""
+
+    exit_code = 9
+
+
+def is_target_level(error: BaseException) -> bool:
+    """Return True if `error` speaks of a target as a whole, False if of one record only.
+
+    Errors that are not TargetErrors (a template that cannot be read, say) concern the
+    action's own data: record-level.
+    """
+    return isinstance(error, TargetError) and error.target_level
 
 
 def exit_code(error: BaseException) -> int:

@@ -378,13 +378,23 @@ class HeldTable(Mapping[str, HeldRecord]):
     def __len__(self) -> int:
         return len(self.settled_digests) + len(self._others)
 
-    def present_count(self) -> int:
-        """Return how many records the target holds (`HeldRecord.present`), building none."""
-        return len(self.settled_digests) + sum(1 for r in self._others.values() if r.present)
+    def unsettled(self) -> Mapping[str, HeldRecord]:
+        """Return the records that are not settled (failed, pending, disabled, …)."""
+        return self._others
+
+    def present_count(self, *, with_access: bool = False) -> int:
+        """Return how many records the target holds (`HeldRecord.present`), building none;
+        `with_access`: only those letting their person through (every settled one does)."""
+        others = (r for r in self._others.values() if r.present)
+        if with_access:
+            others = (r for r in others if r.disabled_since is None)
+        return len(self.settled_digests) + sum(1 for _ in others)
 
 
-def count_present(held: Mapping[str, HeldRecord]) -> int:
-    """Return how many of `held` the target holds (`HeldRecord.present`)."""
+def count_present(held: Mapping[str, HeldRecord], *, with_access: bool = False) -> int:
+    """Return how many of `held` the target holds (`HeldRecord.present`); `with_access`:
+    only the people with access there (present and active: no `disabled_since`)."""
     if isinstance(held, HeldTable):
-        return held.present_count()
-    return sum(1 for record in held.values() if record.present)
+        return held.present_count(with_access=with_access)
+    found = (r for r in held.values() if r.present)
+    return sum(1 for r in found if not with_access or r.disabled_since is None)

@@ -1,10 +1,12 @@
 """`syncd backfill` and `syncd keys generate|rotate`: biometric templates in the ledger.
 
     syncd backfill                       # read EF-45 enrollments into the ledger
-    syncd keys generate > /etc/syncd/templates.key
+    (umask 077; syncd keys generate > /etc/syncd/templates.key)
     syncd keys rotate --new-key-file /etc/syncd/templates.new.key
 
 After a rotation, point `[templates] key` at the new file: the old key opens nothing.
+PINs sealed under the template key's subkey (no `[ledger] pin_key`) are re-sealed with
+the templates. A key file group or others may read is refused.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from syncd.config import load_config
+from syncd.config import check_private_file, load_config
 from syncd.engine.backfill import BackfillResult, backfill, failed_terminals
 from syncd.engine.run import Engine
 from syncd.errors import ConfigError
 from syncd.ledger.crypto import TemplateKey, generate_key_text
+from syncd.ledger.pinkey import rotation_pins
 from syncd.ledger.rotate import rotate_key
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.store import Ledger
@@ -94,6 +97,7 @@ def keys_rotate(
     if settings.templates is None:
         raise ConfigError("keys rotate: syncd.toml has no [templates] key (the current key)")
     old = TemplateKey.from_ref(settings.templates.key)
+    check_private_file(new_key_file, "--new-key-file")
     try:
         text = new_key_file.read_text(encoding="utf-8")
     except OSError as exc:
@@ -103,7 +107,7 @@ def keys_rotate(
     try:
         TemplateVault.open(ledger.engine, old)  # refuses a ledger sealed under another key
         with run_lock(ledger.engine, wait_s=wait):
-            count = rotate_key(ledger.engine, old, new)
+            count = rotate_key(ledger.engine, old, new, pins=rotation_pins(settings, old, new))
     finally:
         ledger.close()
     console.print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -19,11 +20,13 @@ from syncd.engine import narrow, report
 from syncd.engine.report_html import render_html
 from syncd.engine.run import Engine
 from syncd.engine.saved import SavedPlan, load_saved_plan
-from syncd.errors import SafetyBlocked, TargetError
+from syncd.errors import ConfigError, SafetyBlocked, SourceProblems, TargetError
 from syncd.ledger import migrate, queries
 from syncd.ledger.events import last_access
+from syncd.ledger.pinkey import seal_clear_pins
 from syncd.ledger.store import create_ledger_engine
 from syncd.model import Plan
+from syncd.sources.base import SourceProblem
 
 ConfigOption = Annotated[
     Path | None,
@@ -68,17 +71,31 @@ def register(app: typer.Typer) -> None:
 
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOption = None) -> None:
-    """Create or migrate the ledger's tables to the newest schema."""
+    """Create or migrate the ledger's tables to the newest schema, then encrypt any PIN an
+    older syncd left in clear (no key is needed when there is none). Without a usable PIN
+    key here (a credential only the daemon gets, say), say so: the next apply seals them."""
     settings = load_config(config)
     engine = create_ledger_engine(settings.ledger.url)
+    sealed = 0
     try:
         before, after = migrate.upgrade(engine)
+        try:
+            sealed = seal_clear_pins(settings, engine)
+        except ConfigError as exc:
+            typer.echo(
+                f"warning: PINs an older syncd left in clear are not encrypted yet: {exc}. "
+                "The next apply encrypts them; or run `syncd db upgrade` where the key is "
+                "readable.",
+                err=True,
+            )
     finally:
         engine.dispose()
     shown = before or "empty"
     console.print(
         f"ledger at {after} (was {shown})" if before != after else f"ledger already at {after}"
     )
+    if sealed:
+        console.print(f"encrypted the PINs left in clear in {sealed} row(s)")
 
 
 def open_engine(settings: Config, targets: list[str] | None) -> Engine:
@@ -94,7 +111,10 @@ def plan(
         Path | None, typer.Option("--output", "-o", help="Write the report here.")
     ] = None,
     check: Annotated[
-        bool, typer.Option("--check", help="Exit 1 when changes are pending.")
+        bool,
+        typer.Option(
+            "--check", help="Exit 9 when source records were skipped, else 1 when changes pend."
+        ),
     ] = False,
     target: TargetOption = None,
     limit: Annotated[int, typer.Option(help="Actions shown per target in text (0: all).")] = 20,
@@ -112,12 +132,15 @@ def plan(
     try:
         reading = engine.read(allow_shrink=allow_shrink, full=True if full else None)
         result = engine.plan(reading, deep=deep)
-        engine.record_dry_run(result)
+        engine.record_dry_run(result, problems=reading.problems)
         fingerprint = engine.fingerprint(reading) if fmt is not Format.TEXT else None
         shown = _for_person(engine, result, person) if person else result
     finally:
         engine.close()
     _emit(shown, reading.problems, fmt, output, limit, fingerprint)
+    if check and reading.problems:
+        # Before "pending": the plan leaves these records out, so it is not the whole story.
+        raise SourceProblems(report.problems_line(reading.problems))
     if check and not shown.in_step:
         raise typer.Exit(1)
 
@@ -132,7 +155,7 @@ def _for_person(engine: Engine, result: Plan, person: str) -> Plan:
 
 def _emit(
     result: Plan,
-    problems: list[str],
+    problems: Sequence[SourceProblem],
     fmt: Format,
     output: Path | None,
     limit: int,
@@ -190,13 +213,14 @@ def apply(
 
 
 def run_apply(engine: Engine, options: ApplyOptions) -> None:
-    """Apply with confirmation and progress bars; raise for failures and blocked removals.
+    """Apply with confirmation and progress bars; raise for failures, deferred actions,
+    blocked removals and skipped source records, in that order (see syncd.errors).
 
     Closes `engine` on the way out.
     """
 
     def confirm(result: Plan) -> bool:
-        report.print_text(console, result, limit=options.limit, title="Plan")
+        report.print_text(console, result, _skipped(engine), limit=options.limit, title="Plan")
         if not result.runnable() or options.yes:
             return True
         if not sys.stdin.isatty():
@@ -222,16 +246,30 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
     finally:
         engine.close()
     applied, failed = outcome.count("applied"), outcome.count("failed")
+    deferred = sum(s.deferred for s in result.summaries)
     for name, error in sorted(outcome.errors.items()):
         console.print(f"[red]{name}[/red]: {error}", highlight=False)
-    console.print(f"run {run_id}: {applied} applied, {failed} failed, {result.blocked} blocked")
-    if failed:
-        raise TargetError(f"{failed} action(s) failed; they are retried on the next run")
+    console.print(
+        f"run {run_id}: {applied} applied, {failed} failed, {result.blocked} blocked, "
+        f"{deferred} deferred, {len(_skipped(engine))} source record(s) skipped"
+    )
+    if failed or deferred:
+        raise TargetError(
+            f"{failed} action(s) failed, {deferred} deferred (a failed record waiting for its "
+            "retry time, or a quarantined target); they are retried on a later run"
+        )
     if result.blocked:
         raise SafetyBlocked(
             f"{result.blocked} removal(s) blocked by the safety cap: review them, then "
             f"`syncd approve {run_id}` or `syncd apply --allow-deletes N`"
         )
+    if problems := _skipped(engine):
+        raise SourceProblems(report.problems_line(problems))
+
+
+def _skipped(engine: Engine) -> tuple[SourceProblem, ...]:
+    """Return the defective source records of the reading the engine's apply acted on."""
+    return engine.applied.problems if engine.applied is not None else ()
 
 
 def status(config: ConfigOption = None) -> None:

@@ -18,12 +18,19 @@ All paths are under `/1.0`, bodies and answers are JSON:
 Every other path needs `?lock_uid=` equal to the holder, else 403 with a JSON message.
 Lists take `page` (1-based) and `page_size` (50, 100 for logs) and answer `{status_code,
 reason_phrase, items, page, page_size, total, has_more}`; without `page`, everything.
-Errors answer `{status_code, reason_phrase, message}`; the statuses the real device uses
-are unverified (see `ef45_state`). `FaultMiddleware` wraps the whole app.
+As the device does (`ef45-notes.md`), 400, 404 and 409 are bare statuses without a body;
+other errors answer `{status_code, reason_phrase, message}` (their statuses on the real
+device are unverified: see `ef45_state`). `FaultMiddleware` wraps the whole app.
+
+Paths are routed on the path as sent, segment by segment, each segment then
+percent-decoded (`RawPathRouting`): a uuid holding `/`, `?`, `%`, spaces or é must
+arrive as one encoded segment, as on the device, where an unencoded `/` names another
+path. `Ef45State.refused_writes` makes every POST/PUT about one user fail.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +38,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.emulators import ef45_handlers as h
 from syncd.emulators.ef45_handlers import Handler
@@ -53,6 +60,8 @@ def _endpoint(
         try:
             if locked:
                 state.check_lock(request.query_params.get("lock_uid"))
+            if state.refused_writes and request.method in ("POST", "PUT"):
+                await _refuse_write(request, state)
             return await handler(request, state)
         except DeviceError as exc:
             return h.error_response(exc.status, exc.message)
@@ -62,6 +71,22 @@ def _endpoint(
             return PlainTextResponse("client disconnected", status_code=499)
 
     return endpoint
+
+
+async def _refuse_write(request: Request, state: Ef45State) -> None:
+    """Raise the status `state.refused_writes` gives the user this write is about."""
+    uuid = request.path_params.get("uuid")
+    if uuid is None:
+        try:
+            body = json.loads(await request.body() or b"null")
+        except ValueError:
+            return
+        uuid = body.get("user_uuid") if isinstance(body, dict) else None
+    else:
+        uuid = h.decoded(str(uuid))
+    status = state.refused_writes.get(uuid) if isinstance(uuid, str) else None
+    if status is not None:
+        raise DeviceError(status, "refused (fault injection)")
 
 
 _OPEN = {h.take_lock, h.steal_lock, h.release_lock, h.version}
@@ -117,9 +142,28 @@ def _routes(state: Ef45State) -> list[BaseRoute]:
     ]
 
 
+class RawPathRouting:
+    """ASGI middleware routing on the path as sent (`raw_path`), not as decoded.
+
+    The server decodes `%2F` into `/` before routing, which would split one encoded
+    segment into two. Here the app sees the raw path; the handlers percent-decode each
+    path parameter (`ef45_handlers.decoded`).
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw = scope.get("raw_path")
+        if scope["type"] == "http" and raw:
+            scope = {**scope, "path": raw.decode("ascii", "replace")}
+        await self.app(scope, receive, send)
+
+
 def create_ef45_app(state: Ef45State, faults: Faults | None = None) -> ASGIApp:
     """Return the ASGI app of one terminal holding `state`, wrapped in `faults`."""
-    return FaultMiddleware(Starlette(routes=_routes(state)), faults or Faults())
+    app = RawPathRouting(Starlette(routes=_routes(state)))
+    return FaultMiddleware(app, faults or Faults())
 
 
 def build_ef45_emulators(

@@ -12,6 +12,7 @@ import binascii
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -32,10 +33,23 @@ def _empty(status: int) -> Response:
     return Response(status_code=status)
 
 
+BARE = frozenset({400, 404, 409})
+"""Statuses the device answers without a body (`ef45-notes.md`)."""
+
+
 def error_response(status: int, message: str) -> Response:
-    """Return the device's JSON error: `{status_code, reason_phrase, message}`."""
+    """Return the device's error: a bare status for 400, 404 and 409, else the JSON
+    `{status_code, reason_phrase, message}`."""
+    if status in BARE:
+        return _empty(status)
     phrase = HTTPStatus(status).phrase
     return _json({"status_code": status, "reason_phrase": phrase, "message": message}, status)
+
+
+def decoded(segment: str) -> str:
+    """Return one path segment as sent (percent-encoded, see `ef45.RawPathRouting`)
+    decoded to its text (UTF-8)."""
+    return unquote(segment, encoding="utf-8", errors="replace")
 
 
 async def _body(request: Request) -> dict[str, Any]:
@@ -84,7 +98,7 @@ def _paged(request: Request, items: list[Record], default_size: int = PAGE_SIZE)
 
 
 def _path(request: Request, name: str) -> str:
-    return str(request.path_params[name])
+    return decoded(str(request.path_params[name]))
 
 
 # -- lock and version (no lock needed) ---------------------------------------------------

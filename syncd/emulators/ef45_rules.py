@@ -19,6 +19,15 @@ LOCK_BUSY = 423
 DB_FULL = 507
 """A write past the capacity; the body says "DB is full" (the real status is unverified)."""
 DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
+DEFAULT_CONFIG: dict[str, Any] = {
+    "launcher.device.door.relay": 1,
+    "launcher.device.door.duration": 3,
+    "launcher.auth.mode.start": 1,
+    "launcher.network.server.useserver": False,
+    "umx.camera.enrol.MinimumUsableIrisArea": 70,
+    "umx.iris.recog.EyeMatchThreshold": 0.35,
+}
+"""A new terminal's configuration (title → value)."""
 USER_INFO_FIELDS = frozenset(
     {
         "card", "pin", "admin", "group_index", "by_pass_card", "indivisual",

@@ -12,14 +12,15 @@
 - `record_version` (template algorithm, 8976), `capacity` (max subjects), `config`
   (title → value), `device_time`, `files` (filename → bytes), `door` (door status).
 - Device-protocol faults: `lock_held_by_other` (POST /lock refuses as though another
-  client held the lock; PUT /lock still steals) and `drop_lock_after` (after that many
-  locked requests on one lock the device forgets it; later calls get 403 until re-locked).
+  client held the lock; PUT /lock still steals), `drop_lock_after` (after that many
+  locked requests on one lock the device forgets it; later calls get 403 until re-locked),
+  `refused_writes` (uuid → status every POST/PUT about that user answers: a bad record).
 
 Every method that reads or writes takes `mutex`: uvicorn serves on a background thread
 while tests inspect from the main thread. Rule violations raise `DeviceError(status,
-message)`, which the HTTP layer turns into a JSON error. Choices where the real device's
-behaviour is unverified: lock busy is 423; a duplicate is 409 ("… already exists"), also
-for `POST /user` on an existing uuid; "DB is full" is 507; a missing lock is 403.
+message)`, which the HTTP layer answers (400, 404 and 409 as bare statuses, as the device
+does). Unverified: lock busy is 423; a duplicate uuid or card is 409, also for
+`POST /user` on an existing uuid; "DB is full" is 507; a missing lock is 403.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 
 from syncd.emulators.ef45_rules import (
     DB_FULL,
+    DEFAULT_CONFIG,
     DEFAULT_RECORD_VERSION,
     DEVICE_TIME_FORMAT,
     FIRMWARE_VERSIONS,
@@ -46,17 +48,6 @@ from syncd.emulators.ef45_rules import (
     require_uuid,
 )
 from syncd.emulators.ef45_table import UserInfoTable
-
-
-def _default_config() -> dict[str, Any]:
-    return {
-        "launcher.device.door.relay": 1,
-        "launcher.device.door.duration": 3,
-        "launcher.auth.mode.start": 1,
-        "launcher.network.server.useserver": False,
-        "umx.camera.enrol.MinimumUsableIrisArea": 70,
-        "umx.iris.recog.EyeMatchThreshold": 0.35,
-    }
 
 
 def _now() -> datetime:
@@ -73,6 +64,7 @@ class Ef45State:
     app_version: str = ""
     lock_held_by_other: bool = False
     drop_lock_after: int | None = None
+    refused_writes: dict[str, int] = field(default_factory=dict)
     clock: Callable[[], datetime] = _now
     subjects: dict[str, Record] = field(default_factory=dict)
     user_info: UserInfoTable = field(default_factory=UserInfoTable)
@@ -81,7 +73,7 @@ class Ef45State:
     next_log_id: int = 1
     lock_uid: str | None = None
     locked_requests: int = 0
-    config: dict[str, Any] = field(default_factory=_default_config)
+    config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_CONFIG))
     device_time: datetime | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     door: dict[str, int] = field(

@@ -1,6 +1,7 @@
 """Apply: the only code that writes to targets.
 
-Targets run in parallel (asyncio), each target's actions one after another in plan order.
+Targets run in parallel (asyncio), each target's actions one after another in plan order
+(removals first, and a card freed before it is given: `engine.order`).
 Outcomes are committed to the ledger by a single writer thread in groups
 (`engine.writer`: the outcomes of all targets that arrive while one transaction commits
 go into the next), so the event loop keeps serving the other targets:
@@ -19,8 +20,18 @@ go into the next), so the event loop keeps serving the other targets:
 
 Temporary errors are retried within the run with exponential backoff and jitter (bounded
 by `ApplyConfig`); what still fails is recorded as failed with a `next_attempt_at` that
-grows with the record's attempts. A target that cannot be opened at all (terminal down,
-lock busy) records each of its actions as failed and never delays the other targets.
+grows with the record's attempts. Whose failure it is decides what happens next
+(`TargetError.target_level`):
+
+- one record's (a refused card, a 404 on one person, a validation error, a 5xx answer
+  about one request): that action fails, and the next one goes on;
+- the target's (unreachable, lock busy or lost, a session that will not open, an API key
+  refused): the session is reopened (with backoff), and once that is given up every
+  remaining action is recorded as failed at once, and `ApplyResult.errors` names the
+  target. `STORM_AFTER` actions in a row failing with temporary errors (each after its
+  own retries) are a storm: the target is given up at once, the same way. A failed target
+  never delays the other targets; only a target-level failure counts toward its
+  quarantine (`engine.health`).
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from typing import Any, Protocol
 
 from tenacity import (
     AsyncRetrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential,
     wait_random,
@@ -45,7 +56,7 @@ from tenacity import (
 
 from syncd.config import ApplyConfig
 from syncd.engine.writer import GroupWriter
-from syncd.errors import SyncdError, TemporaryTargetError, cut
+from syncd.errors import SyncdError, TargetStorm, TemporaryTargetError, cut, is_target_level
 from syncd.ledger.outcomes import Outcome
 from syncd.ledger.store import Ledger
 from syncd.model import Action, Op, Plan
@@ -57,6 +68,10 @@ Clock = Callable[[], datetime]
 # them. Larger saves commits; smaller leaves fewer unsent-but-pending records after a
 # crash or stop.
 WRITE_AHEAD = 256
+
+STORM_AFTER = 3
+"""Actions in a row failing with temporary errors (none applied between) after which the
+target, not those records, is in trouble: the session is given up (`TargetStorm`)."""
 
 
 class Progress(Protocol):
@@ -81,11 +96,17 @@ class NoProgress:
 
 @dataclass
 class ApplyResult:
-    """Counts of one apply: outcome → number of actions, per target and in all."""
+    """Counts of one apply: outcome → number of actions, per target and in all.
+
+    `errors`: target → why the target as a whole failed (session not opened or given
+    up, or a target-level refusal); record-level failures are only counted.
+    `temporary`: target → actions that failed with a temporary error.
+    """
 
     per_target: dict[str, Counter[str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     stopped: bool = False
+    temporary: Counter[str] = field(default_factory=Counter)
 
     def count(self, outcome: str) -> int:
         """Return how many actions ended with `outcome` across targets."""
@@ -152,17 +173,24 @@ class Applier:
             async for attempt in self._retrying():
                 with attempt:
                     async with target.session() as session:
+                        streak = 0  # temporary failures in a row in this session
                         for index in range(done, len(actions)):
                             if self.stop is not None and self.stop.is_set():
                                 self.result.stopped = True
                                 return
                             await self._write_ahead(actions, index)
-                            outcome = await self._apply_one(session, actions[index])
+                            outcome, temporary = await self._apply_one(session, actions[index])
                             if committing is not None:
                                 await committing
                             committing = self._group.submit(outcome)
                             self.progress.advance(target.name)
                             done += 1
+                            streak = streak + 1 if temporary else 0
+                            if streak >= STORM_AFTER:
+                                raise TargetStorm(
+                                    f"{streak} actions in a row failed with temporary "
+                                    f"errors; the last: {outcome.error}"
+                                )
         except SyncdError as exc:
             self.result.errors[target.name] = str(exc)
             failed = [self._outcome(a, "failed", error=_describe(exc)) for a in actions[done:]]
@@ -183,19 +211,27 @@ class Applier:
         await self._group.write([Outcome(self.run_id, a, "pending", now) for a in window])
         self._written_ahead.update(id(a) for a in window)
 
-    async def _apply_one(self, session: TargetSession, action: Action) -> Outcome:
-        """Execute `action` (retrying temporary errors); return its outcome to record.
+    async def _apply_one(self, session: TargetSession, action: Action) -> tuple[Outcome, bool]:
+        """Execute `action` (retrying temporary errors); return its outcome to record, and
+        whether it failed with a temporary error.
 
-        A temporary error that outlasts the retries is raised: the session itself may be
-        broken, so the target's outer retry reopens it.
+        A target-level temporary error that outlasts the retries is raised: the session
+        itself may be broken, so the target's outer retry reopens it. Any other error
+        fails this action alone; a target-level one (an API key refused mid-run) also
+        marks the target's run as failed.
         """
         try:
             remote_id = await self._with_retries(session, action)
-        except TemporaryTargetError:
-            raise
+        except TemporaryTargetError as exc:
+            if exc.target_level:
+                raise
+            self.result.temporary[action.target] += 1
+            return self._outcome(action, "failed", error=_describe(exc)), True
         except SyncdError as exc:
-            return self._outcome(action, "failed", error=_describe(exc))
-        return self._outcome(action, "applied", remote_id=remote_id)
+            if is_target_level(exc):
+                self.result.errors.setdefault(action.target, str(exc))
+            return self._outcome(action, "failed", error=_describe(exc)), False
+        return self._outcome(action, "applied", remote_id=remote_id), False
 
     async def _with_retries(self, session: TargetSession, action: Action) -> str | None:
         try:  # the first try outside tenacity: building its machinery per action cost more
@@ -219,7 +255,7 @@ class Applier:
         settings = self.settings
         initial = settings.retry_initial_s * (2 if after_failure else 1)
         return AsyncRetrying(
-            retry=retry_if_exception_type(TemporaryTargetError),
+            retry=retry_if_exception(_worth_retrying),
             stop=stop_after_attempt(settings.retries + (0 if after_failure else 1)),
             wait=wait_exponential(multiplier=initial, max=settings.retry_max_s)
             + wait_random(0, settings.retry_initial_s),
@@ -247,6 +283,12 @@ class Applier:
             settings.next_attempt_base_s * (2**action.attempts), settings.next_attempt_max_s
         )
         return now + timedelta(seconds=delay)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    """A temporary error may pass on a retry (or a reopened session); a storm has had
+    its retries, action after action."""
+    return isinstance(exc, TemporaryTargetError) and not isinstance(exc, TargetStorm)
 
 
 def _describe(exc: BaseException) -> str:

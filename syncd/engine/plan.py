@@ -127,20 +127,30 @@ def _plan_target(
                     unchanged += 1
                     continue
         record = held.get(key)
-        if record is not None and _deferred(record, now):
-            deferred += 1
-            continue
         try:
             action = _decide(target, renders, key, record, policy, now)
         except RecordError as exc:
             action = _fail_closed(target, renders, key, record, policy, now)
             verdict = "access switched off" if action is not None else "not changed"
             notes.append(f"{target.name}: {key}: {exc.field}: {exc.message}; {verdict}")
+        # A failed record waits for its retry time, unless access must go now: taking
+        # access away is never held back by an earlier failure (fail closed).
+        if record is not None and _deferred(record, now) and not _takes_access(action):
+            deferred += 1
+            continue
         if action is None:
             unchanged += record is not None and record.present
         else:
             actions.append(action)
     return actions, unchanged, deferred
+
+
+def _takes_access(action: Action | None) -> bool:
+    """True for an action that takes away access the person may still have: a disable,
+    or the delete of what an unconfirmed create may have left (`_cleanup_unconfirmed`)."""
+    if action is None:
+        return False
+    return action.op is Op.DISABLE or (action.op is Op.DELETE and action.before_digest is None)
 
 
 def _deferred(record: HeldRecord, now: datetime) -> bool:

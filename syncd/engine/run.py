@@ -7,9 +7,9 @@ and exempt). Left to decide, it reads in full when a source has no cursor or its
 full read (cursor `source:NAME:full_at`) is older than `full_read_every_h`: only a full
 read finds people deleted from the source. `Engine.plan` is the
 pure plan plus the removal caps. `Engine.apply` takes the run lock, re-reads and
-re-plans under it (so it never acts on a stale view), records the run, the people and
-every action's outcome, and only then moves source cursors. A dry run writes nothing but
-its own `runs` row.
+re-plans under it (so it never acts on a stale view), records the run, the records the
+sources skipped, the people and every action's outcome, and only then moves source
+cursors. A dry run writes nothing but its own `runs` row and its skipped records.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -27,22 +27,26 @@ import httpx
 from syncd.config import Config
 from syncd.engine.access import next_boundary, upcoming_on_targets
 from syncd.engine.apply import Applier, ApplyResult, Progress
+from syncd.engine.capping import cap_removals, record_released
+from syncd.engine.cards import with_card_moves
 from syncd.engine.deep import DeepView, look, record_orphans, with_orphan_deletes
+from syncd.engine.defects import disabled_people
 from syncd.engine.enrollments import open_vault, purge_gone, template_loader
 from syncd.engine.factory import build_sources, build_targets
+from syncd.engine.health import record_health, resting_targets
 from syncd.engine.narrow import defer_targets, restrict_to
 from syncd.engine.plan import Desired, Policy, compute_plan, with_held_records
-from syncd.engine.safety import Caps, apply_caps
 from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
 from syncd.errors import SourceError, SourceRefused
 from syncd.gcpause import gc_paused
-from syncd.ledger import health
 from syncd.ledger.lockmemo import LedgerLockMemo
+from syncd.ledger.pinkey import open_pins
 from syncd.ledger.runlock import run_lock
+from syncd.ledger.runproblems import record_problems
 from syncd.ledger.store import Ledger, StoredPerson
 from syncd.ledger.templates import TemplateVault
-from syncd.model import Boundary, Person, Plan, count_present
-from syncd.sources.base import Source, SourceRead
+from syncd.model import Boundary, Person, Plan
+from syncd.sources.base import Source, SourceProblem, SourceRead
 from syncd.targets.base import Target
 
 Clock = Callable[[], datetime]
@@ -64,9 +68,9 @@ class Reading:
     """When each source's read began: a full read's `full_at` once committed."""
 
     @property
-    def problems(self) -> list[str]:
-        """Every record a source skipped, as one line each."""
-        return [str(p) for read in self.reads.values() for p in read.problems]
+    def problems(self) -> tuple[SourceProblem, ...]:
+        """Every defective record the sources met (held, disabled or skipped)."""
+        return tuple(p for read in self.reads.values() for p in read.problems)
 
 
 @dataclass
@@ -92,10 +96,12 @@ class Engine:
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         clock: Clock = utc_now,
     ) -> Engine:
-        """Open the ledger (schema checked) and build the configured sources and targets."""
+        """Open the ledger (schema checked, template and PIN keys checked against it) and
+        build the configured sources and targets."""
         ledger = Ledger.open(config.ledger.url)
         try:
             vault = open_vault(config, ledger.engine)
+            ledger.pins = open_pins(config, ledger.engine)
         except BaseException:
             ledger.close()
             raise
@@ -150,7 +156,7 @@ class Engine:
             # A delta names only who changed: neither empty nor small says anyone left.
             return
         held = sum(1 for p in stored.values() if p.source == name and p.gone_since is None)
-        seen = len(read.people) + len(read.held)
+        seen = len(read.people) + len(read.held) + len(read.disabled)
         if held and not seen:
             raise SourceRefused(
                 f"source {name} returned no one while the ledger holds {held} people: refused"
@@ -194,7 +200,8 @@ class Engine:
         """Return the plan for `reading` against the ledger, removal caps applied.
 
         `released` (target, person) removals were approved and escape the caps. Actions of
-        a quarantined target are deferred until its slow retry time comes. With `deep`,
+        a quarantined target are deferred until its slow retry time comes. Each target's
+        actions come in apply order, cards freed before given (`engine.cards`). With `deep`,
         the targets are observed first and the plan repairs their drift (`engine.deep`);
         with `findings` too, the orphans found are recorded in the ledger.
         """
@@ -218,16 +225,21 @@ class Engine:
                 self.clock(),
                 diff_fields=view is not None,
             )
+            records = {}
             if view is None:
                 keys = [(a.target, a.person_key) for a in plan.actions if a.before_digest]
-                plan = with_held_records(plan, self.ledger.load_records(keys), targets)
+                records = self.ledger.load_records(keys)
+                plan = with_held_records(plan, records, targets)
         if view is not None:
             plan = self._with_deep_view(plan, view, policy, findings)
-        counts = {t: count_present(recs) for t, recs in held.items()}
-        caps = Caps(safety.max_deletes, safety.max_delete_share, allow_deletes)
-        capped = apply_caps(plan, counts, caps, released)
-        deferred = defer_targets(capped, self._resting_targets(), "quarantined: retried slowly")
-        return dataclasses.replace(deferred, upcoming=self.upcoming(reading.desired))
+        capped = cap_removals(plan, held, safety, self.ledger.engine, self.clock(),
+                              allow_deletes=allow_deletes, released=released)  # fmt: skip
+        resting = resting_targets(self.ledger.engine, self.targets, now=self.clock(),
+                                  retry_s=self.config.apply.quarantine_retry_s)  # fmt: skip
+        deferred = defer_targets(capped, resting, "quarantined: retried slowly")
+        moved = with_card_moves(deferred, self.targets, view.held if view else held, records,
+                                self.ledger.load_records)  # fmt: skip
+        return dataclasses.replace(moved, upcoming=self.upcoming(reading.desired))
 
     def upcoming(self, desired: Desired) -> tuple[Boundary, ...]:
         """Return the access boundaries of the next `access.upcoming_days` (for reports)."""
@@ -250,19 +262,6 @@ class Engine:
         plan = with_orphan_deletes(plan, view, self.targets, deleting, policy.protected_keys)
         return dataclasses.replace(plan, notes=(*plan.notes, *view.notes(deleting)))
 
-    def _resting_targets(self) -> set[str]:
-        """Return the quarantined targets whose next slow retry has not come yet."""
-        now = self.clock()
-        retry = timedelta(seconds=self.config.apply.quarantine_retry_s)
-        return {
-            name
-            for name, h in health.load_health(self.ledger.engine).items()
-            if name in self.targets
-            and h.quarantined
-            and h.last_failure_at is not None
-            and now < h.last_failure_at + retry
-        }
-
     def next_boundary(self) -> datetime | None:
         """Return the first instant after now at which time alone changes someone's access
         (`engine.access`), among the people the last apply acted on (else those the ledger
@@ -280,10 +279,13 @@ class Engine:
         stored = self.ledger.load_people()
         return fingerprint(desired.people, desired.gone, stored, self.ledger.load_held())
 
-    def record_dry_run(self, plan: Plan, trigger: str = "cli") -> int:
-        """Record a dry run in `runs` (nothing else is written); return its id."""
+    def record_dry_run(
+        self, plan: Plan, trigger: str = "cli", problems: Sequence[SourceProblem] = ()
+    ) -> int:
+        """Record a dry run in `runs` and its `problems` (nothing else); return its id."""
         now = self.clock()
         run_id = self.ledger.start_run(kind="plan", trigger=trigger, dry_run=True, now=now)
+        record_problems(self.ledger.engine, run_id, problems)
         counts = {s.target: _summary_counts(s) for s in plan.summaries}
         self.ledger.finish_run(run_id, outcome="planned", counts=counts, now=self.clock())
         return run_id
@@ -325,10 +327,12 @@ class Engine:
             run_id = self.ledger.start_run(
                 kind="apply", trigger=trigger, dry_run=False, now=self.clock()
             )
+            record_problems(self.ledger.engine, run_id, reading.problems)
             if before_apply is not None and not before_apply(plan):
                 self.ledger.finish_run(run_id, outcome="cancelled", counts={}, now=self.clock())
                 return plan, ApplyResult(), run_id
             self._save_people(reading)
+            record_released(self.ledger.engine, run_id, plan, self.clock(), allow_deletes, released)
             applier = Applier(
                 self.ledger, run_id, self.config.apply, self.clock, progress, stop=stop
             )
@@ -341,7 +345,11 @@ class Engine:
     def _save_people(self, reading: Reading) -> None:
         now = self.clock()
         for name, read in reading.reads.items():
-            seen = {k: p for k, p in read.people.items()}
+            seen = dict(read.people)
+            # Disabled by a defective record: stored so, so that a later record that is
+            # only held ("nothing changes") keeps them disabled instead of restoring them.
+            present = reading.desired.people
+            seen.update((k, present[k]) for k in read.disabled if k in present)
             self.ledger.save_people(name, seen, reading.newly_gone.get(name, frozenset()), now)
 
     def _finish(self, run_id: int, plan: Plan, result: ApplyResult, reading: Reading) -> None:
@@ -357,7 +365,8 @@ class Engine:
         self.ledger.finish_run(
             run_id, outcome=outcome, counts=result.as_counts(), now=self.clock(), message=message
         )
-        self._record_health(plan, result)
+        record_health(self.ledger.engine, plan, result, now=self.clock(),
+                      quarantine_after=self.config.apply.quarantine_after)  # fmt: skip
         if not result.stopped:
             self._move_cursors(reading)
 
@@ -370,25 +379,6 @@ class Engine:
             if read.complete and name in reading.started:
                 started = reading.started[name].isoformat()
                 self.ledger.set_cursor(f"source:{name}:full_at", started, self.clock())
-
-    def _record_health(self, plan: Plan, result: ApplyResult) -> None:
-        """Count a target's run as failed when nothing of it could be applied."""
-        attempted = {a.target for a in plan.runnable()}
-        failed: dict[str, str] = {}
-        succeeded: list[str] = []
-        for target in sorted(attempted):
-            counts = result.per_target.get(target)
-            if target in result.errors or (counts and counts["failed"] and not counts["applied"]):
-                failed[target] = result.errors.get(target, "every action failed")
-            elif counts and counts["applied"]:
-                succeeded.append(target)
-        health.record_run_outcomes(
-            self.ledger.engine,
-            succeeded,
-            failed,
-            now=self.clock(),
-            quarantine_after=self.config.apply.quarantine_after,
-        )
 
 
 def _present_people(
@@ -406,6 +396,7 @@ def _present_people(
     for key in read.held:
         if key in stored and key not in present:
             present[key] = stored[key].person
+    present.update(disabled_people(read.disabled, stored))
     return present
 
 

@@ -1,7 +1,8 @@
 """Biometric templates at rest: AES-256-GCM with a key id in every blob, keyed digests.
 
 The key is 32 random bytes, written as one line of base64 (`syncd keys generate`), read
-through a `SecretRef` (`[templates] key = {file = "…"}` or `{credential = "…"}`).
+through a `SecretRef` (`[templates] key = {file = "…"}` or `{credential = "…"}`). The
+same machinery seals PINs (`ledger.pins`), under their own key or a subkey (`derive`).
 
 A stored blob is
 
@@ -31,6 +32,8 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from syncd.config import SecretRef
 from syncd.errors import ConfigError, LedgerError
@@ -61,6 +64,7 @@ class TemplateKey:
         if len(raw) != KEY_BYTES:
             raise ConfigError(f"template key must be {KEY_BYTES} bytes, got {len(raw)}")
         self._aead = AESGCM(raw)
+        self._raw = raw
         self.key_id = hmac.new(raw, _KEY_ID_LABEL, hashlib.sha256).digest()[:KEY_ID_BYTES]
 
     def __repr__(self) -> str:
@@ -89,6 +93,12 @@ class TemplateKey:
     def from_ref(cls, ref: SecretRef, where: str = "templates.key") -> TemplateKey:
         """Read the key named by `ref`; raise ConfigError if absent or malformed."""
         return cls.from_text(ref.read(), where)
+
+    def derive(self, label: bytes) -> TemplateKey:
+        """Return the subkey named `label` (HKDF-SHA256): another key, for another use, that
+        reveals nothing of this one (the PIN key is derived so from the template key)."""
+        hkdf = HKDF(algorithm=SHA256(), length=KEY_BYTES, salt=None, info=label)
+        return TemplateKey(hkdf.derive(self._raw))
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         """Return the blob of `plaintext` bound to `aad` (fresh random nonce)."""

@@ -2,7 +2,8 @@
 
 A target whose runs fail `quarantine_after` times in a row is quarantined: reported in
 `status` and the report, and tried again only every `quarantine_retry_s`, so it never
-delays the others. One successful run lifts the quarantine.
+delays the others. One successful run lifts the quarantine. Which runs fail is decided
+by `engine.health`: target-level failures only, never records the target refused.
 """
 
 from __future__ import annotations

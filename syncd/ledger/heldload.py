@@ -7,12 +7,12 @@ digest only. So one query returns, per record, the key and — for a settled rec
 digest and its remote id when that is not the key; its rows are read straight from the
 DBAPI cursor, because building a SQLAlchemy Row per row costs as much as the query.
 The few records that are not settled are then loaded in full by an ordinary query.
-`load_records` then fetches the records behind a plan's actions, by key.
+`load_records` then fetches the records behind a plan's actions, by key, their PINs
+opened (`pins`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
+from syncd.ledger.pins import PinKeys, open_json, record_aad
 from syncd.ledger.schema import target_records
 from syncd.model import HeldRecord, HeldTable, Record, RecordState
 
@@ -127,12 +128,13 @@ def _raw_rows(conn: Connection, query: sa.Select[Any]) -> Iterator[Sequence[Any]
 
 
 def load_records(
-    conn: Connection, keys: Iterable[tuple[str, str]]
+    conn: Connection, keys: Iterable[tuple[str, str]], pins: PinKeys | None = None
 ) -> dict[tuple[str, str], Record]:
-    """Return the records held for the given (target, person key) pairs that have one.
+    """Return the records held for the given (target, person key) pairs that have one,
+    PINs opened under `pins` (LedgerError for a sealed PIN without them).
 
     Equal records (a person's on ten terminals configured alike) are one shared object:
-    records are read-only values.
+    records are read-only values. A sealed PIN makes each record's text unique.
     """
     wanted: dict[str, list[str]] = {}
     for target, key in keys:
@@ -146,7 +148,7 @@ def load_records(
             for key, text in conn.execute(query, batch).all():
                 record = parsed.get(text)
                 if record is None:
-                    record = parsed[text] = json.loads(text)
+                    record = parsed[text] = open_json(text, pins, record_aad(target, key))
                 found[(target, key)] = record
     return found
 

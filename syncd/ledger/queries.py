@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from syncd.ledger.health import load_health
+from syncd.ledger.runproblems import problem_counts
 from syncd.ledger.schema import changes, findings, runs, target_records
 
 
@@ -26,6 +28,8 @@ class RunRow:
     outcome: str
     counts: dict[str, Any]
     message: str | None
+    skipped: int = 0
+    """Defective source records the run met (`run_problems`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ def history(engine: sa.Engine, limit: int) -> list[RunRow]:
     """Return the newest `limit` runs, newest first."""
     query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
     with engine.connect() as conn:
-        return [
+        rows = [
             RunRow(
                 id=r.id,
                 kind=r.kind,
@@ -61,6 +65,8 @@ def history(engine: sa.Engine, limit: int) -> list[RunRow]:
             )
             for r in conn.execute(query)
         ]
+    skipped = problem_counts(engine, [row.id for row in rows])
+    return [dataclasses.replace(row, skipped=skipped.get(row.id, 0)) for row in rows]
 
 
 def target_status(engine: sa.Engine, targets: list[str]) -> list[TargetStatus]:

@@ -5,7 +5,8 @@ exactly the result of writing the outcomes one after another (a later outcome fo
 same record sees what an earlier one wrote), but with a handful of statements for the
 whole group: one read of the records concerned, then bulk deletes, inserts and updates
 and one bulk insert of the audit rows. Per-outcome statements made the ledger writer
-the bottleneck of a large apply (five statements a create).
+the bottleneck of a large apply (five statements a create). A record's PIN is sealed
+as it is stored (`pins.seal_json`); its digest is the clear record's, as the plan made it.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from syncd.ledger.outcomes import Outcome
+from syncd.ledger.pins import PinKeys, record_aad, seal_json
 from syncd.ledger.schema import changes, target_records
-from syncd.model import Action, Op, RecordState, canonical_json
+from syncd.model import Action, Op, RecordState
 
 Key = tuple[str, str]
 Row = dict[str, Any]
@@ -38,11 +40,14 @@ _READ_ROWS = sa.select(target_records).where(
 )
 
 
-def write_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> None:
+def write_outcomes(
+    conn: Connection, outcomes: Sequence[Outcome], pins: PinKeys | None = None
+) -> None:
     """Apply `outcomes` in order to the stored records and add their audit rows.
 
     "pending" (written before a create is sent) marks a record the target may now hold;
-    it adds no audit row. Every other outcome adds one `changes` row.
+    it adds no audit row. Every other outcome adds one `changes` row. Records are stored
+    with their PIN sealed under `pins` (LedgerError for a PIN without keys).
     """
     keys = {(o.action.target, o.action.person_key) for o in outcomes}
     stored = _read_rows(conn, keys)
@@ -50,7 +55,7 @@ def write_outcomes(conn: Connection, outcomes: Sequence[Outcome]) -> None:
     audit: list[Row] = []
     for item in outcomes:
         key = (item.action.target, item.action.person_key)
-        rows[key] = _row_after(item, rows.get(key))
+        rows[key] = _row_after(item, rows.get(key), pins)
         if item.outcome != "pending":
             audit.append(_audit_row(item))
     _write_rows(conn, stored, rows)
@@ -103,12 +108,12 @@ def _values(row: Row) -> Row:
     return {c: row.get(c) for c in _VALUE_COLUMNS}
 
 
-def _row_after(item: Outcome, current: Row | None) -> Row | None:
+def _row_after(item: Outcome, current: Row | None, pins: PinKeys | None) -> Row | None:
     """Return the stored record after `item`, given the record before it (None: none)."""
     if item.outcome == "pending":
         return _after_pending(item.action, current, item.now)
     if item.outcome == "applied":
-        return _after_applied(item.action, current, item.remote_id, item.now)
+        return _after_applied(item.action, current, item.remote_id, item.now, pins)
     return _after_unapplied(item, current)
 
 
@@ -125,7 +130,7 @@ def _after_pending(action: Action, current: Row | None, now: datetime) -> Row | 
 
 
 def _after_applied(
-    action: Action, current: Row | None, remote_id: str | None, now: datetime
+    action: Action, current: Row | None, remote_id: str | None, now: datetime, pins: PinKeys | None
 ) -> Row | None:
     if action.op is Op.DELETE:
         return None
@@ -135,7 +140,7 @@ def _after_applied(
     values: Row = {
         "remote_id": remote_id or (current["remote_id"] if current else None),
         "digest": action.after_digest,
-        "record": canonical_json(dict(action.record)),
+        "record": seal_json(action.record, pins, record_aad(action.target, action.person_key)),
         "state": RecordState.OK.value,
         "disabled_since": disabled_since,
         "attempts": 0,

@@ -3,7 +3,9 @@
 One transaction: the wrapped digest key is re-wrapped and every template blob re-sealed
 under the new key (read and written in batches, so memory stays bounded); a crash or an
 error leaves the ledger entirely under the old key. Digests do not change (the digest
-key is only re-wrapped), so nothing is pushed to targets again after a rotation.
+key is only re-wrapped), so nothing is pushed to targets again after a rotation. PINs
+sealed under a subkey of the template key (`ledger.pinkey`) are re-sealed in the same
+transaction, when the caller passes their keys.
 """
 
 from __future__ import annotations
@@ -15,14 +17,23 @@ from sqlalchemy.engine import Connection
 
 from syncd.errors import LedgerError
 from syncd.ledger.crypto import TemplateKey, template_aad, unwrap_digest_key, wrap_digest_key
+from syncd.ledger.pins import PinKeys, reseal
 from syncd.ledger.schema import cursors, enrollments
 from syncd.ledger.templates import DIGEST_KEY_CURSOR, chunks
 
 BATCH = 500
 
 
-def rotate_key(engine: sa.Engine, old: TemplateKey, new: TemplateKey, batch: int = BATCH) -> int:
-    """Re-encrypt every template from `old` to `new`; return how many were re-encrypted.
+def rotate_key(
+    engine: sa.Engine,
+    old: TemplateKey,
+    new: TemplateKey,
+    batch: int = BATCH,
+    *,
+    pins: PinKeys | None = None,
+) -> int:
+    """Re-encrypt every template from `old` to `new`, and with `pins` every PIN under its
+    sealing key; return how many templates were re-encrypted.
 
     Blobs already under `new` are left alone (a rerun is harmless). Raise LedgerError if
     a blob or the digest key opens under neither key; nothing is then changed.
@@ -35,6 +46,8 @@ def rotate_key(engine: sa.Engine, old: TemplateKey, new: TemplateKey, batch: int
         done = 0
         for part in chunks(people, batch):
             done += _reseal(conn, list(part), old, new)
+        if pins is not None:
+            reseal(conn, pins)
     return done
 
 

@@ -4,11 +4,14 @@
 an action's outcome is durable as soon as `record_outcome` returns: a crash at any
 instant loses nothing, and the next run recomputes its plan from what is here.
 Reads for reports (history, audit, status) live in `queries.py`.
+
+PINs are sealed on their way in and opened on their way out (`pins`): under `pins`, a
+`PinKeys` (None: a ledger opened for something else, which refuses any PIN). A SQLite
+ledger's files are private to syncd's user (`files`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,8 +22,18 @@ from sqlalchemy.engine import Connection
 
 from syncd.errors import LedgerError
 from syncd.ledger import migrate
+from syncd.ledger.files import prepare_sqlite_file, sqlite_path
 from syncd.ledger.heldload import load_held_tables, load_records
 from syncd.ledger.outcomes import Outcome
+from syncd.ledger.pins import (
+    PinKeys,
+    ensure_sealed,
+    open_json,
+    person_aad,
+    record_aad,
+    scrub,
+    seal_json,
+)
 from syncd.ledger.recording import write_outcomes
 from syncd.ledger.schema import cursors, people, runs, target_records
 from syncd.model import (
@@ -46,7 +59,10 @@ class StoredPerson:
 
 
 def create_ledger_engine(url: str) -> sa.Engine:
-    """Return an engine for `url`; SQLite gets WAL, a busy timeout and cross-thread use."""
+    """Return an engine for `url`; SQLite gets WAL, a busy timeout and cross-thread use,
+    and a database file private to this user (`files.prepare_sqlite_file`)."""
+    if (path := sqlite_path(url)) is not None:
+        prepare_sqlite_file(path)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -59,22 +75,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    # Deleted content is overwritten, not left in free space (the default of some builds
+    # only): an old record or card number does not outlive its row in the file.
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
 class Ledger:
     """Queries and writes on one ledger database."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, pins: PinKeys | None = None) -> None:
         self.engine = engine
+        self.pins = pins
 
     @classmethod
-    def open(cls, url: str, *, check: bool = True) -> Ledger:
+    def open(cls, url: str, *, check: bool = True, pins: PinKeys | None = None) -> Ledger:
         """Open the ledger at `url`; with `check`, raise LedgerError unless at the head schema."""
         engine = create_ledger_engine(url)
         if check:
             migrate.check_schema(engine)
-        return cls(engine)
+        return cls(engine, pins)
 
     def close(self) -> None:
         """Release every pooled connection."""
@@ -92,9 +112,13 @@ class Ledger:
         """Return every person the ledger holds, gone ones included, by key."""
         with self._begin() as conn:
             rows = conn.execute(sa.select(people)).all()
+        pins = self.pins
         return {
             row.key: StoredPerson(
-                person_from_json(json.loads(row.data)), row.digest, row.source, row.gone_since
+                person_from_json(open_json(row.data, pins, person_aad(row.key))),
+                row.digest,
+                row.source,
+                row.gone_since,
             )
             for row in rows
         }
@@ -106,8 +130,13 @@ class Ledger:
         gone: frozenset[str],
         now: datetime,
     ) -> None:
-        """Upsert the people `source` returned and mark `gone` keys as gone since `now`."""
+        """Upsert the people `source` returned and mark `gone` keys as gone since `now`.
+
+        The first time under a PIN key, every PIN still in clear (an older syncd's) or
+        sealed under a previous key is sealed under it too (`pins.ensure_sealed`).
+        """
         with self._begin() as conn:
+            resealed = ensure_sealed(conn, self.pins) if self.pins is not None else 0
             known = {
                 row.key: (row.digest, row.gone_since)
                 for row in conn.execute(
@@ -119,9 +148,11 @@ class Ledger:
             for key in gone:
                 if key in known and known[key][1] is None:
                     conn.execute(people.update().where(people.c.key == key).values(gone_since=now))
+        if resealed:
+            scrub(self.engine)
 
-    @staticmethod
     def _upsert_person(
+        self,
         conn: Connection,
         source: str,
         person: Person,
@@ -129,14 +160,14 @@ class Ledger:
         now: datetime,
     ) -> None:
         data = person.to_json()
-        new_digest = digest(data)
+        new_digest = digest(data)  # of the clear person: sealing changes no digest
         if known is None:
             conn.execute(
                 people.insert().values(
                     key=person.key,
                     source=source,
                     digest=new_digest,
-                    data=canonical_json(data),
+                    data=seal_json(data, self.pins, person_aad(person.key)),
                     first_seen=now,
                     last_seen=now,
                 )
@@ -144,7 +175,8 @@ class Ledger:
             return
         values: dict[str, Any] = {"last_seen": now, "gone_since": None}
         if known[0] != new_digest:
-            values.update(digest=new_digest, data=canonical_json(data), source=source)
+            sealed = seal_json(data, self.pins, person_aad(person.key))
+            values.update(digest=new_digest, data=sealed, source=source)
         conn.execute(people.update().where(people.c.key == person.key).values(**values))
 
     # target records -----------------------------------------------------------------------
@@ -166,7 +198,7 @@ class Ledger:
             held: dict[str, dict[str, HeldRecord]] = {}
             with self._begin() as conn:
                 for row in conn.execute(query):
-                    held.setdefault(row.target, {})[row.person_key] = _held_from_row(row)
+                    held.setdefault(row.target, {})[row.person_key] = _held_from_row(row, self.pins)
             return dict(held)
         with self._begin() as conn:
             return dict(load_held_tables(conn, target))
@@ -174,7 +206,7 @@ class Ledger:
     def load_records(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record]:
         """Return the records held for the given (target, person key) pairs that have one."""
         with self._begin() as conn:
-            return load_records(conn, keys)
+            return load_records(conn, keys, self.pins)
 
     def record_outcome(
         self,
@@ -200,7 +232,7 @@ class Ledger:
         """Commit several outcomes in one transaction, in order, all or none (apply's
         group commit: `engine.writer`)."""
         with self._begin() as conn:
-            write_outcomes(conn, outcomes)
+            write_outcomes(conn, outcomes, self.pins)
 
     # runs and cursors ---------------------------------------------------------------------
 
@@ -257,13 +289,14 @@ class Ledger:
                 conn.execute(cursors.insert().values(name=name, value=value, updated_at=now))
 
 
-def _held_from_row(row: Any) -> HeldRecord:
+def _held_from_row(row: Any, pins: PinKeys | None) -> HeldRecord:
+    aad = record_aad(row.target, row.person_key)
     return HeldRecord(
         target=row.target,
         person_key=row.person_key,
         state=RecordState(row.state),
         digest=row.digest,
-        record=json.loads(row.record) if row.record else None,
+        record=open_json(row.record, pins, aad) if row.record else None,
         remote_id=row.remote_id,
         created_by_syncd=row.created_by_syncd,
         disabled_since=row.disabled_since,

@@ -64,6 +64,7 @@ def _terminal() -> Ef45State:
 def _config(tmp: Path, url: str) -> Path:
     key = tmp / "templates.key"
     key.write_text(generate_key_text(), encoding="utf-8")
+    key.chmod(0o600)
     (tmp / "people.csv").write_text("employee_id\n", encoding="utf-8")
     path = tmp / "syncd.toml"
     path.write_text(

@@ -95,6 +95,7 @@ def test_keys_generate_then_rotate(site: Site) -> None:
     assert site.run("backfill").returncode == 0
     new_key = site.workdir / "new.key"
     new_key.write_text(generated.stdout, encoding="utf-8")
+    new_key.chmod(0o600)
     rotated = site.run("keys", "rotate", "--new-key-file", str(new_key))
     assert rotated.returncode == 0, rotated.stderr
     assert "re-encrypted" in rotated.stdout

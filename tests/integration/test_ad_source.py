@@ -268,6 +268,8 @@ def test_account_expired_in_the_past_loses_access_on_the_terminal(
     state = Ef45State()
     server = EmulatorServer(create_ef45_app(state, Faults())).start()
     conn = dc.admin()
+    conn.search(PEOPLE_OU, "(sAMAccountName=erin)", attributes=["cn"])
+    erin_dn = conn.response[0]["dn"]  # an earlier test may have renamed her
     try:
         config = tmp_path / "syncd.toml"
         config.write_text(
@@ -285,14 +287,12 @@ def test_account_expired_in_the_past_loses_access_on_the_terminal(
         _apply_ad(config)
         assert state.subjects[erin]["access_allowed"] is True
         past = datetime.now(UTC) - timedelta(days=1)
-        conn.modify(
-            _user_dn("erin"), {"accountExpires": [(ldap3.MODIFY_REPLACE, [filetime(past)])]}
-        )
+        conn.modify(erin_dn, {"accountExpires": [(ldap3.MODIFY_REPLACE, [filetime(past)])]})
         _apply_ad(config)
         assert state.subjects[erin]["access_allowed"] is False
         assert state.subjects[erin]["match_until"] != ""  # the expiry rides along too
     finally:
-        conn.modify(_user_dn("erin"), {"accountExpires": [(ldap3.MODIFY_REPLACE, [NEVER])]})
+        conn.modify(erin_dn, {"accountExpires": [(ldap3.MODIFY_REPLACE, [NEVER])]})
         conn.unbind()
         server.stop()
 

@@ -82,6 +82,8 @@ def _write_config(workdir: Path, urls: dict[str, str]) -> None:
         "[safety]",
         "max_deletes = 1000",
         "max_delete_share = 1.0",
+        "max_window_deletes = 100000",
+        "max_window_delete_share = 1.0",
         "max_source_shrink = 1.0",
         "[apply]",
         "quarantine_after = 1000",

@@ -13,6 +13,7 @@ from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.faults import Faults
 from syncd.emulators.server import EmulatorServer, free_port
 from syncd.targets.ef45.client import (
+    CardInUse,
     DeviceFull,
     Ef45Client,
     Ef45Rejected,
@@ -242,7 +243,7 @@ async def test_update_posts_user_info_the_device_lacks(
         assert "a" not in ef45_state.user_info
         await ef45.update_user(None, {"user_uuid": "a", "card": "0A"})
         assert ef45_state.user_info["a"] == {"user_uuid": "a", "card": "0A"}
-        with pytest.raises(UnknownUser, match="does not exist"):
+        with pytest.raises(UnknownUser, match="HTTP 404"):
             await ef45.update_user(subject("nobody"), None)
 
 
@@ -276,16 +277,21 @@ async def test_duplicate_card_is_rejected_and_nothing_is_left(
 ) -> None:
     async with client(ef45_server) as ef45:
         await ef45.create_user(subject("a"), {"card": "65 D8"})
-        with pytest.raises(Ef45Rejected, match="card 65 D8 already exists") as rejected:
+        with pytest.raises(CardInUse, match="held by another user") as rejected:
             await ef45.create_user(
                 subject("b", left_eye_template=TEMPLATE), {"card": "65 D8", "pin": PIN}
             )
-        with pytest.raises(Ef45Rejected, match="last_name"):
+        with pytest.raises(Ef45Rejected, match="HTTP 400") as bad:
             await ef45.create_user({"user_uuid": "c", "last_name": ""}, {})
+        assert not isinstance(bad.value, CardInUse)
+        await ef45.create_user(subject("c"), {"card": "01"})
+        with pytest.raises(CardInUse):  # an update too: the device's bare 409
+            await ef45.update_user(None, {"user_uuid": "c", "card": "65 D8"})
     message = str(rejected.value)
     assert "HTTP 409" in message and "/1.0/" in message
     assert PIN not in message and TEMPLATE[:40] not in message
-    assert list(ef45_state.subjects) == ["a"]  # the separate calls undid subject "b"
+    assert list(ef45_state.subjects) == ["a", "c"]  # the separate calls undid subject "b"
+    assert ef45_state.user_info["c"]["card"] == "01"
 
 
 @both_firmwares

@@ -155,6 +155,7 @@ def test_face_image_enrolled_at_a_terminal_reaches_clue(site: Site) -> None:
     clue = ClueState(place_id=CLUE_PLACE_ID, api_key=CLUE_API_KEY)
     key_file = site.workdir / "clue.key"
     key_file.write_text(CLUE_API_KEY + "\n")
+    key_file.chmod(0o600)
     with EmulatorServer(create_clue_app(clue)) as server:
         site.write_config(extra="\n".join(clue_target_lines(server.url, key_file)))
         run_backfill(site)  # a CLUe target is configured: face images are fetched

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from syncd.errors import PermanentTargetError, TemporaryTargetError
-from syncd.targets.ef45.client import version_key
+from syncd.errors import PermanentTargetError, TemporaryTargetError, is_target_level
 from syncd.targets.ef45.errors import (
+    CardInUse,
     DeviceFull,
     Ef45Rejected,
+    Ef45ServerError,
     Ef45Unavailable,
     LockBusy,
     LockLost,
@@ -20,20 +21,27 @@ from syncd.targets.ef45.errors import (
     UserExists,
     error_for,
     is_lock_problem,
-    is_missing,
     redact,
     secrets_of,
 )
 from syncd.targets.ef45.paging import iter_pages
+from syncd.targets.ef45.records import version_key
 
 WHERE = "EF-45 http://door:9980 POST /1.0/user"
 
 
 def test_tree_splits_temporary_from_permanent() -> None:
-    for temporary in (Ef45Unavailable, LockBusy, LockLost):
+    for temporary in (Ef45Unavailable, Ef45ServerError, LockBusy, LockLost):
         assert issubclass(temporary, TemporaryTargetError)
-    for permanent in (Ef45Rejected, DeviceFull, UnknownUser, UserExists):
+    for permanent in (Ef45Rejected, CardInUse, DeviceFull, UnknownUser, UserExists):
         assert issubclass(permanent, PermanentTargetError)
+
+
+def test_tree_says_whose_failure_it_is() -> None:
+    for target_level in (Ef45Unavailable, LockBusy, LockLost):
+        assert is_target_level(target_level("x"))
+    for one_record in (Ef45ServerError, Ef45Rejected, CardInUse, DeviceFull, UnknownUser):
+        assert not is_target_level(one_record("x"))
 
 
 @pytest.mark.parametrize(
@@ -41,10 +49,11 @@ def test_tree_splits_temporary_from_permanent() -> None:
     [
         (507, "DB is full", DeviceFull),
         (400, '{"message": "DB is full"}', DeviceFull),
-        (503, "busy", Ef45Unavailable),
-        (409, "User uuid a already exists", UserExists),
-        (409, "UserInfo card 65 D8 already exists", Ef45Rejected),
-        (400, "last_name is required", Ef45Rejected),
+        (503, "busy", Ef45ServerError),
+        (409, "", Ef45Rejected),  # bare: the client asks whether the user exists
+        (409, "User uuid a already exists", Ef45Rejected),  # never decided on a text
+        (404, "", Ef45Rejected),
+        (400, "", Ef45Rejected),
     ],
 )
 def test_error_for(status: int, text: str, kind: type[Exception]) -> None:
@@ -53,13 +62,12 @@ def test_error_for(status: int, text: str, kind: type[Exception]) -> None:
     assert str(error).startswith(f"{WHERE}: HTTP {status}")
 
 
-def test_lock_problems_and_missing_records() -> None:
+def test_lock_problems() -> None:
     assert is_lock_problem(403, "")
     assert is_lock_problem(400, "lock_uid is invalid")
     assert not is_lock_problem(400, "blocked card")
-    assert not is_lock_problem(404, "Subject uuid a does not exist")
-    assert is_missing(404, "Log entries within range 1-2 do not exist")
-    assert not is_missing(404, "Not Found")
+    assert not is_lock_problem(404, "")
+    assert not is_lock_problem(409, "")
 
 
 def test_redact_removes_secrets_and_templates() -> None:

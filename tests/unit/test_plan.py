@@ -240,3 +240,15 @@ def test_leaver_whose_create_was_never_confirmed_is_cleaned_up_at_once() -> None
 def test_active_person_with_unconfirmed_create_is_created_again() -> None:
     unconfirmed = HeldRecord(target="door", person_key="a", state=RecordState.PENDING)
     assert ops(plan_for([person("a")], [unconfirmed])) == [("a", Op.CREATE)]
+
+
+def test_a_leaver_in_backoff_is_disabled_at_once() -> None:
+    target = FakeTarget()
+    held = held_for(target, person("a"))
+    failing = dataclasses.replace(
+        held, state=RecordState.FAILED, next_attempt_at=NOW + timedelta(hours=1), attempts=3
+    )
+    stays = plan_for([person("a")], [failing], target=target)
+    assert stays.actions == () and stays.summaries[0].deferred == 1  # an update waits
+    leaves = plan_for([person("a", status=Status.DISABLED)], [failing], target=target)
+    assert ops(leaves) == [("a", Op.DISABLE)] and leaves.summaries[0].deferred == 0

@@ -2,10 +2,12 @@
 
     TargetError (syncd.errors)
     └── ClueError                      any failure talking to CLUe; `status` is the HTTP status
-        ├── ClueUnavailable            + TemporaryTargetError: 5xx, timeout, connection error
+        ├── ClueUnavailable            + TemporaryTargetError: timeout, connection error, 408
+        │   └── ClueServerError        5xx: CLUe is up, this request failed (record-level)
         ├── ClueRateLimited            + TemporaryTargetError: 429 after every retry
         ├── ClueKeyRefused             + PermanentTargetError: 401/403, the API key was refused
         ├── ClueTlsError               + PermanentTargetError: server certificate not trusted
+        │                              (both target-level: every call would fail alike)
         ├── ClueRejected               + PermanentTargetError: 400 and other 4xx (server message)
         ├── AuthKeyExists              + PermanentTargetError: user.key already in the place
         └── UnknownAuth                + PermanentTargetError: no auth with that id (404)

@@ -23,6 +23,13 @@ class ClueUnavailable(ClueError, TemporaryTargetError):
     """CLUe did not answer usefully (5xx, timeout, connection error): retry later."""
 
 
+class ClueServerError(ClueUnavailable):
+    """CLUe answered 5xx to one request: it is up; the failure is this record's (a run
+    of them is a storm: `engine.apply`)."""
+
+    target_level = False
+
+
 class ClueRateLimited(ClueError, TemporaryTargetError):
     """CLUe kept answering 429 after every allowed retry: retry later."""
 
@@ -30,9 +37,13 @@ class ClueRateLimited(ClueError, TemporaryTargetError):
 class ClueKeyRefused(ClueError, PermanentTargetError):
     """CLUe refused the API key (401/403): fix the configured key."""
 
+    target_level = True
+
 
 class ClueTlsError(ClueError, PermanentTargetError):
     """The server's certificate is not trusted: configure `ca_file` for a private CA."""
+
+    target_level = True
 
 
 class ClueRejected(ClueError, PermanentTargetError):
@@ -67,7 +78,9 @@ def error_for_status(status: int, what: str, message: str, not_found: NotFound |
         error = not_found(f"{what}: not found (HTTP 404): {message}")
         error.status = status
         return error
-    if status >= 500 or status == 408:
+    if status >= 500:
+        return ClueServerError(f"{what}: CLUe answered HTTP {status}: {message}", status)
+    if status == 408:
         return ClueUnavailable(f"{what}: CLUe answered HTTP {status}: {message}", status)
     return ClueRejected(f"{what}: CLUe refused the request (HTTP {status}): {message}", status)
 

@@ -8,48 +8,53 @@ A session takes the device lock on entry and always releases it on exit, also af
 error or a cancellation; it sends one request at a time. Users are written with the
 batch `POST /user` / `DELETE /user/{uuid}` when the application version is at least
 `batch_min_version`, else (or after a 404 on `POST /user`) with the separate `/subjects`,
-`/user-info` and `/faces` calls. A user is identified by `user_uuid`.
+`/user-info` and `/faces` calls. A user is identified by `user_uuid`, percent-encoded as
+one path segment wherever a path names it (a key may hold `/`, `?`, `%`, spaces, é).
+The device answers bare status codes (404 absent; 409 a uuid exists, or another user
+holds the card): a 409 on a create is told apart by asking for the user, a 404 on
+`DELETE /user/{uuid}` by the separate calls, which ask for the subject first.
 
 Exceptions (drawn in `syncd.targets.ef45.errors`, re-exported here):
 
     Ef45Error
-    ├── Ef45Unavailable, LockBusy, LockLost                temporary: retry later
-    └── Ef45Rejected, DeviceFull, UnknownUser, UserExists  permanent
+    ├── Ef45Unavailable, Ef45ServerError, LockBusy, LockLost    temporary: retry later
+    └── Ef45Rejected, CardInUse, DeviceFull, UnknownUser, UserExists  permanent
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
 
 from syncd.targets.ef45.connection import Ef45Connection, Params, int_field, json_dict
+from syncd.targets.ef45.device import DeviceCalls
 from syncd.targets.ef45.errors import (
+    CardInUse,
     DeviceFull,
     Ef45Error,
     Ef45Rejected,
+    Ef45ServerError,
     Ef45Unavailable,
     LockBusy,
     LockLost,
     UnknownUser,
     UserExists,
-    is_missing,
 )
 from syncd.targets.ef45.lockstate import LockMemo
 from syncd.targets.ef45.paging import iter_pages, page_items
 
 __all__ = [
+    "CardInUse",
     "DeviceFull",
     "Ef45Client",
     "Ef45Error",
     "Ef45Rejected",
+    "Ef45ServerError",
     "Ef45Unavailable",
     "Ef45User",
     "LockBusy",
@@ -64,10 +69,8 @@ from syncd.targets.ef45.records import uuid_of as _uuid_of
 
 log = logging.getLogger(__name__)
 
-DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
 
-
-class Ef45Client:
+class Ef45Client(DeviceCalls):
     """A locked session with one terminal; use it as an async context manager.
 
     `base_url` is the device root, e.g. "http://127.0.0.1:9980" (`/1.0` is appended).
@@ -163,9 +166,9 @@ class Ef45Client:
         """Create user `subject["user_uuid"]` with its user info and faces.
 
         `record_version` defaults to the device's. User info is written only when it has
-        a field besides `user_uuid`. Raise UserExists if the user is present, DeviceFull,
-        Ef45Rejected (e.g. a duplicate card). With separate calls, the parts written
-        before a failure are deleted again (best effort).
+        a field besides `user_uuid`. Raise UserExists if the user is present, CardInUse if
+        another user holds the card, DeviceFull, Ef45Rejected (e.g. a bad body). With
+        separate calls, the parts written before a failure are deleted again (best effort).
         """
         uuid = _uuid_of(subject)
         subject_body = {"record_version": self.record_version, **subject}
@@ -173,11 +176,25 @@ class Ef45Client:
         face_bodies = [{**face, "user_uuid": uuid} for face in faces]
         if self.uses_batch:
             body = {**subject_body, **info_body, "faces": face_bodies}
-            response = await self._conn.call("POST", "/user", body=body, allow=(404,))
+            response = await self._conn.call("POST", "/user", body=body, allow=(404, 409))
             if response.is_success:
                 return
-            self._no_batch(response, "POST /user")
+            if response.status_code == 409:
+                raise await self._conflict(uuid, response, "/user")
+            self._no_batch("POST /user")
         await self._create_separately(uuid, subject_body, info_body, face_bodies)
+
+    async def _conflict(self, uuid: str, response: httpx.Response, path: str) -> Ef45Error:
+        """Return what a 409 on creating `uuid` means: the user exists, or the card is
+        another user's."""
+        if await self._get_or_none(f"/subjects/{_seg(uuid)}") is None:
+            return self._card_in_use("POST", path)
+        where = self._conn.where(response.request.method, path)
+        return UserExists(f"{where}: HTTP 409: user {uuid} exists", status=409)
+
+    def _card_in_use(self, method: str, path: str) -> CardInUse:
+        where = self._conn.where(method, path)
+        return CardInUse(f"{where}: HTTP 409: the card is held by another user", status=409)
 
     async def _create_separately(
         self,
@@ -186,11 +203,13 @@ class Ef45Client:
         info: dict[str, Any],
         faces: list[dict[str, Any]],
     ) -> None:
-        await self._conn.call("POST", "/subjects", body=subject)
+        response = await self._conn.call("POST", "/subjects", body=subject, allow=(409,))
+        if response.status_code == 409:
+            raise UserExists(f"{self._conn.where('POST', '/subjects')}: HTTP 409", status=409)
         written: list[tuple[str, Params | None]] = [(f"/subjects/{_seg(uuid)}", None)]
         try:
             if info:
-                await self._conn.call("POST", "/user-info", body={"user_uuid": uuid, **info})
+                await self._post_user_info({"user_uuid": uuid, **info})
                 written.append((f"/user-info/uuid/{_seg(uuid)}", None))
             for face in faces:
                 await self._conn.call("POST", "/faces", body=face)
@@ -222,7 +241,7 @@ class Ef45Client:
         if subject is not None:
             path = f"/subjects/{_seg(uuid)}"
             response = await self._conn.call("PUT", path, body=dict(subject), allow=(404,))
-            if self._conn.absent(response, path):
+            if self._conn.absent(response):
                 raise self._unknown_user(response, path)
         if user_info is not None:
             await self._put_user_info(uuid, user_info)
@@ -231,9 +250,17 @@ class Ef45Client:
 
     async def _put_user_info(self, uuid: str, user_info: Mapping[str, Any]) -> None:
         path = f"/user-info/uuid/{_seg(uuid)}"
-        response = await self._conn.call("PUT", path, body=dict(user_info), allow=(404,))
-        if self._conn.absent(response, path):
-            await self._conn.call("POST", "/user-info", body={**user_info, "user_uuid": uuid})
+        response = await self._conn.call("PUT", path, body=dict(user_info), allow=(404, 409))
+        if response.status_code == 409:  # the user's own info exists: it is the card
+            raise self._card_in_use("PUT", path)
+        if self._conn.absent(response):
+            await self._post_user_info({**user_info, "user_uuid": uuid})
+
+    async def _post_user_info(self, body: Mapping[str, Any]) -> None:
+        """POST a user info; a 409 is the card (the uuid's own info is absent)."""
+        response = await self._conn.call("POST", "/user-info", body=dict(body), allow=(409,))
+        if response.status_code == 409:
+            raise self._card_in_use("POST", "/user-info")
 
     async def _sync_faces(self, uuid: str, faces: Sequence[Mapping[str, Any]]) -> None:
         present = {int(face["sub_id"]) for face in await self._faces_of(uuid)}
@@ -249,24 +276,28 @@ class Ef45Client:
             await self._conn.call("DELETE", path, params={"subId": sub_id})
 
     async def delete_user(self, uuid: str) -> None:
-        """Delete user `uuid` with its user info and faces; raise UnknownUser if absent."""
-        if self.uses_batch:
-            path = f"/user/{_seg(uuid)}"
-            response = await self._conn.call("DELETE", path, allow=(404,))
+        """Delete user `uuid` with its user info and faces; raise UnknownUser if absent.
+
+        A 404 on `DELETE /user/{uuid}` says either "no such user" or "no such path": the
+        separate calls then ask for the subject, and switch the session off the batch
+        path only when the user turns out to exist.
+        """
+        batch = self.uses_batch
+        if batch:
+            response = await self._conn.call("DELETE", f"/user/{_seg(uuid)}", allow=(404,))
             if response.is_success:
                 return
-            if is_missing(404, response.text):
-                raise self._unknown_user(response, path)
-            self._no_batch(response, "DELETE /user")
         if await self._get_or_none(f"/subjects/{_seg(uuid)}") is None:
             raise UnknownUser(f"{self._conn.where('DELETE', '/subjects/…')}: no user {uuid}")
+        if batch:
+            self._no_batch("DELETE /user")
         for face in await self._faces_of(uuid):
             params = {"subId": int(face["sub_id"])}
             await self._conn.call("DELETE", f"/faces/{_seg(uuid)}", params=params, allow=(404,))
         await self._conn.call("DELETE", f"/user-info/uuid/{_seg(uuid)}", allow=(404,))
         await self._conn.call("DELETE", f"/subjects/{_seg(uuid)}", allow=(404,))
 
-    def _no_batch(self, response: httpx.Response, what: str) -> None:
+    def _no_batch(self, what: str) -> None:
         """Switch this session to separate calls after a 404 on a batch path."""
         log.info("%s: %s answered 404; using separate calls", self.base_url, what)
         self.uses_batch = False
@@ -277,14 +308,14 @@ class Ef45Client:
 
     async def _get_or_none(self, path: str) -> dict[str, Any] | None:
         response = await self._conn.call("GET", path, allow=(404,))
-        if self._conn.absent(response, path):
+        if self._conn.absent(response):
             return None
         return json_dict(response, self._conn.where("GET", path))
 
     async def _faces_of(self, uuid: str) -> list[dict[str, Any]]:
         path = f"/faces/{_seg(uuid)}"
         response = await self._conn.call("GET", path, allow=(404,))
-        if self._conn.absent(response, path):
+        if self._conn.absent(response):
             return []
         return page_items(json_dict(response, self._conn.where("GET", path)), path)
 
@@ -312,64 +343,17 @@ class Ef45Client:
 
     async def delete_logs_between(self, min_id: int, max_id: int) -> None:
         """Delete the log entries with min_id <= id <= max_id (an empty range is no error)."""
-        response = await self._conn.call(
-            "DELETE", "/logs", params={"min": min_id, "max": max_id}, allow=(404,)
-        )
-        self._conn.absent(response, "/logs")  # a bare 404 (unknown path) still raises
+        # A 404 is an empty range (the device cannot tell it from an unknown path).
+        params = {"min": min_id, "max": max_id}
+        await self._conn.call("DELETE", "/logs", params=params, allow=(404,))
 
     def _iter(self, path: str, params: Params | None = None) -> AsyncIterator[dict[str, Any]]:
         async def fetch(page: int) -> dict[str, Any] | None:
             query = {**(params or {}), "page": page, "page_size": self.page_size}
             response = await self._conn.call("GET", path, params=query, allow=(404,))
             # "Log entries within range … do not exist": an empty range, not an error.
-            if self._conn.absent(response, path):
+            if self._conn.absent(response):
                 return None
             return json_dict(response, self._conn.where("GET", path))
 
         return iter_pages(fetch, self._conn.where("GET", path))
-
-    # -- device ----------------------------------------------------------------------
-
-    async def find_duplicate(self, left_eye_template: str, right_eye_template: str) -> str | None:
-        """Return the uuid of an enrolled subject with a matching template, or None."""
-        body = {"left_eye_template": left_eye_template, "right_eye_template": right_eye_template}
-        path = "/subjects/is-exist/template"
-        response = await self._conn.call("PUT", path, body=body)
-        duplicate = json_dict(response, self._conn.where("PUT", path)).get("duplicate_uuid")
-        return str(duplicate) if duplicate else None
-
-    async def get_config(self, title: str, type_: str) -> Any:
-        """Return the value of configuration `title` read as `type_` (bool, int, …)."""
-        answer = await self._conn.get_json(f"/config/{_seg(title)}/{_seg(type_)}")
-        return answer.get(type_)
-
-    async def put_config(self, title: str, type_: str, value: Any) -> None:
-        """Set configuration `title` to `value` (body `{title, <type_>: value}`, unverified)."""
-        path = f"/config/{_seg(title)}/{_seg(type_)}"
-        await self._conn.call("PUT", path, body={"title": title, type_: value})
-
-    async def set_device_time(self, when: datetime) -> None:
-        """Set the device clock to the wall time of `when` (in `when`'s own zone)."""
-        path = f"/camera/control/setDeviceTime/{when.strftime(DEVICE_TIME_FORMAT)}"
-        response = await self._conn.call("POST", path)
-        if response.content:
-            answer = json_dict(response, self._conn.where("POST", path))
-            if answer.get("success") is False:
-                status = str(answer.get("status", ""))[:100]
-                where = self._conn.where("POST", path)
-                raise Ef45Rejected(f"{where}: refused: {status}", status=response.status_code)
-
-    async def door_status(self) -> dict[str, int]:
-        """Return door_sensor, relay, tamper and rte as integers."""
-        answer = await self._conn.get_json("/config/door-status")
-        return {key: int(value) for key, value in answer.items()}
-
-    async def load_file(self, filename: str) -> bytes:
-        """Return the content of the device's image file `filename`."""
-        path = "/biometric-data/load-file"
-        answer = await self._conn.get_json(path, params={"filename": filename})
-        try:
-            return base64.b64decode(str(answer.get("file", "")), validate=True)
-        except (binascii.Error, ValueError):
-            where = self._conn.where("GET", path)
-            raise Ef45Unavailable(f"{where}: file is not base64") from None

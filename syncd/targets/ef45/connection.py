@@ -30,12 +30,12 @@ from syncd.targets.ef45.errors import (
     LockLost,
     error_for,
     is_lock_problem,
-    is_missing,
     redact,
     secrets_of,
 )
 from syncd.targets.ef45.keepalive import KeepAliveTransport
 from syncd.targets.ef45.lockstate import LockMemo, LockState
+from syncd.targets.ef45.records import seg
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ class Ef45Connection:
 
     async def _release_lock(self, uid: str) -> None:
         label = "/lock/{lock_uid}"  # the uid itself stays out of messages
-        response = await self._send("DELETE", f"/lock/{uid}", locked=False, label=label)
+        response = await self._send("DELETE", f"/lock/{seg(uid)}", locked=False, label=label)
         if not response.is_success:
             text = redact(response.text, [uid])
             raise error_for(response.status_code, text, self.where("DELETE", label))
@@ -249,18 +249,13 @@ class Ef45Connection:
             raise error_for(response.status_code, text, self.where("GET", path))
         return json_dict(response, self.where("GET", path))
 
-    def absent(self, response: httpx.Response, path: str) -> bool:
+    def absent(self, response: httpx.Response) -> bool:
         """Whether an answer (2xx or 404) says the addressed record does not exist.
 
-        Raise Ef45Rejected for a bare 404 (the path itself is unknown to the device).
+        The device answers a missing record with a bare 404 (`ef45-notes.md`): the status
+        decides, never a body text.
         """
-        if response.status_code != 404:
-            return False
-        text = self.remote_text(response, ())
-        if is_missing(404, text):
-            return True
-        where = self.where(response.request.method, path)
-        raise Ef45Rejected(f"{where}: HTTP 404: unknown path: {text}", status=404)
+        return response.status_code == 404
 
     def remote_text(self, response: httpx.Response, secrets: Iterable[str]) -> str:
         """Return the answer's body, redacted (lock uid, request secrets) and cut short."""

@@ -2,16 +2,25 @@
 
     Ef45Error                 syncd.errors.TargetError
     ├── Ef45Unavailable       TemporaryTargetError: timeout, connection refused or dropped,
-    │                         5xx, an answer that is not the JSON it should be
+    │   │                     an answer that is not the JSON it should be (target-level)
+    │   └── Ef45ServerError   a 5xx answer: the terminal is up and refused one request
+    │                         (record-level; a run of them is a storm: `engine.apply`)
     ├── LockBusy              TemporaryTargetError: POST /lock refused (another client holds
-    │                         the lock) and stealing is off or failed
+    │                         the lock) and stealing is off or failed (target-level)
     ├── LockLost              TemporaryTargetError: the device forgot our lock mid-session
-    │                         and one retake (and retry) failed
-    ├── Ef45Rejected          PermanentTargetError: any other 4xx (validation, duplicate
-    │                         card, unknown config title or file, unknown path)
+    │                         and one retake (and retry) failed (target-level)
+    ├── Ef45Rejected          PermanentTargetError: any other 4xx (validation, unknown
+    │   │                     config title or file, unknown path) (record-level)
+    │   └── CardInUse         409 on a write whose user exists, or whose uuid is free:
+    │                         another user holds the card
     ├── DeviceFull            PermanentTargetError: the answer says "DB is full"
     ├── UnknownUser           PermanentTargetError: the user does not exist on the device
     └── UserExists            PermanentTargetError: the user exists on the device already
+
+The device answers 404 (absent) and 409 (exists: a uuid, or a card another user holds)
+as bare status codes (`ef45-notes.md`): decisions are taken on the status alone, and a
+409 on a create is told apart by asking whether the user exists (`Ef45Client`). The one
+exception is "DB is full", whose status is unknown: its text is the only sign.
 
 Messages name the terminal, the method, the path (never the query, which carries the
 lock uid) and the HTTP status. Remote bodies are redacted (the lock uid, the request's
@@ -30,7 +39,6 @@ from syncd.errors import PermanentTargetError, TargetError, TemporaryTargetError
 SECRET_FIELDS = frozenset({"pin", "left_eye_template", "right_eye_template", "face_feature"})
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 _LOCK_WORD = re.compile(r"\block", re.IGNORECASE)
-_MISSING = re.compile(r"does not exist|do not exist", re.IGNORECASE)
 
 
 class Ef45Error(TargetError):
@@ -45,6 +53,12 @@ class Ef45Unavailable(Ef45Error, TemporaryTargetError):
     """The terminal did not answer usefully: timeout, connection error or drop, 5xx."""
 
 
+class Ef45ServerError(Ef45Unavailable):
+    """The terminal answered 5xx: it is up, and this request failed (may pass)."""
+
+    target_level = False
+
+
 class LockBusy(Ef45Error, TemporaryTargetError):
     """Another client (often the vendor's PC software) holds the terminal's lock."""
 
@@ -55,6 +69,10 @@ class LockLost(Ef45Error, TemporaryTargetError):
 
 class Ef45Rejected(Ef45Error, PermanentTargetError):
     """The terminal refused the request (4xx): retrying the same request will not help."""
+
+
+class CardInUse(Ef45Rejected):
+    """The terminal refused a card that another user holds (409)."""
 
 
 class DeviceFull(Ef45Error, PermanentTargetError):
@@ -100,22 +118,17 @@ def is_lock_problem(status: int, text: str) -> bool:
     return 400 <= status < 500 and bool(_LOCK_WORD.search(text))
 
 
-def is_missing(status: int, text: str) -> bool:
-    """Whether an answer says the addressed record does not exist (a 404 with that text).
-
-    A bare 404 without it means the path itself is unknown (e.g. `POST /user` on old
-    firmware).
-    """
-    return status == 404 and bool(_MISSING.search(text))
-
-
 def error_for(status: int, text: str, where: str) -> Ef45Error:
-    """Given a non-2xx answer (`text` already redacted), return the exception to raise."""
+    """Given a non-2xx answer (`text` already redacted), return the exception to raise.
+
+    Decided on the status: 5xx is a server error, anything else an `Ef45Rejected`;
+    "DB is full" (status unknown) is recognised by its text alone.
+    """
     message = f"{where}: HTTP {status}: {text}" if text else f"{where}: HTTP {status}"
     if "db is full" in text.lower():
         return DeviceFull(message, status=status)
-    if status >= 500 or status < 400:
+    if status >= 500:
+        return Ef45ServerError(message, status=status)
+    if status < 400:
         return Ef45Unavailable(message, status=status)
-    if "already exists" in text.lower() and "card" not in text.lower():
-        return UserExists(message, status=status)
     return Ef45Rejected(message, status=status)

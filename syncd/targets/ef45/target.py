@@ -12,6 +12,10 @@ card as hexadecimal with a space every byte (`65 D8 A1 BD`).
 Apply: create → `create_user` (a user already present becomes an update); update and
 disable → `update_user` with only the parts whose fields changed; delete → `delete_user`
 (already absent counts as done); an update of a user removed by hand becomes a create.
+
+Cards (`cards`, `without_cards`: `engine.order.CardRules`): the terminal refuses a card
+another user holds, disabled or not, so the engine orders card moves and clears a card
+from a disabled record when someone who may pass gets it (`engine.cards`).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ SUBJECT_FIELDS = (
 )
 USER_INFO_FIELDS = ("user_uuid", "card", "pin", "admin", "group_index")
 WIEGAND_FIELDS = ("wiegand_facility", "wiegand_site", "wiegand_code", "wiegand_custom")
+NO_CARDS: frozenset[str] = frozenset()
 
 
 def card_hex(card: int) -> str:
@@ -126,6 +131,18 @@ class Ef45Target:
     def is_active(self, record: Record) -> bool:
         """Return True if the record lets its person through."""
         return bool(record.get("access_allowed"))
+
+    def cards(self, record: Record) -> frozenset[str]:
+        """Return the card `record` holds on the terminal (none: empty), disabled or not:
+        the terminal refuses a card another user holds (`engine.order`)."""
+        card = record.get("card")
+        return frozenset((str(card).upper(),)) if card else NO_CARDS
+
+    def without_cards(self, record: Record, cards: frozenset[str]) -> Record:
+        """Return `record` with its card cleared if it is one of `cards`."""
+        if str(record.get("card") or "").upper() not in cards:
+            return record
+        return {**record, "card": ""}
 
     def client(self) -> Ef45Client:
         """Return a client for this terminal (not yet locked)."""

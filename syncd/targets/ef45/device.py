@@ -1,0 +1,68 @@
+"""The EF-45 client's device calls: templates, configuration, clock, door, image files.
+
+`DeviceCalls` is a part of `Ef45Client` (which inherits it): the same locked session,
+kept apart from the user and list calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from syncd.targets.ef45.connection import Ef45Connection, json_dict
+from syncd.targets.ef45.errors import Ef45Rejected, Ef45Unavailable
+from syncd.targets.ef45.records import seg as _seg
+
+DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
+
+
+class DeviceCalls:
+    """The calls about the terminal itself, on the client's locked connection `_conn`."""
+
+    _conn: Ef45Connection
+
+    async def find_duplicate(self, left_eye_template: str, right_eye_template: str) -> str | None:
+        """Return the uuid of an enrolled subject with a matching template, or None."""
+        body = {"left_eye_template": left_eye_template, "right_eye_template": right_eye_template}
+        path = "/subjects/is-exist/template"
+        response = await self._conn.call("PUT", path, body=body)
+        duplicate = json_dict(response, self._conn.where("PUT", path)).get("duplicate_uuid")
+        return str(duplicate) if duplicate else None
+
+    async def get_config(self, title: str, type_: str) -> Any:
+        """Return the value of configuration `title` read as `type_` (bool, int, …)."""
+        answer = await self._conn.get_json(f"/config/{_seg(title)}/{_seg(type_)}")
+        return answer.get(type_)
+
+    async def put_config(self, title: str, type_: str, value: Any) -> None:
+        """Set configuration `title` to `value` (body `{title, <type_>: value}`, unverified)."""
+        path = f"/config/{_seg(title)}/{_seg(type_)}"
+        await self._conn.call("PUT", path, body={"title": title, type_: value})
+
+    async def set_device_time(self, when: datetime) -> None:
+        """Set the device clock to the wall time of `when` (in `when`'s own zone)."""
+        path = f"/camera/control/setDeviceTime/{when.strftime(DEVICE_TIME_FORMAT)}"
+        response = await self._conn.call("POST", path)
+        if response.content:
+            answer = json_dict(response, self._conn.where("POST", path))
+            if answer.get("success") is False:
+                status = str(answer.get("status", ""))[:100]
+                where = self._conn.where("POST", path)
+                raise Ef45Rejected(f"{where}: refused: {status}", status=response.status_code)
+
+    async def door_status(self) -> dict[str, int]:
+        """Return door_sensor, relay, tamper and rte as integers."""
+        answer = await self._conn.get_json("/config/door-status")
+        return {key: int(value) for key, value in answer.items()}
+
+    async def load_file(self, filename: str) -> bytes:
+        """Return the content of the device's image file `filename`."""
+        path = "/biometric-data/load-file"
+        answer = await self._conn.get_json(path, params={"filename": filename})
+        try:
+            return base64.b64decode(str(answer.get("file", "")), validate=True)
+        except (binascii.Error, ValueError):
+            where = self._conn.where("GET", path)
+            raise Ef45Unavailable(f"{where}: file is not base64") from None
