@@ -12,9 +12,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from syncd.config import load_config
 from syncd.emulators.hr_sample import read_people_csv, write_people_csv
-from syncd.engine.run import Engine
 from tests.fixtures.syncd_env import SyncdEnv
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -42,38 +40,21 @@ def _set_row(env: SyncdEnv, key: str, **cells: str) -> None:
     write_people_csv(env.csv_path, rows)
 
 
-def _apply(env: SyncdEnv, clock: Clock) -> None:
-    engine = Engine.from_config(load_config(env.config_path), clock=clock)
-    try:
-        _, result, _ = engine.apply(allow_deletes=1000)
-    finally:
-        engine.close()
-    assert result.count("failed") == 0
-
-
-def _access(env: SyncdEnv, key: str) -> list[bool | None]:
-    """Return, per terminal, the user's access_allowed (None: not on the terminal)."""
-    return [
-        state.subjects[key]["access_allowed"] if key in state.subjects else None
-        for state in env.terminals.values()
-    ]
-
-
 def test_future_hire_gets_access_exactly_when_the_window_opens(syncd_env: SyncdEnv) -> None:
     hire = read_people_csv(syncd_env.csv_path)[0]["employee_id"]
     _set_row(syncd_env, hire, start_date="2027-01-04", end_date="", status="active")
     clock = Clock(_berlin(2026, 12, 20, 23, 59, 59))  # 14 days and 1 s before the start
-    _apply(syncd_env, clock)
-    assert _access(syncd_env, hire) == [None, None]
+    syncd_env.apply_in_process(clock)
+    assert syncd_env.access(hire) == [None, None]
     clock.now = _berlin(2026, 12, 21)  # create_ahead_days = 14: created, access off
-    _apply(syncd_env, clock)
-    assert _access(syncd_env, hire) == [False, False]
+    syncd_env.apply_in_process(clock)
+    assert syncd_env.access(hire) == [False, False]
     clock.now = _berlin(2027, 1, 3, 23, 59, 59)
-    _apply(syncd_env, clock)
-    assert _access(syncd_env, hire) == [False, False]
+    syncd_env.apply_in_process(clock)
+    assert syncd_env.access(hire) == [False, False]
     clock.now = _berlin(2027, 1, 4)
-    _apply(syncd_env, clock)
-    assert _access(syncd_env, hire) == [True, True]
+    syncd_env.apply_in_process(clock)
+    assert syncd_env.access(hire) == [True, True]
 
 
 def test_past_end_date_is_a_leaver(syncd_env: SyncdEnv) -> None:
@@ -83,15 +64,15 @@ def test_past_end_date_is_a_leaver(syncd_env: SyncdEnv) -> None:
         _set_row(syncd_env, key, start_date="2026-01-01", end_date="", status="active")
     _set_row(syncd_env, ending, end_date="2027-01-10")
     clock = Clock(_berlin(2027, 1, 10, 23, 59, 58))
-    _apply(syncd_env, clock)
-    assert _access(syncd_env, ending) == [True, True]
+    syncd_env.apply_in_process(clock)
+    assert syncd_env.access(ending) == [True, True]
     clock.now = _berlin(2027, 1, 11)  # the end date was the last day: access ends at 24:00
-    _apply(syncd_env, clock)
-    assert _access(syncd_env, ending) == [False, False]
-    assert _access(syncd_env, given_past) == [True, True]
+    syncd_env.apply_in_process(clock)
+    assert syncd_env.access(ending) == [False, False]
+    assert syncd_env.access(given_past) == [True, True]
     _set_row(syncd_env, given_past, end_date="2027-01-09")  # an active user, a past expiry
-    _apply(syncd_env, clock)
-    assert _access(syncd_env, given_past) == [False, False]
+    syncd_env.apply_in_process(clock)
+    assert syncd_env.access(given_past) == [False, False]
     subject = syncd_env.terminals["lobby"].subjects[given_past]
     # defence in depth, kept: the terminal (zone UTC here) also ends it at 24:00 Berlin
     assert subject["match_until"] == "2027-01-09T22:59:59"
@@ -116,4 +97,4 @@ def test_plan_lists_coming_boundaries_in_the_site_zone(syncd_env: SyncdEnv) -> N
     )
     created = syncd_env.run("apply", "--yes")
     assert created.returncode == 0, created.stdout + created.stderr
-    assert _access(syncd_env, hire["employee_id"]) == [False, False]
+    assert syncd_env.access(hire["employee_id"]) == [False, False]

@@ -26,30 +26,13 @@ def _engine(env: SyncdEnv) -> Engine:
     return Engine.from_config(load_config(env.config_path), clock=lambda: NOW)
 
 
-def _apply(env: SyncdEnv) -> None:
-    engine = _engine(env)
-    try:
-        _, result, _ = engine.apply(allow_deletes=1000)
-    finally:
-        engine.close()
-    assert result.count("failed") == 0
-
-
-def _access(env: SyncdEnv, key: str) -> list[bool | None]:
-    """Return, per terminal, the user's access_allowed (None: not on the terminal)."""
-    return [
-        state.subjects[key]["access_allowed"] if key in state.subjects else None
-        for state in env.terminals.values()
-    ]
-
-
 def test_a_defective_row_never_keeps_a_leaver_in(syncd_env: SyncdEnv) -> None:
     syncd_env.extra_config = ["max_bad_share = 0.5"]  # still inside [sources.hr]
     syncd_env.write_config()
-    _apply(syncd_env)
+    syncd_env.apply_in_process(lambda: NOW)
     rows = read_people_csv(syncd_env.csv_path)
     keys = [row["employee_id"] for row in rows]
-    assert all(_access(syncd_env, key) == [True, True] for key in keys)
+    assert all(syncd_env.access(key) == [True, True] for key in keys)
 
     cases = {
         "terminated, unreadable end date": {"status": "terminated", "end_date": "31.12.2026"},
@@ -78,12 +61,12 @@ def test_a_defective_row_never_keeps_a_leaver_in(syncd_env: SyncdEnv) -> None:
     assert decisions["2"] is Decision.DISABLED and decisions["7"] is Decision.HELD
     assert all(reading.desired.people[key].status.value == "disabled" for key in disabled)
 
-    _apply(syncd_env)
+    syncd_env.apply_in_process(lambda: NOW)
     for key in disabled - {"E999999"}:
-        assert _access(syncd_env, key) == [False, False], key
-    assert _access(syncd_env, keys[5]) == [True, True]
-    assert _access(syncd_env, "E999999") == [None, None]
-    assert all(_access(syncd_env, key) == [True, True] for key in keys[14:])
+        assert syncd_env.access(key) == [False, False], key
+    assert syncd_env.access(keys[5]) == [True, True]
+    assert syncd_env.access("E999999") == [None, None]
+    assert all(syncd_env.access(key) == [True, True] for key in keys[14:])
 
     engine = _engine(syncd_env)  # converged: the next plan changes nothing
     try:
@@ -96,5 +79,5 @@ def test_a_defective_row_never_keeps_a_leaver_in(syncd_env: SyncdEnv) -> None:
     # only held: "nothing changes" keeps them disabled, never gives access back.
     rows[1]["status"] = "active"
     write_people_csv(syncd_env.csv_path, [*rows, duplicate, unknown])
-    _apply(syncd_env)
-    assert _access(syncd_env, keys[1]) == [False, False]
+    syncd_env.apply_in_process(lambda: NOW)
+    assert syncd_env.access(keys[1]) == [False, False]
