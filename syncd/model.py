@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -144,6 +145,28 @@ def canonical_json(value: Any) -> str:
 def digest(value: Any) -> str:
     """Return a stable hash of `value`'s canonical JSON, used to detect change."""
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+Digest = Callable[[Any], str]
+"""How digests of records and people are made: `digest`, or `keyed_digest(key)`."""
+
+
+def keyed_digest(key: bytes | None) -> Digest:
+    """Return `digest`, but with a mapping's non-empty `pin` replaced by its HMAC under
+    `key` first: a short PIN can no longer be confirmed against a stored digest by
+    trying every value. Records without a PIN get `digest`'s own value. None: `digest`."""
+    if key is None:
+        return digest
+
+    def keyed(value: Any) -> str:
+        if isinstance(value, Mapping):
+            pin = value.get("pin")
+            if isinstance(pin, str) and pin:
+                mac = hmac.new(key, pin.encode("utf-8"), hashlib.sha256).hexdigest()
+                value = {**value, "pin": f"hmac:{mac}"}
+        return digest(value)
+
+    return keyed
 
 
 class Op(enum.StrEnum):

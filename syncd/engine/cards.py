@@ -28,7 +28,17 @@ from datetime import datetime
 from syncd.engine.order import CardRules, Cards, Moves, cards_moved, order_actions
 from syncd.engine.plan import field_changes, summarise
 from syncd.gcpause import gc_paused
-from syncd.model import Action, HeldRecord, HeldTable, Op, Plan, Record, RecordState, digest
+from syncd.model import (
+    Action,
+    Digest,
+    HeldRecord,
+    HeldTable,
+    Op,
+    Plan,
+    Record,
+    RecordState,
+    digest,
+)
 from syncd.targets.base import Target
 
 RecordLoader = Callable[[Iterable[tuple[str, str]]], Mapping[tuple[str, str], Record]]
@@ -43,16 +53,17 @@ def with_card_moves(
     held: Mapping[str, Mapping[str, HeldRecord]],
     records: Mapping[tuple[str, str], Record],
     load: RecordLoader,
+    digest_of: Digest = digest,
 ) -> Plan:
     """Return `plan` with its card moves resolved and every target's actions in apply
-    order (see the module docstring).
+    order (see the module docstring); records changed here get digests by `digest_of`.
 
     `held`: what the ledger says each target holds; `records`: the records behind the
     plan's actions where already loaded (else taken from `held`, else from `load`, which
     also loads the records without access that may have to give a card up).
     """
     with gc_paused():  # a large plan's objects all live until it ends: syncd.gcpause
-        return _moved(plan, targets, held, records, load)
+        return _moved(plan, targets, held, records, load, digest_of)
 
 
 def _moved(
@@ -61,6 +72,7 @@ def _moved(
     held: Mapping[str, Mapping[str, HeldRecord]],
     records: Mapping[tuple[str, str], Record],
     load: RecordLoader,
+    digest_of: Digest,
 ) -> Plan:
     actions: list[Action] = []
     summaries = []
@@ -75,10 +87,12 @@ def _moved(
             mine_held = held.get(summary.target, {})
             before = _records_of(summary.target, mine, mine_held, records, load)
             count = len(mine)
-            mine, moves, why = _free_cards(target, mine, before, mine_held, load, plan.created_at)
+            mine, moves, why = _free_cards(
+                target, mine, before, mine_held, load, plan.created_at, digest_of
+            )
             released = len(mine) - count
             notes.extend(f"{summary.target}: {a.person_key}: {w}" for a, w in why)
-            mine = order_actions(mine, before, target, moves)
+            mine = order_actions(mine, before, target, moves, digest_of)
         else:
             mine = order_actions(mine, {}, None)
         actions.extend(mine)
@@ -144,6 +158,7 @@ def _free_cards(
     held: Mapping[str, HeldRecord],
     load: RecordLoader,
     now: datetime,
+    digest_of: Digest,
 ) -> tuple[list[Action], list[Moves], list[tuple[Action, str]]]:
     """Return the target's actions, with disables giving no card and dropping the cards
     others get, followed by the updates that clear the cards others get from records
@@ -162,7 +177,7 @@ def _free_cards(
             taken = {c for c in after if claimed.get(c, action.person_key) != action.person_key}
             drop = (after - had) | taken
             if drop:
-                actions[index] = _without(action, frozenset(drop), before, rules)
+                actions[index] = _without(action, frozenset(drop), before, rules, digest_of)
                 moves[index] = cards_moved(actions[index], before, rules)
     freed = {c for had, after in moves if had != after for c in had - after}
     wanted = {c: who for c, who in claimed.items() if c not in freed}
@@ -175,7 +190,7 @@ def _free_cards(
         if cards and not rules.is_active(record):
             before[key] = record
             givers = ", ".join(sorted({wanted[c] for c in cards}))
-            clearing = _clearing_update(record_held, record, cards, rules)
+            clearing = _clearing_update(record_held, record, cards, rules, digest_of)
             added.append((clearing, f"card cleared for {givers} (access is off here)"))
             actions.append(clearing)
             moves.append(cards_moved(clearing, before, rules))
@@ -183,13 +198,19 @@ def _free_cards(
 
 
 def _without(
-    action: Action, cards: Cards, before: Mapping[str, Record], rules: CardRules
+    action: Action,
+    cards: Cards,
+    before: Mapping[str, Record],
+    rules: CardRules,
+    digest_of: Digest,
 ) -> Action:
     if not cards:
         return action
     record = rules.without_cards(action.record, cards)
     changes = field_changes(before.get(action.person_key), record, rules.secret_fields)
-    return dataclasses.replace(action, record=record, after_digest=digest(record), changes=changes)
+    return dataclasses.replace(
+        action, record=record, after_digest=digest_of(record), changes=changes
+    )
 
 
 def _idle(
@@ -216,7 +237,9 @@ def _idle(
     return found
 
 
-def _clearing_update(held: HeldRecord, record: Record, cards: Cards, rules: CardRules) -> Action:
+def _clearing_update(
+    held: HeldRecord, record: Record, cards: Cards, rules: CardRules, digest_of: Digest
+) -> Action:
     """Return the update that clears `cards` from a record without access."""
     cleared = rules.without_cards(record, cards)
     return Action(
@@ -224,7 +247,7 @@ def _clearing_update(held: HeldRecord, record: Record, cards: Cards, rules: Card
         person_key=held.person_key,
         op=Op.UPDATE,
         record=cleared,
-        after_digest=digest(cleared),
+        after_digest=digest_of(cleared),
         before_digest=held.digest,
         remote_id=held.remote_id,
         changes=field_changes(record, cleared, rules.secret_fields),

@@ -34,7 +34,17 @@ import sqlalchemy as sa
 from syncd.engine.plan import Desired, field_changes, summarise
 from syncd.errors import cut
 from syncd.ledger.findings import sync_findings
-from syncd.model import Action, HeldRecord, Op, Plan, Record, RecordState, Status, digest
+from syncd.model import (
+    Action,
+    Digest,
+    HeldRecord,
+    Op,
+    Plan,
+    Record,
+    RecordState,
+    Status,
+    digest,
+)
 from syncd.targets.base import Target
 
 HeldMap = Mapping[str, Mapping[str, HeldRecord]]
@@ -198,7 +208,7 @@ def _adjust_target(
                 held[key] = dataclasses.replace(record, digest=None, record=None)
                 found["missing"].append(key)
             continue
-        seen_digest = digest(observed[key])
+        seen_digest = desired.digest_of(observed[key])
         if seen_digest != record.digest:
             held[key] = dataclasses.replace(record, digest=seen_digest, record=observed[key])
             found["altered"].append(key)
@@ -206,7 +216,8 @@ def _adjust_target(
         if _wanted(target, desired, key):
             held[key] = HeldRecord(
                 target=target.name, person_key=key, state=RecordState.OK,
-                digest=digest(observed[key]), record=observed[key], created_by_syncd=False,
+                digest=desired.digest_of(observed[key]), record=observed[key],
+                created_by_syncd=False,
             )  # fmt: skip
             found["adopted"].append(key)
         else:
@@ -225,15 +236,17 @@ def with_orphan_deletes(
     targets: Mapping[str, Target],
     deleting: Collection[str],
     protected: Collection[str] = (),
+    digest_of: Digest = digest,
 ) -> Plan:
-    """Return `plan` plus a DELETE for every orphan on a target in `deleting`.
+    """Return `plan` plus a DELETE for every orphan on a target in `deleting` (its
+    digests made by `digest_of`).
 
     The ledger holds no record of an orphan: its delete carries `created_by_syncd=False`
     semantics (the ledger's outcome writer adds no target record for it), before and
     after digests are the observed record's. Protected keys are left alone.
     """
     extra = [
-        _orphan_delete(targets[o.target], o)
+        _orphan_delete(targets[o.target], o, digest_of)
         for o in view.orphans
         if o.target in deleting and o.target in targets and o.key not in protected
     ]
@@ -252,8 +265,8 @@ def with_orphan_deletes(
     return dataclasses.replace(plan, actions=tuple(actions), summaries=tuple(summaries))
 
 
-def _orphan_delete(target: Target, orphan: Orphan) -> Action:
-    seen = digest(orphan.record)
+def _orphan_delete(target: Target, orphan: Orphan, digest_of: Digest) -> Action:
+    seen = digest_of(orphan.record)
     return Action(
         target=orphan.target,
         person_key=orphan.key,

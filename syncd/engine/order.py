@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from syncd.engine.plan import field_changes
-from syncd.model import Action, Op, Record, digest
+from syncd.model import Action, Digest, Op, Record, digest
 
 Cards = frozenset[str]
 
@@ -100,6 +100,7 @@ def order_actions(
     held: Mapping[str, Record],
     rules: CardRules | None,
     moves: Sequence[Moves] | None = None,
+    digest_of: Digest = digest,
 ) -> list[Action]:
     """Return one target's `actions` in the order to apply them (see the module
     docstring), with an extra update where a cycle of card moves needs one.
@@ -132,7 +133,7 @@ def order_actions(
     while remaining:
         if not ready:
             step = steps[_in_cycle(steps, remaining)]
-            ordered.append(_clearing(step, held.get(step.action.person_key), rules))
+            ordered.append(_clearing(step, held.get(step.action.person_key), rules, digest_of))
             step.before = step.before & step.after
             _release(steps, step, ready)
             continue
@@ -189,7 +190,7 @@ def _in_cycle(steps: list[_Step], remaining: set[int]) -> int:
     return min(cycle, key=lambda i: steps[i].key)
 
 
-def _clearing(step: _Step, held: Record | None, rules: CardRules) -> Action:
+def _clearing(step: _Step, held: Record | None, rules: CardRules, digest_of: Digest) -> Action:
     """Return the update that frees what `step` frees and gives nothing: its person's new
     record without the cards it gains."""
     action = step.action
@@ -199,7 +200,7 @@ def _clearing(step: _Step, held: Record | None, rules: CardRules) -> Action:
         person_key=action.person_key,
         op=Op.UPDATE,
         record=record,
-        after_digest=digest(record),
+        after_digest=digest_of(record),
         before_digest=action.before_digest,
         remote_id=action.remote_id,
         changes=field_changes(held, record, rules.secret_fields),

@@ -34,6 +34,7 @@ from syncd.engine.renders import Renders
 from syncd.errors import RecordError
 from syncd.model import (
     Action,
+    Digest,
     Enrollment,
     FieldChange,
     HeldRecord,
@@ -44,6 +45,7 @@ from syncd.model import (
     Record,
     RecordState,
     TargetSummary,
+    digest,
 )
 from syncd.targets.base import Target
 
@@ -62,11 +64,15 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Desired:
-    """What the source says now: `people` present, `gone` (last known) no longer there."""
+    """What the source says now: `people` present, `gone` (last known) no longer there.
+
+    `digest_of` makes the digests records are compared by (the ledger's keyed digest, so
+    that a stored digest never confirms a guessed PIN; plain `digest` in tests)."""
 
     people: Mapping[str, Person]
     gone: Mapping[str, Person] = dataclasses.field(default_factory=dict)
     enrollments: Mapping[str, Sequence[Enrollment]] = dataclasses.field(default_factory=dict)
+    digest_of: Digest = digest
 
 
 def compute_plan(

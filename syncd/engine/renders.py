@@ -12,7 +12,7 @@ from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING
 
 from syncd.errors import RecordError
-from syncd.model import HeldRecord, Person, Record, Status, digest
+from syncd.model import HeldRecord, Person, Record, Status
 from syncd.targets.base import Target
 
 if TYPE_CHECKING:  # plan imports this module: the type alone, to avoid a cycle
@@ -49,7 +49,7 @@ class Renders:
         if found is None:
             shown = person if active else dataclasses.replace(person, status=Status.DISABLED)
             record = target.render(shown, self.desired.enrollments.get(person.key, ()))
-            found = shape[person.key] = (record, digest(record))
+            found = shape[person.key] = (record, self.desired.digest_of(record))
         return found
 
     def renderable(

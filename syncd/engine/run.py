@@ -124,8 +124,10 @@ class Engine:
 
         `full=True` reads every source in full, False asks each for a delta since its
         cursor (a source without a cursor still reads in full), None decides per source
-        (`wants_full`). Nothing is written: cursors move only in `apply`, after commit.
+        (`wants_full`). Nothing is written but the sealing of PINs left in clear
+        (`Ledger.seal_pins`): cursors move only in `apply`, after commit.
         """
+        self.ledger.seal_pins()  # digests keyed under the current key before any compare
         stored = self.ledger.load_people()
         reads: dict[str, SourceRead] = {}
         started: dict[str, datetime] = {}
@@ -186,7 +188,8 @@ class Engine:
             if key not in people:
                 gone[key] = person.person
         enrolled = self.vault.enrollments() if self.vault is not None else {}
-        return Reading(Desired(people=people, gone=gone, enrollments=enrolled), reads, newly_gone)
+        desired = Desired(people, gone, enrolled, self.ledger.record_digest)
+        return Reading(desired, reads, newly_gone)
 
     def plan(
         self,
@@ -238,7 +241,7 @@ class Engine:
                                   retry_s=self.config.apply.quarantine_retry_s)  # fmt: skip
         deferred = defer_targets(capped, resting, "quarantined: retried slowly")
         moved = with_card_moves(deferred, self.targets, view.held if view else held, records,
-                                self.ledger.load_records)  # fmt: skip
+                                self.ledger.load_records, self.ledger.record_digest)  # fmt: skip
         return dataclasses.replace(moved, upcoming=self.upcoming(reading.desired))
 
     def upcoming(self, desired: Desired) -> tuple[Boundary, ...]:
@@ -259,7 +262,8 @@ class Engine:
         }  # fmt: skip
         if findings:
             record_orphans(self.ledger.engine, view, self.clock())
-        plan = with_orphan_deletes(plan, view, self.targets, deleting, policy.protected_keys)
+        plan = with_orphan_deletes(plan, view, self.targets, deleting, policy.protected_keys,
+                                   self.ledger.record_digest)  # fmt: skip
         return dataclasses.replace(plan, notes=(*plan.notes, *view.notes(deleting)))
 
     def next_boundary(self) -> datetime | None:
@@ -277,7 +281,8 @@ class Engine:
         """Return the aggregate digests of source and ledger a saved plan is checked by."""
         desired = reading.desired
         stored = self.ledger.load_people()
-        return fingerprint(desired.people, desired.gone, stored, self.ledger.load_held())
+        return fingerprint(desired.people, desired.gone, stored, self.ledger.load_held(),
+                           self.ledger.record_digest)  # fmt: skip
 
     def record_dry_run(
         self, plan: Plan, trigger: str = "cli", problems: Sequence[SourceProblem] = ()

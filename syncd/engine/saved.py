@@ -22,7 +22,7 @@ from syncd.engine.narrow import ActionKey
 from syncd.engine.report import SCHEMA
 from syncd.errors import ConfigError, PlanStale
 from syncd.ledger.store import StoredPerson
-from syncd.model import HeldRecord, Person, digest
+from syncd.model import Digest, HeldRecord, Person, digest
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +46,11 @@ def fingerprint(
     gone: Mapping[str, Person],
     stored: Mapping[str, StoredPerson],
     held: Mapping[str, Mapping[str, HeldRecord]],
+    digest_of: Digest = digest,
 ) -> dict[str, str]:
-    """Return {"source": …, "ledger": …}: aggregate digests of what a plan was made from."""
-    source = [f"{k}\t{digest(p.to_json())}" for k, p in people.items()]
+    """Return {"source": …, "ledger": …}: aggregate digests of what a plan was made from,
+    each person's by `digest_of` (the ledger's keyed digest: a saved plan confirms no PIN)."""
+    source = [f"{k}\t{digest_of(p.to_json())}" for k, p in people.items()]
     source += [f"gone\t{k}" for k in gone]
     ledger = [f"{k}\t{p.digest}\t{p.gone_since}" for k, p in stored.items()]
     ledger += [

@@ -94,6 +94,11 @@ class TemplateKey:
         """Read the key named by `ref`; raise ConfigError if absent or malformed."""
         return cls.from_text(ref.read(), where)
 
+    def hmac_key(self, label: bytes) -> bytes:
+        """Return 32 bytes for keyed digests, derived as `derive(label)` is (HKDF-SHA256)."""
+        hkdf = HKDF(algorithm=SHA256(), length=KEY_BYTES, salt=None, info=label)
+        return hkdf.derive(self._raw)
+
     def derive(self, label: bytes) -> TemplateKey:
         """Return the subkey named `label` (HKDF-SHA256): another key, for another use, that
         reveals nothing of this one (the PIN key is derived so from the template key)."""

@@ -15,6 +15,11 @@ seals it.
 
 Digests are the engine's, computed on the clear person and record, so sealing changes
 no digest and pushes nothing again. A blob is randomized: ciphertexts are never compared.
+A digest of a row holding a PIN is keyed (`model.keyed_digest` under
+`PinKeys.digest_key`): the PIN enters it as an HMAC, so a copy of the ledger cannot
+confirm a guessed PIN against it. The cursor `crypto:digests` names the key id the
+digests were last all keyed under; `reseal` keys them again (and, the first time, the
+audit's plain digests) when it does not name the sealing key.
 
 `PinKeys` seals under one key and opens under any of several (the previous key while a
 site moves to another: `ledger.pinkey`). The cursor `crypto:pins` names the key id every
@@ -26,6 +31,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Iterable, Mapping
@@ -37,14 +45,16 @@ from sqlalchemy.engine import Connection
 
 from syncd.errors import LedgerError
 from syncd.ledger.crypto import TemplateKey, blob_key_id
-from syncd.ledger.schema import cursors, people, target_records
-from syncd.model import canonical_json
+from syncd.ledger.schema import changes, cursors, people, target_records
+from syncd.model import canonical_json, keyed_digest
 
 log = logging.getLogger(__name__)
 
 PIN_FIELD = "pin"
 SEALED = "sealed"
 CURSOR = "crypto:pins"
+DIGESTS_CURSOR = "crypto:digests"
+DIGEST_LABEL = b"syncd record digest v1"
 _BATCH = 500
 NO_KEY = "a PIN must be encrypted in the ledger but this ledger was opened without a PIN key"
 
@@ -74,6 +84,12 @@ class PinKeys:
 
     def __repr__(self) -> str:
         return f"PinKeys(id={self.key_id.hex()}, known={sorted(k.hex() for k in self._keys)})"
+
+    @functools.cached_property
+    def digest_key(self) -> bytes:
+        """The key of the ledger's record digests (`model.keyed_digest`), derived from the
+        sealing key: a stored digest never confirms a guessed PIN without it."""
+        return self.sealing.hmac_key(DIGEST_LABEL)
 
     @property
     def key_id(self) -> bytes:
@@ -188,19 +204,20 @@ def clear_pins(conn: Connection) -> int:
     return total
 
 
-def sealed_under(conn: Connection) -> bytes | None:
-    """Return the key id the ledger's PINs were last all sealed under (None: never)."""
-    value = conn.execute(sa.select(cursors.c.value).where(cursors.c.name == CURSOR)).scalar()
+def sealed_under(conn: Connection, cursor: str = CURSOR) -> bytes | None:
+    """Return the key id the ledger's PINs were last all sealed under (None: never); with
+    `cursor` DIGESTS_CURSOR, the key id its record digests were last all keyed under."""
+    value = conn.execute(sa.select(cursors.c.value).where(cursors.c.name == cursor)).scalar()
     try:
         return bytes.fromhex(str(value)) if value else None
     except ValueError:
-        raise LedgerError(f"the ledger's cursor {CURSOR} is damaged") from None
+        raise LedgerError(f"the ledger's cursor {cursor} is damaged") from None
 
 
 def ensure_sealed(conn: Connection, keys: PinKeys) -> int:
-    """Seal what is left (`reseal`) unless the ledger is marked as sealed under `keys`'
-    sealing key; return how many rows were rewritten."""
-    if sealed_under(conn) == keys.key_id:
+    """Seal what is left and key the digests (`reseal`) unless the ledger is marked as
+    sealed and keyed under `keys`' sealing key; return how many rows were rewritten."""
+    if sealed_under(conn) == keys.key_id == sealed_under(conn, DIGESTS_CURSOR):
         return 0
     return reseal(conn, keys)
 
@@ -209,73 +226,111 @@ def reseal(conn: Connection, keys: PinKeys) -> int:
     """Seal under the sealing key every PIN that is not (clear, or under another of
     `keys`); mark the ledger (cursor); return how many rows were rewritten.
 
+    The digest of each row holding a PIN is made again, keyed under the sealing key's
+    digest key (`PinKeys.digest_key`), so the next plan finds every record in step. Rows
+    without a PIN keep theirs (a keyed digest of them is the plain one). The first time
+    (no DIGESTS_CURSOR: an older syncd's plain digests), the audit digests are keyed too.
+
     Idempotent: a PIN already sealed under the sealing key is left as it is. Raise
     LedgerError, changing nothing (the caller's transaction), if a PIN does not open.
     """
-    done = _reseal_people(conn, keys)
+    keyed = sealed_under(conn, DIGESTS_CURSOR)
+    rekey = keyed != keys.key_id  # digests of rows sealed already must be made again
+    done = _reseal_people(conn, keys, rekey)
     targets = conn.execute(sa.select(target_records.c.target).distinct()).scalars().all()
     for target in targets:
-        done += _reseal_records(conn, keys, target)
-    _mark(conn, keys)
+        done += _reseal_records(conn, keys, target, rekey)
+    if keyed is None:
+        _key_audit_digests(conn, keys)
+    _mark(conn, keys, CURSOR)
+    _mark(conn, keys, DIGESTS_CURSOR)
     return done
 
 
-def _reseal_people(conn: Connection, keys: PinKeys) -> int:
+def _key_audit_digests(conn: Connection, keys: PinKeys) -> None:
+    """Replace each audit digest an older syncd wrote (plain SHA-256 of a record that may
+    hold a PIN) by a keyed one ("h" + HMAC): history still compares with itself, but no
+    longer confirms a guessed PIN. Runs once, with the first sealing of the ledger."""
+    key = keys.digest_key
+    for column in (changes.c.before_digest, changes.c.after_digest):
+        found = conn.execute(sa.select(column).where(column.is_not(None)).distinct()).scalars()
+        mapping = [{"old": d, "new": _keyed_hex(key, d)} for d in found if not d.startswith("h")]
+        if mapping:
+            update = changes.update().where(column == sa.bindparam("old"))
+            conn.execute(update.values({column.name: sa.bindparam("new")}), mapping)
+
+
+def _keyed_hex(key: bytes, value: str) -> str:
+    return "h" + hmac.new(key, value.encode("ascii"), hashlib.sha256).hexdigest()[:63]
+
+
+def _reseal_people(conn: Connection, keys: PinKeys, rekey: bool) -> int:
     c, last, done = people.c, "", 0
-    update = people.update().where(c.key == sa.bindparam("k")).values(data=sa.bindparam("v"))
+    update = people.update().where(c.key == sa.bindparam("k"))
+    update = update.values(data=sa.bindparam("v"), digest=sa.bindparam("d"))
+    digest_of = keyed_digest(keys.digest_key)
     while True:
         query = sa.select(c.key, c.data).where(c.key > last, _with_pin(c.data))
         rows = conn.execute(query.order_by(c.key).limit(_BATCH)).all()
         if not rows:
             return done
         changed = [
-            {"k": row.key, "v": text}
+            {"k": row.key, "v": found[0], "d": digest_of(found[1])}
             for row in rows
-            if (text := _resealed(row.data, keys, person_aad(row.key))) is not None
+            if (found := _resealed(row.data, keys, person_aad(row.key), rekey)) is not None
         ]
         if changed:
             conn.execute(update, changed)
         done, last = done + len(changed), rows[-1].key
 
 
-def _reseal_records(conn: Connection, keys: PinKeys, target: str) -> int:
+def _reseal_records(conn: Connection, keys: PinKeys, target: str, rekey: bool) -> int:
     c, last, done = target_records.c, "", 0
     update = (
         target_records.update()
         .where(c.target == target, c.person_key == sa.bindparam("k"))
-        .values(record=sa.bindparam("v"))
+        .values(record=sa.bindparam("v"), digest=sa.bindparam("d"))
     )
+    digest_of = keyed_digest(keys.digest_key)
     while True:
-        query = sa.select(c.person_key, c.record).where(
+        query = sa.select(c.person_key, c.record, c.digest).where(
             c.target == target, c.person_key > last, _with_pin(c.record)
         )
         rows = conn.execute(query.order_by(c.person_key).limit(_BATCH)).all()
         if not rows:
             return done
+        # The digest is of the record held (None: nothing held): keyed under the key now.
         changed = [
-            {"k": row.person_key, "v": text}
+            {"k": row.person_key, "v": found[0], "d": row.digest and digest_of(found[1])}
             for row in rows
-            if (text := _resealed(row.record, keys, record_aad(target, row.person_key))) is not None
+            if (found := _resealed(row.record, keys, record_aad(target, row.person_key), rekey))
+            is not None
         ]
         if changed:
             conn.execute(update, changed)
         done, last = done + len(changed), rows[-1].person_key
 
 
-def _resealed(text: str, keys: PinKeys, aad: bytes) -> str | None:
-    """Return the row's JSON with its PIN sealed under the sealing key, None if it is."""
+def _resealed(
+    text: str, keys: PinKeys, aad: bytes, rekey: bool
+) -> tuple[str, dict[str, Any]] | None:
+    """Return the row's JSON with its PIN sealed under the sealing key, and the clear
+    data; None if it has no PIN, or it is sealed so already and not `rekey`."""
     data = json.loads(text)
     pin = data.get(PIN_FIELD) if isinstance(data, dict) else None
-    if _empty(pin) or keys.is_current(pin):
+    if _empty(pin):
         return None
-    return canonical_json({**data, PIN_FIELD: keys.seal(keys.open(pin, aad), aad)})
+    if keys.is_current(pin):
+        return (text, {**data, PIN_FIELD: keys.open(pin, aad)}) if rekey else None
+    clear = {**data, PIN_FIELD: keys.open(pin, aad)}
+    return canonical_json({**data, PIN_FIELD: keys.seal(clear[PIN_FIELD], aad)}), clear
 
 
-def _mark(conn: Connection, keys: PinKeys) -> None:
+def _mark(conn: Connection, keys: PinKeys, cursor: str) -> None:
     values = {"value": keys.key_id.hex(), "updated_at": datetime.now(UTC)}
-    updated = conn.execute(cursors.update().where(cursors.c.name == CURSOR).values(values))
+    updated = conn.execute(cursors.update().where(cursors.c.name == cursor).values(values))
     if updated.rowcount == 0:
-        conn.execute(cursors.insert().values(name=CURSOR, **values))
+        conn.execute(cursors.insert().values(name=cursor, **values))
 
 
 def scrub(engine: sa.Engine) -> None:

@@ -6,7 +6,8 @@ same record sees what an earlier one wrote), but with a handful of statements fo
 whole group: one read of the records concerned, then bulk deletes, inserts and updates
 and one bulk insert of the audit rows. Per-outcome statements made the ledger writer
 the bottleneck of a large apply (five statements a create). A record's PIN is sealed
-as it is stored (`pins.seal_json`); its digest is the clear record's, as the plan made it.
+as it is stored (`pins.seal_json`); its digest is the clear record's, keyed as the plan
+made it (`Ledger.record_digest`).
 """
 
 from __future__ import annotations

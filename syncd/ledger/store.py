@@ -38,12 +38,13 @@ from syncd.ledger.recording import write_outcomes
 from syncd.ledger.schema import cursors, people, runs, target_records
 from syncd.model import (
     Action,
+    Digest,
     HeldRecord,
     Person,
     Record,
     RecordState,
     canonical_json,
-    digest,
+    keyed_digest,
     person_from_json,
 )
 
@@ -87,6 +88,12 @@ class Ledger:
     def __init__(self, engine: sa.Engine, pins: PinKeys | None = None) -> None:
         self.engine = engine
         self.pins = pins
+
+    @property
+    def record_digest(self) -> Digest:
+        """How this ledger's digests of records and people are made: keyed by the PIN key
+        (`model.keyed_digest`), so a stored digest never confirms a guessed PIN."""
+        return keyed_digest(self.pins.digest_key if self.pins is not None else None)
 
     @classmethod
     def open(cls, url: str, *, check: bool = True, pins: PinKeys | None = None) -> Ledger:
@@ -135,6 +142,7 @@ class Ledger:
         The first time under a PIN key, every PIN still in clear (an older syncd's) or
         sealed under a previous key is sealed under it too (`pins.ensure_sealed`).
         """
+        digest_of = self.record_digest
         with self._begin() as conn:
             resealed = ensure_sealed(conn, self.pins) if self.pins is not None else 0
             known = {
@@ -144,12 +152,24 @@ class Ledger:
                 )
             }
             for key, person in seen.items():
-                self._upsert_person(conn, source, person, known.get(key), now)
+                self._upsert_person(conn, source, person, known.get(key), now, digest_of)
             for key in gone:
                 if key in known and known[key][1] is None:
                     conn.execute(people.update().where(people.c.key == key).values(gone_since=now))
         if resealed:
             scrub(self.engine)
+
+    def seal_pins(self) -> int:
+        """Seal what an older syncd (or a previous PIN key) left, with its digests keyed
+        under the current key, before anything is compared (`pins.ensure_sealed`); return
+        how many rows were rewritten (0, after one cursor read, when all is sealed)."""
+        if self.pins is None:
+            return 0
+        with self._begin() as conn:
+            resealed = ensure_sealed(conn, self.pins)
+        if resealed:
+            scrub(self.engine)
+        return resealed
 
     def _upsert_person(
         self,
@@ -158,9 +178,10 @@ class Ledger:
         person: Person,
         known: tuple[str, datetime | None] | None,
         now: datetime,
+        digest_of: Digest,
     ) -> None:
         data = person.to_json()
-        new_digest = digest(data)  # of the clear person: sealing changes no digest
+        new_digest = digest_of(data)  # of the clear person, keyed: sealing changes none
         if known is None:
             conn.execute(
                 people.insert().values(

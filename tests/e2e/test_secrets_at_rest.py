@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -28,8 +29,8 @@ import sqlalchemy as sa
 
 from syncd.emulators.hr_sample import read_people_csv, write_people_csv
 from syncd.ledger.crypto import generate_key_text
-from syncd.ledger.schema import cursors, people, target_records
-from syncd.model import canonical_json
+from syncd.ledger.schema import changes, cursors, people, target_records
+from syncd.model import canonical_json, digest
 from tests.fixtures.syncd_env import SYNCD, SyncdEnv
 
 CLEAR_PIN = re.compile(rb'"pin"\s*:\s*"[^"]')
@@ -117,7 +118,8 @@ def stored_json(env: SyncdEnv) -> dict[str, Any]:
 
 
 def unseal_like_an_old_syncd(env: SyncdEnv, pins: dict[str, str]) -> int:
-    """Rewrite the ledger as a syncd before sealing left it: PINs in clear, no mark, and
+    """Rewrite the ledger as a syncd before sealing left it: PINs in clear, plain SHA-256
+    digests of the clear records (which confirm a guessed PIN), no mark, and
     on SQLite a deleted record's clear PIN left in free space (as a build without
     secure_delete leaves it). Return how many rows now hold a clear PIN."""
     engine = sa.create_engine(env.ledger_url)
@@ -126,18 +128,22 @@ def unseal_like_an_old_syncd(env: SyncdEnv, pins: dict[str, str]) -> int:
         with engine.begin() as conn:
             for key, data in conn.execute(sa.select(people.c.key, people.c.data)).all():
                 if key in pins:
-                    clear = canonical_json({**_loads(data), "pin": pins[key]})
-                    conn.execute(people.update().where(people.c.key == key).values(data=clear))
+                    person = {**_loads(data), "pin": pins[key]}
+                    values = {"data": canonical_json(person), "digest": digest(person)}
+                    conn.execute(people.update().where(people.c.key == key).values(values))
                     rewritten += 1
             rows = conn.execute(sa.select(target_records)).all()
             for row in rows:
                 if row.record and row.person_key in pins:
-                    clear = canonical_json({**_loads(row.record), "pin": pins[row.person_key]})
+                    record = {**_loads(row.record), "pin": pins[row.person_key]}
+                    values = {"record": canonical_json(record), "digest": digest(record)}
                     match = sa.and_(target_records.c.target == row.target,
                                     target_records.c.person_key == row.person_key)  # fmt: skip
-                    conn.execute(target_records.update().where(match).values(record=clear))
+                    conn.execute(target_records.update().where(match).values(values))
                     rewritten += 1
-            conn.execute(cursors.delete().where(cursors.c.name == "crypto:pins"))
+            conn.execute(
+                cursors.delete().where(cursors.c.name.in_(["crypto:pins", "crypto:digests"]))
+            )
     finally:
         engine.dispose()
     if is_sqlite(env):
@@ -355,3 +361,131 @@ def test_a_loose_existing_ledger_file_is_made_private(syncd_env: SyncdEnv) -> No
     )
     assert mode(database) == 0o600
     assert "readable by group" not in cli(env, "status").stderr  # said once: it is fixed
+
+
+def four_digit_pins(env: SyncdEnv) -> dict[str, str]:
+    """Give every HR row that has a PIN a 4-digit one; return employee id → PIN."""
+    rows = read_people_csv(env.csv_path)
+    for index, row in enumerate(rows):
+        if row["pin"]:
+            row["pin"] = f"{(index * 7919 + 1234) % 10000:04d}"
+    write_people_csv(env.csv_path, rows)
+    return {r["employee_id"]: r["pin"] for r in rows if r["pin"]}
+
+
+def digest_rows(env: SyncdEnv) -> list[tuple[str, dict[str, Any], str]]:
+    """Return (person key, stored JSON, stored digest) of every person and record."""
+    engine = sa.create_engine(env.ledger_url)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(people.c.key, people.c.data, people.c.digest)
+            rows = [(k, _loads(d), h) for k, d, h in conn.execute(query)]
+            rows += [(r.person_key, _loads(r.record), r.digest)
+                     for r in conn.execute(sa.select(target_records))
+                     if r.record and r.digest]  # fmt: skip
+    finally:
+        engine.dispose()
+    return rows
+
+
+def brute_forced(env: SyncdEnv, pins: dict[str, str]) -> dict[str, int]:
+    """Try every 4-digit PIN against the plain digest (SHA-256 of the canonical JSON) of
+    each stored person and record holding a PIN, as an attacker with the ledger would;
+    return how many rows were tried and how many gave their PIN up."""
+    tried = found = 0
+    for key, data, stored in digest_rows(env):
+        if key not in pins:
+            continue
+        tried += 1
+        head, tail = canonical_json({**data, "pin": "@PIN@"}).encode().split(b"@PIN@")
+        guesses = (f"{p:04d}".encode() for p in range(10000))
+        found += any(hashlib.sha256(head + g + tail).hexdigest() == stored for g in guesses)
+    assert tried >= len(pins) * (1 + len(env.terminals))  # every person and record tried
+    return {"tried": tried, "found": found}
+
+
+def plainly_digested(env: SyncdEnv, pins: dict[str, str]) -> None:
+    """Rewrite the ledger as the first syncd that sealed PINs left it: PINs sealed, its
+    mark `crypto:pins` set, but plain digests of the clear rows, audit digests too."""
+    engine = sa.create_engine(env.ledger_url)
+    try:
+        with engine.begin() as conn:
+            for key, data in conn.execute(sa.select(people.c.key, people.c.data)).all():
+                if key in pins:
+                    plain = digest({**_loads(data), "pin": pins[key]})
+                    conn.execute(people.update().where(people.c.key == key).values(digest=plain))
+            for row in conn.execute(sa.select(target_records)).all():
+                if row.record and row.digest and row.person_key in pins:
+                    plain = digest({**_loads(row.record), "pin": pins[row.person_key]})
+                    match = sa.and_(target_records.c.target == row.target,
+                                    target_records.c.person_key == row.person_key)  # fmt: skip
+                    conn.execute(target_records.update().where(match).values(digest=plain))
+                    same = sa.and_(changes.c.target == row.target,
+                                   changes.c.person_key == row.person_key)  # fmt: skip
+                    conn.execute(changes.update().where(same).values(after_digest=plain))
+            conn.execute(cursors.delete().where(cursors.c.name == "crypto:digests"))
+    finally:
+        engine.dispose()
+
+
+def audit_digests(env: SyncdEnv) -> list[str]:
+    engine = sa.create_engine(env.ledger_url)
+    try:
+        with engine.connect() as conn:
+            query = sa.select(changes.c.before_digest, changes.c.after_digest)
+            return [d for row in conn.execute(query) for d in row if d is not None]
+    finally:
+        engine.dispose()
+
+
+def test_no_stored_digest_gives_a_4_digit_pin_up(syncd_env: SyncdEnv) -> None:
+    """Trying 0000–9999 against the stored digests finds no PIN: a digest of a record or
+    person holding one is keyed; the next plan is in step (nothing pushed again)."""
+    env = syncd_env
+    pins = four_digit_pins(env)
+    applied = cli(env, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert brute_forced(env, pins)["found"] == 0
+    check = cli(env, "plan", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_an_old_ledger_is_keyed_by_db_upgrade_pushing_nothing(syncd_env: SyncdEnv) -> None:
+    """A ledger from before PIN sealing (clear PINs, plain digests: every PIN given up in
+    a second) is keyed by `db upgrade`, audit digests too; the next plan is in step."""
+    env = syncd_env
+    pins = four_digit_pins(env)
+    assert cli(env, "apply", "--yes").returncode == 0
+    unseal_like_an_old_syncd(env, dict(pins))  # (adds a deleted row's PIN to its dict)
+    plainly_digested(env, pins)  # the audit's digests too, as that syncd wrote them
+    assert brute_forced(env, pins)["found"] == len(pins) * (1 + len(env.terminals))
+    upgraded = cli(env, "db", "upgrade")
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert brute_forced(env, pins)["found"] == 0
+    audit = audit_digests(env)
+    assert audit and any(d.startswith("h") for d in audit)  # the plain ones, keyed
+    plain = {digest({**data, "pin": pins[k]}) for k, data, _ in digest_rows(env) if k in pins}
+    assert not plain & set(audit)  # no audit digest confirms a PIN any more
+    check = cli(env, "plan", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert brute_forced(env, pins)["found"] == 0
+
+
+def test_sealed_pins_with_plain_digests_are_keyed_by_the_next_plan(syncd_env: SyncdEnv) -> None:
+    """A ledger whose PINs were sealed by a syncd that kept plain digests (mark
+    `crypto:pins` set, no `crypto:digests`) is keyed by the next plan, which is in step;
+    an apply then pushes nothing."""
+    env = syncd_env
+    pins = four_digit_pins(env)
+    assert cli(env, "apply", "--yes").returncode == 0
+    plainly_digested(env, pins)
+    assert brute_forced(env, pins)["found"] == len(pins) * (1 + len(env.terminals))
+    check = cli(env, "plan", "--check")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert brute_forced(env, pins)["found"] == 0
+    assert not {d for d in audit_digests(env) if not d.startswith("h")} & {
+        digest({**data, "pin": pins[k]}) for k, data, _ in digest_rows(env) if k in pins
+    }
+    applied = cli(env, "apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert cli(env, "plan", "--check").returncode == 0

@@ -20,11 +20,11 @@ from syncd.errors import ConfigError, LedgerError
 from syncd.ledger import migrate
 from syncd.ledger.crypto import TemplateKey, generate_key_text
 from syncd.ledger.pinkey import PIN_SUBKEY, open_pins, rotation_pins
-from syncd.ledger.pins import PinKeys
+from syncd.ledger.pins import DIGESTS_CURSOR, PinKeys, ensure_sealed, sealed_under
 from syncd.ledger.rotate import rotate_key
 from syncd.ledger.schema import people
 from syncd.ledger.store import Ledger, create_ledger_engine
-from syncd.model import Person
+from syncd.model import Person, digest, keyed_digest
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 PIN = "8675309421"
@@ -140,3 +140,29 @@ def test_a_loose_key_file_is_refused(tmp_path: Path, ledger_url: str, db: sa.Eng
     config = write_config(tmp_path, ledger_url, f'pin_key = {{ file = "{loose}" }}')
     with pytest.raises(ConfigError, match=rf"mode 0640.*chmod 600 {loose}"):
         open_pins(config, db)
+
+
+def test_digests_are_keyed_and_rekeyed_with_the_pin_key(db: sa.Engine) -> None:
+    """A person holding a PIN has a digest keyed by the PIN key (a plain one would give
+    the PIN up); one without keeps the plain digest; a key change keys them again."""
+    first = PinKeys(TemplateKey.from_text(generate_key_text()))
+    second = PinKeys(TemplateKey.from_text(generate_key_text()), [first.sealing])
+    with_pin = Person(key="E1", first_name="Ada", last_name="Byron", pin="1234")
+    without = Person(key="E2", first_name="Alan", last_name="Turing")
+    Ledger(db, first).save_people("hr", {"E1": with_pin, "E2": without}, frozenset(), NOW)
+
+    def stored() -> dict[str, str]:
+        with db.connect() as conn:
+            return dict(conn.execute(sa.select(people.c.key, people.c.digest)).all())
+
+    keyed = keyed_digest(first.digest_key)
+    assert stored() == {"E1": keyed(with_pin.to_json()), "E2": digest(without.to_json())}
+    assert stored()["E1"] != digest(with_pin.to_json())
+    assert first.digest_key != second.digest_key
+    with db.begin() as conn:
+        assert ensure_sealed(conn, first) == 0  # marked: nothing to do
+        assert ensure_sealed(conn, second) == 1  # E1 resealed, its digest keyed again
+        assert sealed_under(conn, DIGESTS_CURSOR) == second.key_id
+    rekeyed = keyed_digest(second.digest_key)
+    assert stored() == {"E1": rekeyed(with_pin.to_json()), "E2": digest(without.to_json())}
+    assert Ledger(db, second).load_people()["E1"].person.pin == "1234"

@@ -115,3 +115,16 @@ def test_pin_subkey_is_stable_and_not_the_template_key() -> None:
     sealed = PinKeys(subkey).seal(PIN, person_aad("E1"))
     with pytest.raises(LedgerError, match="wrong PIN key"):
         PinKeys(template).open(sealed, person_aad("E1"))
+
+
+def test_keyed_digest_hides_the_pin_and_only_the_pin() -> None:
+    from syncd.model import digest, keyed_digest
+
+    one, other = keyed_digest(b"k" * 32), keyed_digest(b"j" * 32)
+    plain = {"user_uuid": "E1", "first_name": "Ada", "pin": ""}
+    assert one(plain) == digest(plain) == other(plain)  # nothing secret: unchanged
+    with_pin = {**plain, "pin": "1234"}
+    assert one(with_pin) != digest(with_pin)  # a guessed PIN confirms nothing
+    assert one(with_pin) == one(dict(with_pin)) != other(with_pin)
+    assert one({**plain, "pin": "1235"}) != one(with_pin)  # a PIN change is still seen
+    assert keyed_digest(None) is digest

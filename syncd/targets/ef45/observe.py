@@ -4,8 +4,9 @@
 midway raises, it never comes back short) and merges them per `user_uuid` into the
 record `Ef45Target.render` would have produced for that user: the same field names, the
 card re-written as upper-case hex bytes separated by spaces, absent fields at render's
-defaults (`""`, `0`, `-1` for Wiegand). So `digest(observed) == digest(rendered)` exactly
-when the terminal holds what syncd would push.
+defaults (`""`, `0`, `-1` for Wiegand). So `digest_of(observed) == digest_of(rendered)`
+exactly when the terminal holds what syncd would push (`digest_of`: the ledger's keyed
+digest, `Ledger.record_digest`, on both sides).
 
 A user info without a subject is not a user (the terminal cannot match it) and is left
 out. Whether the real device returns the `pin` in `GET /user-info` is *unverified*: if it
