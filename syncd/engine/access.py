@@ -101,9 +101,22 @@ def next_boundary(
 ) -> datetime | None:
     """Return the first boundary of `people` after `now` (None: none to come)."""
     return min(
-        (b.at for p in people for b in boundaries(p, create_ahead) if b.at > now),
+        (b.at for p in _still_to_come(people, now) for b in boundaries(p, create_ahead)
+         if b.at > now),
         default=None,
-    )
+    )  # fmt: skip
+
+
+def _still_to_come(people: Iterable[Person], now: datetime) -> Iterator[Person]:
+    """Yield the people who may have a boundary after `now`: a cheap test that skips,
+    without building their boundaries, the many whose start and end have both passed (a
+    boundary created ahead lies before the start, so a passed start passes it too; a
+    day's slack covers the wall-clock arithmetic of `created_ahead_at` around DST)."""
+    slack = now - timedelta(days=1)
+    for person in people:
+        start, end = person.valid_from, person.valid_until
+        if (start is not None and start > slack) or (end is not None and end > now):
+            yield person
 
 
 def upcoming_on_targets(
@@ -127,7 +140,7 @@ def upcoming_on_targets(
 def _boundaries_between(
     people: Iterable[Person], now: datetime, until: datetime, create_ahead: timedelta
 ) -> Iterator[tuple[Person, Boundary]]:
-    for person in people:
+    for person in _still_to_come(people, now):
         for boundary in boundaries(person, create_ahead):
             if now < boundary.at <= until:
                 yield person, boundary

@@ -245,3 +245,18 @@ def test_hr_end_date_across_both_transitions() -> None:
             assert may_pass(p, datetime.now(UTC))
         with freeze_time(instant):
             assert not may_pass(p, datetime.now(UTC))
+
+
+@settings(max_examples=200)
+@given(
+    bounds=st.lists(st.tuples(st.none() | aware, st.none() | aware), max_size=5),
+    now=aware,
+    ahead_days=st.integers(0, 30),
+)
+def test_next_boundary_skips_only_people_with_nothing_to_come(
+    bounds: list[tuple[datetime | None, datetime | None]], now: datetime, ahead_days: int
+) -> None:
+    people = [person(f"P{i}", start=s, end=e) for i, (s, e) in enumerate(bounds)]
+    ahead = timedelta(days=ahead_days)
+    every = [b.at for p in people for b in boundaries(p, ahead) if b.at > now]
+    assert next_boundary(people, now, ahead) == min(every, default=None)
