@@ -20,9 +20,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import httpx
 
 from syncd.config import Config
 from syncd.engine.access import next_boundary, upcoming_on_targets
@@ -48,6 +47,9 @@ from syncd.ledger.templates import TemplateVault
 from syncd.model import Boundary, Person, Plan
 from syncd.sources.base import Source, SourceProblem, SourceRead
 from syncd.targets.base import Target
+
+if TYPE_CHECKING:
+    import httpx  # for annotations only: the HTTP stack loads with a target kind
 
 Clock = Callable[[], datetime]
 
