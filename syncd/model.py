@@ -8,6 +8,7 @@ plan can be computed, compared and tested on plain values.
 - `Record`: what one target should hold for one person, as a canonical JSON-able mapping.
 - `Action` / `Plan`: the diff between what targets should hold and what the ledger says
   they hold.
+- `AccessEvent`: one door event as a target reported it, in every target's one shape.
 """
 
 from __future__ import annotations
@@ -421,3 +422,24 @@ def count_present(held: Mapping[str, HeldRecord], *, with_access: bool = False) 
         return held.present_count(with_access=with_access)
     found = (r for r in held.values() if r.present)
     return sum(1 for r in found if not with_access or r.disabled_since is None)
+
+
+ALLOWED = "allowed"
+DENIED = "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEvent:
+    """One event as a target reported it, mapped: `person_key` None when not a person's.
+
+    `occurred_at` is aware (UTC); `result` is ALLOWED, DENIED or None (not an access
+    decision); `remote_id` is unique per target (the ledger stores each event once).
+    """
+
+    target: str
+    remote_id: str
+    occurred_at: datetime
+    event_type: str
+    person_key: str | None = None
+    result: str | None = None
+    detail: str | None = None

@@ -1,9 +1,11 @@
-"""Backfill: read the templates enrolled at EF-45 terminals back into the ledger.
+"""Backfill: read the templates enrolled at the devices back into the ledger.
 
-For each EF-45 terminal (one after another, each under its own lock), stream `/subjects`
-(eye templates) and `/faces` page by page: only one page of templates is in memory at a
-time, and each page's writes are one ledger transaction. For people the ledger knows,
-each (person, modality) template is compared by keyed digest with the ledger's:
+For each target that holds templates (`targets.base.HoldsTemplates`: each EF-45
+terminal; one after another, each under its own lock), its `TemplateReader` yields what
+the device holds page by page (`HeldTemplates`, typed; the wire format is the target's,
+`targets.ef45.backfill`): only one page of templates is in memory at a time, and each
+page's writes are one ledger transaction. For people the ledger knows, each (person,
+modality) template is compared by keyed digest with the ledger's:
 
 - same digest → unchanged (its `seen_at` is touched);
 - the digest belongs to another person in the ledger, or was refused before → refused;
@@ -11,16 +13,17 @@ each (person, modality) template is compared by keyed digest with the ledger's:
   syncd saw that digest for that person, from the `changes` history: a terminal still
   holding an old template loses, a fresh re-enrollment wins); with
   `templates.prefer_origin`, a template from that terminal beats any other.
-- an eye template that would be fanned out to another terminal is first checked on its
-  origin terminal (`PUT /subjects/is-exist/template`): a match with another uuid is
-  refused.
+- templates the device can check (an EF-45's eyes) that would be fanned out to another
+  terminal are first checked on their origin device (`TemplateReader.find_match`): a
+  match with another person is refused.
 
 A refused template becomes a "duplicate_template" finding and is never stored, so never
 fanned out. Templates of uuids the ledger does not know become "unknown_enrollment"
 findings and are never imported as people. Once every terminal is read, enrollments
 whose record version differs from a terminal's become "incompatible_template" findings.
 With `face_images` (default: when a CLUe target is configured, the only consumer), the
-`{uuid}_faroff.jpg` of each person whose face was read is stored as "face_image".
+face image (`TemplateReader.image`) of each person whose face was read is stored as
+"face_image".
 
 The whole backfill holds the run lock, so it never interleaves with an apply; it is
 recorded as a run of kind "backfill", each stored template as an "enroll" change (digests
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,18 +46,13 @@ from syncd.ledger.findings import sync_findings
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.templates import TemplateVault, TemplateWrite
 from syncd.model import Person
-from syncd.targets.base import selects_by_groups
-from syncd.targets.ef45.client import Ef45Client, Ef45Rejected
-from syncd.targets.ef45.target import Ef45Target
-from syncd.targets.templates import (
-    EYE_FIELDS,
-    FACE_IMAGE,
-    LEFT_IRIS,
-    RIGHT_IRIS,
-    face_modality,
-    face_plaintext,
-    is_device_template,
+from syncd.targets.base import (
+    HeldTemplates,
+    HoldsTemplates,
+    TemplateReader,
+    selects_by_groups,
 )
+from syncd.targets.templates import FACE_IMAGE, face_sub_id, is_device_template
 
 
 @dataclass
@@ -86,14 +84,14 @@ def backfill(
     wait_lock_s: float = 0.0,
     face_images: bool | None = None,
 ) -> BackfillResult:
-    """Under the run lock, read every EF-45 terminal's templates into the ledger.
+    """Under the run lock, read every device's templates into the ledger.
 
     Raise ConfigError if no `[templates]` key is configured; a terminal that cannot be
     read is reported in the result (its findings are left as they were).
     """
     if engine.vault is None:
         raise ConfigError("backfill needs a [templates] key in syncd.toml (syncd keys generate)")
-    terminals = {n: t for n, t in engine.targets.items() if isinstance(t, Ef45Target)}
+    terminals = {n: t for n, t in engine.targets.items() if isinstance(t, HoldsTemplates)}
     if face_images is None:
         face_images = any(isinstance(c, ClueTargetConfig) for c in engine.config.targets.values())
     with run_lock(engine.ledger.engine, wait_s=wait_lock_s):
@@ -112,13 +110,13 @@ def backfill(
 
 
 class _Backfill:
-    """One backfill run over the EF-45 terminals."""
+    """One backfill run over the devices that hold templates."""
 
     def __init__(
         self,
         engine: Engine,
         vault: TemplateVault,
-        terminals: Mapping[str, Ef45Target],
+        terminals: Mapping[str, HoldsTemplates],
         people: Mapping[str, Person],
         run_id: int,
         face_images: bool,
@@ -145,17 +143,14 @@ class _Backfill:
         self._incompatible()
         return self.result
 
-    async def _terminal(self, name: str, target: Ef45Target) -> None:
-        async with target.client() as client:
-            self.versions[name] = target.config.record_version or client.record_version
-            state = ScanState(name, client.record_version, self.result.per_target[name])
-            page = target.config.page_size
-            async for batch in _batches(client.iter_subjects(), page):
-                await self._subjects(client, state, batch)
-            async for batch in _batches(client.iter_faces(), page):
-                self._faces(state, batch)
+    async def _terminal(self, name: str, target: HoldsTemplates) -> None:
+        async with target.held_templates() as reader:
+            self.versions[name] = target.template_version or reader.record_version
+            state = ScanState(name, reader.record_version, self.result.per_target[name])
+            async for page in reader.pages():
+                await self._page(reader, state, page)
             if self.face_images:
-                await self._face_images(client, state)
+                await self._face_images(reader, state)
         now = self.engine.clock()
         db = self.engine.ledger.engine
         found = {"unknown_enrollment": state.unknown, "duplicate_template": state.refused}
@@ -163,43 +158,45 @@ class _Backfill:
             sync_findings(db, kind=kind, target=name, seen=seen, now=now)
             self.result.findings[kind] += len(seen)
 
-    async def _subjects(
-        self, client: Ef45Client, state: ScanState, batch: list[dict[str, Any]]
+    async def _page(
+        self, reader: TemplateReader, state: ScanState, page: Sequence[HeldTemplates]
     ) -> None:
         writes: list[TemplateWrite] = []
-        for subject in batch:
-            uuid = str(subject.get("user_uuid") or "")
-            eyes = {m: subject.get(f) for m, f in EYE_FIELDS.items()}
-            texts = {m: t for m, t in eyes.items() if isinstance(t, str) and t}
-            if not uuid or not texts:
-                continue
+        for held in page:
+            uuid = held.person_key
             if uuid not in self.people:
-                state.unknown[uuid] = "eye templates enrolled on the terminal; unknown to syncd"
+                state.unknown[uuid] = f"{held.what} enrolled on the terminal; unknown to syncd"
                 continue
-            version = int(subject.get("record_version") or state.version)
+            if any(is_face(c.modality) for c in held.captures):
+                state.faces_seen.add(uuid)
             refused_before = state.counts["refused"]
             accepted = [
-                w for m, t in sorted(texts.items())
-                if (w := self.judge.consider(state, Candidate(uuid, m, t.encode(), version)))
+                w for c in held.captures
+                if (w := self.judge.consider(
+                    state, Candidate(uuid, c.modality, c.plaintext, c.record_version)
+                ))
             ]  # fmt: skip
             if state.counts["refused"] > refused_before:
-                # One eye matches someone else: the whole enrollment is suspect.
+                # One template matches someone else: the whole enrollment is suspect.
                 accepted = self._refuse_all(state, uuid, accepted, "with the other eye")
-            if accepted and self._fans_out(uuid, state.target):
-                accepted = await self._checked_on_device(client, state, uuid, accepted)
+            if accepted and held.checkable and self._fans_out(uuid, state.target):
+                accepted = await self._checked_on_device(reader, state, held, accepted)
             writes.extend(accepted)
         self.judge.commit(state, writes)
 
     async def _checked_on_device(
-        self, client: Ef45Client, state: ScanState, uuid: str, accepted: list[TemplateWrite]
+        self,
+        reader: TemplateReader,
+        state: ScanState,
+        held: HeldTemplates,
+        accepted: list[TemplateWrite],
     ) -> list[TemplateWrite]:
-        by_modality = {w.modality: w.plaintext.decode("utf-8") for w in accepted}
-        duplicate = await client.find_duplicate(
-            by_modality.get(LEFT_IRIS, ""), by_modality.get(RIGHT_IRIS, "")
-        )
-        if not duplicate or duplicate == uuid:
+        match = await reader.find_match(held)
+        if match is None or match == held.person_key:
             return accepted
-        return self._refuse_all(state, uuid, accepted, f"matches enrolled subject {duplicate}")
+        return self._refuse_all(
+            state, held.person_key, accepted, f"matches enrolled subject {match}"
+        )
 
     def _refuse_all(
         self, state: ScanState, uuid: str, accepted: list[TemplateWrite], why: str
@@ -218,33 +215,14 @@ class _Backfill:
             if isinstance(config, Ef45TargetConfig)
         )
 
-    def _faces(self, state: ScanState, batch: list[dict[str, Any]]) -> None:
-        writes: list[TemplateWrite] = []
-        for face in batch:
-            uuid = str(face.get("user_uuid") or "")
-            sub_id = face.get("sub_id")
-            if not uuid or not isinstance(sub_id, int):
-                continue
-            if uuid not in self.people:
-                state.unknown[uuid] = "face enrolled on the terminal; unknown to syncd"
-                continue
-            state.faces_seen.add(uuid)
-            candidate = Candidate(uuid, face_modality(sub_id), face_plaintext(face), state.version)
-            if write := self.judge.consider(state, candidate):
-                writes.append(write)
-        self.judge.commit(state, writes)
-
-    async def _face_images(self, client: Ef45Client, state: ScanState) -> None:
+    async def _face_images(self, reader: TemplateReader, state: ScanState) -> None:
         for uuid in sorted(state.faces_seen):
             if (uuid, FACE_IMAGE) in self.judge.meta and uuid not in state.faces_changed:
                 continue  # already stored, and no new face since: no need to fetch it
-            try:
-                image = await client.load_file(f"{uuid}_faroff.jpg")
-            except Ef45Rejected as exc:
-                if exc.status == 404:
-                    continue  # no image captured for this person
-                raise
-            candidate = Candidate(uuid, FACE_IMAGE, image, state.version)
+            image = await reader.image(uuid)
+            if image is None:
+                continue  # no image captured for this person
+            candidate = Candidate(uuid, FACE_IMAGE, image.plaintext, image.record_version)
             if write := self.judge.consider(state, candidate):
                 self.judge.commit(state, [write])
 
@@ -274,18 +252,9 @@ class _Backfill:
             self.result.findings["incompatible_template"] += len(details)
 
 
-async def _batches(
-    items: AsyncIterator[dict[str, Any]], size: int
-) -> AsyncIterator[list[dict[str, Any]]]:
-    """Yield `items` in lists of `size` (one device page at a time stays in memory)."""
-    batch: list[dict[str, Any]] = []
-    async for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def is_face(modality: str) -> bool:
+    """Whether `modality` is a device face (whose captured image backfill may fetch)."""
+    return face_sub_id(modality) is not None
 
 
 def failed_terminals(result: BackfillResult) -> TargetError | None:

@@ -1,8 +1,9 @@
 """Deep reconcile: plan from what the terminals really hold, not only from the ledger.
 
 An ordinary plan trusts the ledger. A deep plan first observes every target that can be
-observed (`observe()`, targets in parallel) and turns the observations into adjusted
-held records, so that the ordinary pure plan (`plan.compute_plan`) plans the repairs:
+observed (`targets.base.Observable.observe()`, targets in parallel) and turns the
+observations into adjusted held records, so that the ordinary pure plan
+(`plan.compute_plan`) plans the repairs:
 
 - held by the ledger, absent from the terminal → held as absent: the plan re-creates it
   (or does nothing for a leaver, who must not be re-created);
@@ -27,7 +28,6 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
@@ -45,21 +45,10 @@ from syncd.model import (
     Status,
     digest,
 )
-from syncd.targets.base import Target
+from syncd.targets.base import Observable, Target
 
 HeldMap = Mapping[str, Mapping[str, HeldRecord]]
 NOTE_KEYS = 10
-
-
-@runtime_checkable
-class Observable(Protocol):
-    """A target that can list what it holds, as records of `render`'s shape."""
-
-    name: str
-
-    async def observe(self) -> Mapping[str, Record]:
-        """Return remote key → record for everything the remote system holds."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

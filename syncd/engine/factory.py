@@ -1,33 +1,27 @@
 """Build the configured sources and targets from a validated Config.
 
-This is the one place that knows which class serves which `type`; the CLI, the daemon
-and the tests all go through it. `transports` lets tests route a target's HTTP through a
-chosen httpx transport.
+The CLI, the daemon and the tests all go through here. Sources are chosen by `type`
+here; targets through the registry of target kinds (`syncd.targets.registry`), so the
+engine never imports a target kind. `transports` lets tests route a target's HTTP
+through a chosen httpx transport.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
-import httpx
-
-from syncd.config import (
-    ClueTargetConfig,
-    Config,
-    CsvSourceConfig,
-    Ef45TargetConfig,
-    LdapSourceConfig,
-)
+from syncd.config import Config, CsvSourceConfig, LdapSourceConfig
 from syncd.errors import ConfigError
 from syncd.mapping import load_mapping
 from syncd.sources.base import Source
 from syncd.sources.csv import CsvSource
-from syncd.targets.base import Target
-from syncd.targets.clue.target import ClueTarget, FaceImageLoader
-from syncd.targets.ef45.lockstate import LockMemo
-from syncd.targets.ef45.target import Ef45Target
-from syncd.targets.templates import FACE_IMAGE, TemplateLoader
+from syncd.targets import BuildContext, build_target
+from syncd.targets.base import Memo, Target
+from syncd.targets.templates import TemplateLoader
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def build_sources(config: Config) -> dict[str, Source]:
@@ -44,27 +38,19 @@ def build_sources(config: Config) -> dict[str, Source]:
     return sources
 
 
-def _face_image_loader(templates: TemplateLoader) -> FaceImageLoader:
-    """Adapt the ledger's (blocking) template loader to the CLUe target's face images."""
-
-    async def load(person_key: str, image_digest: str) -> bytes:
-        return await asyncio.to_thread(templates, person_key, FACE_IMAGE, image_digest)
-
-    return load
-
-
 def build_targets(
     config: Config,
     *,
     only: frozenset[str] | None = None,
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     templates: TemplateLoader | None = None,
-    lock_memos: Callable[[str], LockMemo] | None = None,
+    lock_memos: Callable[[str], Memo] | None = None,
 ) -> dict[str, Target]:
     """Return each configured target by name (only those in `only`, when given).
 
-    `templates` resolves template digests to bytes when an EF-45 target applies;
-    `lock_memos(name)` gives an EF-45 target the memo of its lock (see LockMemo).
+    `templates` resolves template digests to bytes when a target applies;
+    `lock_memos(name)` gives a target the memo of its lock (`targets.base.Memo`). Raise
+    ConfigError naming a target whose `type` no target kind serves.
     """
     if only is not None and (unknown := only - set(config.targets)):
         raise ConfigError(f"unknown target(s): {', '.join(sorted(unknown))}")
@@ -73,19 +59,10 @@ def build_targets(
     for name, target_config in config.targets.items():
         if only is not None and name not in only:
             continue
-        if isinstance(target_config, Ef45TargetConfig):
-            targets[name] = Ef45Target(
-                name,
-                target_config,
-                transport=transports.get(name),
-                templates=templates,
-                lock_memo=lock_memos(name) if lock_memos is not None else None,
-            )
-        elif isinstance(target_config, ClueTargetConfig):
-            targets[name] = ClueTarget(
-                name,
-                target_config,
-                transport=transports.get(name),
-                face_images=_face_image_loader(templates) if templates is not None else None,
-            )
+        context = BuildContext(
+            transport=transports.get(name),
+            templates=templates,
+            lock_memo=lock_memos(name) if lock_memos is not None else None,
+        )
+        targets[name] = build_target(name, target_config, context)
     return targets

@@ -20,9 +20,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import httpx
 
 from syncd.config import Config
 from syncd.engine.access import next_boundary, upcoming_on_targets
@@ -31,7 +30,7 @@ from syncd.engine.capping import cap_removals, record_released
 from syncd.engine.cards import with_card_moves
 from syncd.engine.deep import DeepView, look, record_orphans, with_orphan_deletes
 from syncd.engine.defects import disabled_people
-from syncd.engine.enrollments import open_vault, purge_gone, template_loader
+from syncd.engine.enrollments import open_vault, template_loader
 from syncd.engine.factory import build_sources, build_targets
 from syncd.engine.health import record_health, resting_targets
 from syncd.engine.narrow import defer_targets, restrict_to
@@ -41,6 +40,7 @@ from syncd.errors import SourceError, SourceRefused
 from syncd.gcpause import gc_paused
 from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.pinkey import open_pins
+from syncd.ledger.purge import purge_gone
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.runproblems import record_problems
 from syncd.ledger.store import Ledger, StoredPerson
@@ -48,6 +48,9 @@ from syncd.ledger.templates import TemplateVault
 from syncd.model import Boundary, Person, Plan
 from syncd.sources.base import Source, SourceProblem, SourceRead
 from syncd.targets.base import Target
+
+if TYPE_CHECKING:
+    import httpx  # for annotations only: the HTTP stack loads with a target kind
 
 Clock = Callable[[], datetime]
 
@@ -344,7 +347,7 @@ class Engine:
             result = asyncio.run(applier.run(plan, self.targets))
             self._finish(run_id, plan, result, reading)
             days = timedelta(days=self.config.safety.delete_after_days)
-            purge_gone(self.ledger.engine, days, self.clock())
+            purge_gone(self.ledger.engine, delete_after=days, now=self.clock(), run_id=run_id)
             return plan, result, run_id
 
     def _save_people(self, reading: Reading) -> None:

@@ -17,22 +17,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from syncd.errors import LedgerError
 from syncd.ledger.schema import events, target_records
+from syncd.model import ALLOWED, DENIED, AccessEvent
 
-ALLOWED = "allowed"
-DENIED = "denied"
-
-
-@dataclass(frozen=True, slots=True)
-class AccessEvent:
-    """One event as a target reported it, mapped: `person_key` None when not a person's."""
-
-    target: str
-    remote_id: str
-    occurred_at: datetime
-    event_type: str
-    person_key: str | None = None
-    result: str | None = None
-    detail: str | None = None
+__all__ = [  # AccessEvent and the results live in model: targets make them, the ledger stores them
+    "ALLOWED",
+    "DENIED",
+    "AccessEvent",
+    "StoredEvent",
+    "last_access",
+    "list_events",
+    "person_keys_by_remote_id",
+    "store_events",
+]
 
 
 @dataclass(frozen=True, slots=True)

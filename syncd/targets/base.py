@@ -6,15 +6,28 @@ A target is one configured system: one EF-45 terminal or one CLUe place.
 - `is_active(record)` tells whether a record lets the person through.
 - `session()` opens the remote system (an EF-45 lock, an HTTP client) for one run; its
   `apply(action)` executes one action and returns the remote id the target now uses.
+
+Optional capabilities, each its own runtime-checkable Protocol: the engine asks
+`isinstance(target, CollectsEvents)` and so on, and sees only the typed values below,
+never a wire format (DESIGN.md, "Imports run downward only"):
+- `Observable.observe()`: what the remote system holds, as records of `render`'s shape
+  (deep reconcile);
+- `CollectsEvents.events()`: a reader of the access events after a cursor, as
+  `model.AccessEvent`s; the engine stores them and moves the cursor;
+- `HasClock.set_clock(now)`: set the device clock, return what it was set to (`ClockSet`);
+- `HoldsTemplates.held_templates()`: a reader of the biometric templates enrolled at the
+  device (`HeldTemplates`), for backfill; the engine decides what the ledger keeps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
-from syncd.model import Action, Enrollment, Person, Record
+from syncd.model import AccessEvent, Action, Enrollment, Person, Record
 
 
 class TargetSession(Protocol):
@@ -57,6 +70,181 @@ class Target(Protocol):
 
     def session(self) -> AbstractAsyncContextManager[TargetSession]:
         """Open the target for one run (take its lock, open its client)."""
+        ...
+
+
+class Memo(Protocol):
+    """Durable text a target keeps across sessions and processes (e.g. its lock's state).
+
+    The engine gives each target built through the registry its own (in the ledger).
+    """
+
+    def recall(self) -> str | None:
+        """Return the text last remembered, or None."""
+        ...
+
+    def remember(self, value: str | None) -> None:
+        """Store `value` durably before returning (None: forget)."""
+        ...
+
+
+# --- deep observation --------------------------------------------------------------------
+
+
+@runtime_checkable
+class Observable(Protocol):
+    """A target that can list what it holds, as records of `render`'s shape."""
+
+    name: str
+
+    async def observe(self) -> Mapping[str, Record]:
+        """Return remote key → record for everything the remote system holds.
+
+        Raise a SyncdError if the list cannot be read completely (never a partial list).
+        """
+        ...
+
+
+# --- access events -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    """What one collect asks a target: events after `cursor` (the text the target's
+    last `EventBatch.cursor` gave, None the first time), up to `now`.
+
+    `person_keys`: remote id → person key of every record the target holds, for targets
+    whose events name the remote record rather than the person.
+    """
+
+    cursor: str | None
+    now: datetime
+    person_keys: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EventBatch:
+    """The events one read returned, and the cursor to store once they are committed
+    (None: leave the stored cursor as it is)."""
+
+    events: tuple[AccessEvent, ...]
+    cursor: str | None
+
+
+class EventReader(Protocol):
+    """An open connection reading one target's events (see `CollectsEvents`)."""
+
+    async def read(self, query: EventQuery) -> EventBatch:
+        """Return the events after `query.cursor` (raise a SyncdError if unreadable)."""
+        ...
+
+    async def committed(self, batch: EventBatch) -> None:
+        """Called once `batch` is stored in the ledger (e.g. to clear the device's logs)."""
+        ...
+
+
+@runtime_checkable
+class CollectsEvents(Protocol):
+    """A target whose access events syncd collects."""
+
+    name: str
+
+    def events(self) -> AbstractAsyncContextManager[EventReader]:
+        """Open the target for reading its events (an EF-45 takes its lock)."""
+        ...
+
+
+# --- device clock ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClockSet:
+    """A device clock set: the wall time (naive, in the device's zone) it now keeps."""
+
+    set_to: datetime
+    zone: str
+
+
+@runtime_checkable
+class HasClock(Protocol):
+    """A target with its own clock that syncd keeps in step with the host's."""
+
+    name: str
+
+    async def set_clock(self, now: datetime) -> ClockSet:
+        """Set the device clock to the aware `now` in the device's zone; raise a
+        SyncdError if the device cannot be set."""
+        ...
+
+
+# --- templates held at the device (backfill) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateCapture:
+    """One biometric template as a device holds it: a modality of `syncd.targets.templates`
+    and the bytes the ledger would store (never logged)."""
+
+    modality: str
+    plaintext: bytes
+    record_version: int
+
+    def __repr__(self) -> str:  # the bytes never reach a log or a traceback
+        return f"TemplateCapture({self.modality!r}, version={self.record_version})"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldTemplates:
+    """The templates a device holds for one person that belong together (both eyes of
+    one subject; one face). `what` names them for a finding ("eye templates", "face").
+
+    `checkable`: the device can tell whether they match another person it holds
+    (`TemplateReader.find_match`).
+    """
+
+    person_key: str
+    what: str
+    captures: tuple[TemplateCapture, ...]
+    checkable: bool = False
+
+
+class TemplateReader(Protocol):
+    """An open (locked) connection reading the templates one device holds."""
+
+    record_version: int
+    """The record version the device reports (its templates' format)."""
+
+    def pages(self) -> AsyncIterator[Sequence[HeldTemplates]]:
+        """Yield everything the device holds, one bounded page at a time."""
+        ...
+
+    async def find_match(self, held: HeldTemplates) -> str | None:
+        """Return the person key of the device's enrollment matching `held` (maybe
+        `held`'s own), or None when none does or `held` is not checkable."""
+        ...
+
+    async def image(self, person_key: str) -> TemplateCapture | None:
+        """Return the face image the device captured for `person_key`, or None."""
+        ...
+
+
+@runtime_checkable
+class HoldsTemplates(Protocol):
+    """A device where people enroll, whose templates syncd reads back into its ledger."""
+
+    name: str
+
+    def selects(self, person: Person) -> bool:
+        """Return True if `person` belongs on this device (its templates may go there)."""
+        ...
+
+    @property
+    def template_version(self) -> int | None:
+        """The record version configured for this device (None: the device's own)."""
+        ...
+
+    def held_templates(self) -> AbstractAsyncContextManager[TemplateReader]:
+        """Open the device for reading its templates (an EF-45 takes its lock)."""
         ...
 
 

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from syncd.engine.events import clue_event, clue_result, ef45_event, ef45_result
+from syncd.targets.clue.events import clue_event, clue_result
+from syncd.targets.ef45.events import ef45_event, ef45_result
 
 NOW = datetime(2024, 6, 20, 12, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")

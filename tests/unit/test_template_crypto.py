@@ -11,13 +11,13 @@ import pytest
 import sqlalchemy as sa
 
 from syncd.config import Ef45TargetConfig
-from syncd.engine.enrollments import purge_gone
 from syncd.errors import ConfigError, LedgerError
 from syncd.ledger import migrate
 from syncd.ledger.crypto import TemplateKey, generate_key_text, template_aad
+from syncd.ledger.purge import purge_gone
 from syncd.ledger.rotate import rotate_key
 from syncd.ledger.schema import enrollments, people, target_records
-from syncd.ledger.store import create_ledger_engine
+from syncd.ledger.store import Ledger, create_ledger_engine
 from syncd.ledger.templates import TemplateVault, TemplateWrite
 from syncd.model import Enrollment, Person
 from syncd.targets.ef45.target import Ef45Target
@@ -101,7 +101,9 @@ def test_purge_takes_templates_only_with_their_person(db: sa.Engine) -> None:
             target="a", person_key="gone-held", state="ok", created_by_syncd=True,
             attempts=0, updated_at=NOW,
         ))  # fmt: skip
-    assert purge_gone(db, timedelta(days=30), NOW) == 1
+    run_id = Ledger(db).start_run(kind="apply", trigger="test", dry_run=False, now=NOW)
+    purged = purge_gone(db, delete_after=timedelta(days=30), now=NOW, run_id=run_id)
+    assert (purged.people, purged.templates) == (1, 1)
     with db.connect() as conn:
         left = set(conn.execute(sa.select(enrollments.c.person_key)).scalars())
     assert left == {"gone-held", "gone-recent", "present"}

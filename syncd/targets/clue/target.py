@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -45,7 +45,7 @@ import httpx
 from syncd.config import ClueTargetConfig
 from syncd.errors import ConfigError, PermanentTargetError, RecordError
 from syncd.model import Action, Enrollment, Op, Person, Record, Status
-from syncd.targets.base import TargetSession, selects_by_groups
+from syncd.targets.base import EventReader, TargetSession, selects_by_groups
 from syncd.targets.clue.client import (
     AuthKeyExists,
     ClueAuth,
@@ -55,18 +55,16 @@ from syncd.targets.clue.client import (
     ClueTlsError,
     UnknownAuth,
 )
+from syncd.targets.clue.events import ClueEventReader
+from syncd.targets.clue.timing import EPOCH, epoch_ms
+
+__all__ = ["EPOCH", "ClueSession", "ClueTarget", "FaceImageLoader", "auth_body", "epoch_ms"]
 
 FACE_MODALITY = "face_image"
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 OPEN_START = datetime(2000, 1, 1)  # wall time in the target's zone
 
 FaceImageLoader = Callable[[str, str], Awaitable[bytes]]
 """Given (person key, enrollment digest), return the face image's JPEG bytes."""
-
-
-def epoch_ms(moment: datetime) -> int:
-    """Return the aware datetime `moment` as integer epoch milliseconds (exact)."""
-    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def _zone(config: ClueTargetConfig, name: str) -> ZoneInfo:
@@ -194,6 +192,14 @@ class ClueTarget:
         async with self.client() as client:
             await _check_access(client)
             yield ClueSession(client, self._face_images)
+
+    @asynccontextmanager
+    async def events(self) -> AsyncIterator[EventReader]:
+        """Open the place's HTTP client for reading its events (`CollectsEvents`)."""
+        async with self.client() as client:
+            yield ClueEventReader(
+                client, name=self.name, lookback_days=self.config.events_lookback_days
+            )
 
 
 async def _check_access(client: ClueClient) -> None:

@@ -1,4 +1,4 @@
-"""Time arithmetic of the CLUe client: 7-day event windows and waits after a 429.
+"""Time arithmetic of CLUe: epoch milliseconds, 7-day event windows, waits after a 429.
 
 Pure functions; `syncd.targets.clue.client` uses and re-exports them.
 """
@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RETRY_AFTER_CAP_S = 60.0
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Return the aware datetime `moment` as integer epoch milliseconds (exact)."""
+    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def event_windows(since_ms: int, until_ms: int) -> list[tuple[int, int]]:

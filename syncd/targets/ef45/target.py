@@ -30,8 +30,17 @@ import httpx
 
 from syncd.config import Ef45TargetConfig
 from syncd.model import Action, Enrollment, Op, Person, Record, Status
-from syncd.targets.base import TargetSession, selects_by_groups
+from syncd.targets.base import (
+    ClockSet,
+    EventReader,
+    TargetSession,
+    TemplateReader,
+    selects_by_groups,
+)
+from syncd.targets.ef45.backfill import Ef45TemplateReader
 from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
+from syncd.targets.ef45.clock import set_terminal_clock
+from syncd.targets.ef45.events import Ef45EventReader
 from syncd.targets.ef45.lockstate import LockMemo
 from syncd.targets.ef45.observe import observe_users
 from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
@@ -171,6 +180,35 @@ class Ef45Target:
         """Lock the terminal for one run; the lock is released on every way out."""
         async with self.client() as client:
             yield Ef45Session(client, name=self.name, templates=self.templates)
+
+    # Capabilities (`syncd.targets.base`): thin, the work is in their own modules.
+
+    @asynccontextmanager
+    async def events(self) -> AsyncIterator[EventReader]:
+        """Lock the terminal for reading its logs (`CollectsEvents`, `ef45.events`)."""
+        async with self.client() as client:
+            yield Ef45EventReader(
+                client,
+                name=self.name,
+                zone=self.zone,
+                delete_after=self.config.delete_logs_after_collect,
+            )
+
+    async def set_clock(self, now: datetime) -> ClockSet:
+        """Set the terminal's clock to `now` in its zone (`HasClock`, `ef45.clock`)."""
+        async with self.client() as client:
+            return await set_terminal_clock(client, self.zone, now)
+
+    @property
+    def template_version(self) -> int | None:
+        """The configured record version (None: the terminal's own)."""
+        return self.config.record_version or None
+
+    @asynccontextmanager
+    async def held_templates(self) -> AsyncIterator[TemplateReader]:
+        """Lock the terminal for reading its templates (`HoldsTemplates`, `ef45.backfill`)."""
+        async with self.client() as client:
+            yield Ef45TemplateReader(client, page_size=self.config.page_size)
 
 
 class Ef45Session:
