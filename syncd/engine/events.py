@@ -2,11 +2,12 @@
 
 Per target, independently (one that fails is reported and never stops the others):
 
-- CLUe: `iter_events` from the cursor `events:<target>` (the last `eventAt` seen, epoch
-  ms) less `CLUE_OVERLAP_MS` (events that reach the cloud late, from a device that was
-  offline, still get read), up to now, in windows of at most 7 days. Without a cursor the
-  first read goes back `events_lookback_days`. The person is the one whose auth the
-  event names (`authId` → the ledger's remote id), else the event's `userId`.
+- CLUe: `iter_events` from where `ClueTarget.events_read_from` says (the cursor
+  `events:<target>`, the last `eventAt` seen, less `events_overlap_s`: events that reach
+  the cloud late, from a device that was offline, still get read; without a cursor,
+  `events_lookback_days` back), up to now, in windows of at most 7 days. The person is
+  the one whose auth the event names (`authId` → the ledger's remote id), else the
+  event's `userId`.
 - EF-45: the logs after the cursor `events:<target>` (the last log id stored), all logs
   the first time. `user_uuid` is the person key. The terminal's logs are deleted only
   when `delete_logs_after_collect` is set, and only once they are committed.
@@ -44,9 +45,7 @@ from syncd.targets.ef45.target import Ef45Target
 
 log = logging.getLogger(__name__)
 
-CLUE_OVERLAP_MS = 10 * 60 * 1000
 LOG_ID_MAX = 2**31 - 1
-DAY_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +131,12 @@ async def _guarded(name: str, job: Coroutine[Any, Any, Collected]) -> Collected:
 async def _collect_clue(name: str, target: ClueTarget, ledger: Ledger, clock: Clock) -> Collected:
     cursor = await asyncio.to_thread(ledger.get_cursor, cursor_name(name))
     now_ms = epoch_ms(clock())
-    if cursor is not None:
-        since = int(cursor) - CLUE_OVERLAP_MS
-    else:
-        since = now_ms - target.config.events_lookback_days * DAY_MS
+    since = target.events_read_from(None if cursor is None else int(cursor), now_ms)
     auth_keys = await asyncio.to_thread(person_keys_by_remote_id, ledger.engine, name)
     batch: list[AccessEvent] = []
     last = int(cursor) if cursor is not None else None
     async with target.client() as client:
-        async for raw in client.iter_events(since_ms=max(since, 0), until_ms=now_ms):
+        async for raw in client.iter_events(since_ms=since, until_ms=now_ms):
             event = clue_event(name, raw, auth_keys, clock())
             batch.append(event)
             at = epoch_ms(event.occurred_at)

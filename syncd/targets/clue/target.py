@@ -67,6 +67,7 @@ from syncd.targets.clue.known import KnownAuths
 FACE_MODALITY = "face_image"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 OPEN_START = datetime(2000, 1, 1)  # wall time in the target's zone
+DAY_MS = 24 * 3600 * 1000
 
 FaceImageLoader = Callable[[str, str], Awaitable[bytes]]
 """Given (person key, enrollment digest), return the face image's JPEG bytes."""
@@ -174,6 +175,23 @@ class ClueTarget:
     def is_active(self, record: Record) -> bool:
         """Return True if the record lets its person through."""
         return record.get("activeStatus") == "ACTIVE"
+
+    def events_read_from(self, cursor_ms: int | None, now_ms: int) -> int:
+        """Return the epoch ms an events read starts from (never below 0).
+
+        `cursor_ms` is the newest `eventAt` already stored (None: never collected). The
+        read goes `events_overlap_s` back before it, because a device that was offline
+        uploads its events late with their own, earlier times; what is read twice is
+        stored once (the ledger's unique (target, logId)). An event uploaded later than
+        the overlap after newer ones were stored is missed (*unverified*: how late CLUe
+        devices upload is not documented; raise the overlap for sites that lose
+        connectivity for long). The first read goes `events_lookback_days` back.
+        """
+        if cursor_ms is None:
+            since = now_ms - self.config.events_lookback_days * DAY_MS
+        else:
+            since = min(cursor_ms, now_ms) - self.config.events_overlap_s * 1000
+        return max(since, 0)
 
     def client(self) -> ClueClient:
         """Return a client for this place (API key read now; raise ConfigError if absent)."""
