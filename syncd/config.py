@@ -237,8 +237,20 @@ class Ef45TargetConfig(_Strict):
     session's is checked at apply."""
 
 
+CLUE_EVENTS_PATH = "/v1/be/events"
+"""The events query of the CLUe quick start: the only one whose parameters and answer are
+documented. A newer guide points logs at `/v1/audit-logs` (*unverified*: neither its
+parameters nor its answer are shown), so that is not the default."""
+
+
 class ClueTargetConfig(_Strict):
-    """One Suprema CLUe place. Paths the public guide does not show are configurable."""
+    """One Suprema CLUe place. Paths the public guide does not show are configurable.
+
+    Paths: `api_base` ("/v1", the newer guide's `/v1/places/{place_id}/auths`, or
+    "/v1/be", the older quick start's) decides the auth paths unless `auth_path` /
+    `auth_item_path` name them outright (`clue_auth_paths`). `events_path` does not
+    follow `api_base` (see CLUE_EVENTS_PATH).
+    """
 
     type: Literal["clue"]
     url: str = Field(default="https://api.moon.supremainc.com", pattern=r"^https?://")
@@ -251,9 +263,13 @@ class ClueTargetConfig(_Strict):
     time_zone: str = "UTC"
     far_future: str = "2099-12-31T23:59:59"
     card_format: str = "CSN"
-    auth_path: str = "/v1/be/places/{place_id}/auths"
-    auth_item_path: str = "/v1/be/places/{place_id}/auths/{auth_id}"
-    events_path: str = "/v1/be/events"
+    api_base: str = Field(default="/v1", pattern=r"^/[^?#{}]*[^/?#{}]$")
+    """The path the auth paths hang off: "/v1" (newer guide) or "/v1/be" (older)."""
+    auth_path: str | None = Field(default=None, pattern=r"^/.*\{place_id\}")
+    """The auths collection; unset: `{api_base}/places/{place_id}/auths`."""
+    auth_item_path: str | None = Field(default=None, pattern=r"^/.*\{auth_id\}")
+    """One auth; unset: `{auth_path}/{auth_id}` (*unverified*: not in the guide)."""
+    events_path: str = Field(default=CLUE_EVENTS_PATH, pattern=r"^/")
     doors: dict[str, tuple[int, ...]] = Field(default_factory=dict)
     """Person group → CLUe door ids (`{lab = [234, 235]}`). Empty: every door (ALL_DOOR);
     else a person gets the doors of all their groups, and one with none is not pushed."""
@@ -261,6 +277,16 @@ class ClueTargetConfig(_Strict):
     """A CLUe schedule every auth uses (SPECIFIC); unset: ALWAYS."""
     events_lookback_days: int = Field(default=7, ge=1, le=366)
     """How far back the first `syncd events collect` of this place reads."""
+    events_overlap_s: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
+    """Each collect reads again this far before the newest event it stored: a device
+    that was offline uploads its events late, with their own (earlier) times. Events are
+    stored once by `logId`, so the overlap costs reading, never duplicates."""
+
+    def clue_auth_paths(self) -> tuple[str, str]:
+        """Return (collection path, item path) of auths, with `{place_id}` and
+        `{auth_id}` left for the client to fill in."""
+        collection = self.auth_path or f"{self.api_base}/places/{{place_id}}/auths"
+        return collection, self.auth_item_path or f"{collection}/{{auth_id}}"
 
 
 TargetConfig = Annotated[Ef45TargetConfig | ClueTargetConfig, Field(discriminator="type")]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from syncd.emulators.clue import run_clue_emulator
+from syncd.emulators.clue_state import API_BASES, DUPLICATE_KEY_PROFILES
 from syncd.emulators.ef45 import run_ef45_emulators
 
 app = typer.Typer(help="Serve emulated door systems for tests, benchmarks and demos.")
@@ -72,11 +73,21 @@ def clue(
     timeout_rate: Annotated[float, typer.Option(help="Share of requests that hang.")] = 0.0,
     drop_rate: Annotated[float, typer.Option(help="Share of connections dropped midway.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+    api_base: Annotated[
+        str, typer.Option(help='Where auths live: "/v1" (newer guide) or "/v1/be" (older).')
+    ] = "/v1",
+    duplicate_keys: Annotated[
+        str, typer.Option(help="A user.key already taken: refuse (409), refuse-400, accept.")
+    ] = "refuse",
 ) -> None:
     """Serve one emulated CLUe place on PORT (http://127.0.0.1:PORT), until interrupted."""
     api_key = api_key_file.read_text(encoding="utf-8").strip()
     if not api_key:
         raise typer.BadParameter("--api-key-file is empty")
+    if api_base not in API_BASES:
+        raise typer.BadParameter(f"--api-base: one of {', '.join(API_BASES)}")
+    if duplicate_keys not in DUPLICATE_KEY_PROFILES:
+        raise typer.BadParameter(f"--duplicate-keys: one of {', '.join(DUPLICATE_KEY_PROFILES)}")
     typer.echo(f"CLUe emulator, place {place_id}, on 127.0.0.1:{port} (Ctrl-C stops)")
     run_clue_emulator(
         port=port,
@@ -89,4 +100,6 @@ def clue(
         timeout_rate=timeout_rate,
         drop_rate=drop_rate,
         seed=seed,
+        api_base=api_base,
+        duplicate_keys=duplicate_keys,
     )

@@ -1,23 +1,30 @@
 """The Suprema CLUe cloud emulator: auths and events of one place, over HTTP (Starlette).
 
-Endpoints (bodies and answers shaped like the CLUe quick start, `clue-api.txt`):
+Endpoints (bodies and answers shaped like the CLUe quick start, `clue-api.txt`), with
+BASE the state's `api_base`: "/v1" (default; the newer guide serves auths at
+`/v1/places/{placeId}/auths` "with add, update and delete") or "/v1/be" (the quick start):
 
-    POST   /v1/be/places/{placeId}/auths             create an auth (documented)
-    GET    /v1/be/places/{placeId}/auths?page&size   list auths, page 0-based (*unverified*)
-    GET    /v1/be/places/{placeId}/auths/{authId}    one auth (*unverified*)
-    PUT    /v1/be/places/{placeId}/auths/{authId}    replace an auth (*unverified*)
-    DELETE /v1/be/places/{placeId}/auths/{authId}    delete an auth (*unverified*)
+    POST   BASE/places/{placeId}/auths             create an auth (documented)
+    GET    BASE/places/{placeId}/auths?page&size   list auths, page 0-based (*unverified*)
+    GET    BASE/places/{placeId}/auths/{authId}    one auth (*unverified*)
+    PUT    BASE/places/{placeId}/auths/{authId}    replace an auth (*unverified*)
+    DELETE BASE/places/{placeId}/auths/{authId}    delete an auth (*unverified*)
     GET    /v1/be/events?startTime&endTime&filterEvents&page&size&sort=id,asc&placeId
+    GET    /v1/audit-logs?…                        the same query (only with BASE "/v1")
 
-The public guide shows only create and the events query; the other paths and their
-answers are our best guess, kept configurable in the client. A list answers like the
-events query: `{code, status, message, total, data: [auth, ...]}`.
+The quick start documents create and the events query; the other paths and their
+answers are our best guess, kept configurable in the client. The newer guide points
+logs at `/v1/audit-logs` without showing its query or answer: it is served here with
+the events query's, an *unverified* guess. A list answers like the events query:
+`{code, status, message, total, data: [auth, ...]}`. A duplicate `user.key` is refused
+or accepted as `ClueState.duplicate_keys` says.
 
 Every request must carry the API key in `Authorization`, bare or as `Bearer <key>`
 (else 401). Requests past that check count against a token bucket per key and may be
 answered 429 with `Retry-After` in seconds; `ClueState.force_rate_limit` forces the next
 K requests to 429. Errors answer `{code, status: false, message}` with the HTTP status
-as `code`. `FaultMiddleware` wraps the whole app (latency, 503s, timeouts, drops).
+as `code`. `FaultMiddleware` wraps the whole app (latency, 503s, timeouts, drops, all
+before the app acts); `ClueState.lose_answers` loses answers after it has acted.
 """
 
 from __future__ import annotations
@@ -30,10 +37,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from syncd.emulators.clue_state import ClueApiError, ClueState
-from syncd.emulators.faults import FaultMiddleware, Faults
+from syncd.emulators.faults import DroppedConnection, FaultMiddleware, Faults
 from syncd.emulators.server import LOOPBACK, serve_forever
 
 Payload = dict[str, Any]
@@ -42,7 +49,7 @@ Handler = Callable[[Request, ClueState], Awaitable[Payload]]
 
 def create_clue_app(state: ClueState, faults: Faults | None = None) -> ASGIApp:
     """Return the ASGI app serving `state`, wrapped in `FaultMiddleware(faults)`."""
-    auths = "/v1/be/places/{placeId:int}/auths"
+    auths = state.api_base + "/places/{placeId:int}/auths"
     item = auths + "/{authId:int}"
     routes = [
         Route(auths, _endpoint(state, _create), methods=["POST"]),
@@ -52,8 +59,50 @@ def create_clue_app(state: ClueState, faults: Faults | None = None) -> ASGIApp:
         Route(item, _endpoint(state, _delete), methods=["DELETE"]),
         Route("/v1/be/events", _endpoint(state, _events), methods=["GET"]),
     ]
+    if state.api_base == "/v1":
+        routes.append(Route("/v1/audit-logs", _endpoint(state, _events), methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    return FaultMiddleware(app, faults or Faults())
+    return FaultMiddleware(_AnswerLoss(app, state), faults or Faults())
+
+
+class _AnswerLoss:
+    """ASGI middleware: a request `ClueState.lose_answers` picked is carried out in full,
+    then its answer is lost (the connection dropped midway, or a bare 503)."""
+
+    def __init__(self, app: ASGIApp, state: ClueState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        how = None
+        if scope["type"] == "http":
+            how = self.state.take_lost_answer(str(scope.get("method", "")))
+        if how is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, swallow)
+        if how == "503":
+            await _send_bare(send, 503)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"512")],
+            }
+        )
+        await send({"type": "http.response.body", "body": b'{"code": 200, ', "more_body": True})
+        raise DroppedConnection("answer lost after the request was carried out")
+
+
+async def _send_bare(send: Send, status: int) -> None:
+    headers = [(b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def run_clue_emulator(
@@ -68,6 +117,8 @@ def run_clue_emulator(
     timeout_rate: float = 0.0,
     drop_rate: float = 0.0,
     seed: int = 0,
+    api_base: str = "/v1",
+    duplicate_keys: str = "refuse",
     host: str = LOOPBACK,
 ) -> None:
     """Serve one CLUe place on `host:port` until interrupted (blocking).
@@ -76,7 +127,13 @@ def run_clue_emulator(
     documents; CLUe's own limit is *unverified*. `rate_limit=None` turns it off.
     """
     state = ClueState(
-        place_id=place_id, api_key=api_key, rate_limit=rate_limit, window_s=window_s, seed=seed
+        place_id=place_id,
+        api_key=api_key,
+        rate_limit=rate_limit,
+        window_s=window_s,
+        seed=seed,
+        api_base=api_base,
+        duplicate_keys=duplicate_keys,
     )
     faults = Faults(
         latency_ms=latency_ms,

@@ -8,10 +8,19 @@ uvicorn serves the app on a background thread while the test thread calls in.
 A refused operation raises `ClueApiError(status, message)`; the app sends it as the
 guide's error shape `{code, status: false, message}`.
 
-Choices where the real service's behaviour is *unverified*:
-- a `user.key` that already exists in the place is refused with 409 and a message
-  containing "already exists" (on create, and on an update that would take another
-  auth's key);
+Profiles (fields of `ClueState`, flags of `syncd emulate clue`), for behaviours the guides
+leave open:
+- `api_base`: "/v1" (default: auths at `/v1/places/{placeId}/auths`, the newer guide) or
+  "/v1/be" (the older quick start); see `syncd.emulators.clue` for the events paths;
+- `duplicate_keys`: what a `user.key` that already exists in the place gets, on create
+  and on an update that would take another auth's key: "refuse" (default: 409 with a
+  message containing "already exists"), "refuse-400" (400 with that message) or
+  "accept" (a second auth with the same key is made, as nothing public rules out);
+- `lose_answers(count, method, how)`: the next `count` requests of `method` are carried
+  out in full and their answer is then lost ("drop": the connection closes midway;
+  "503": a bare 503) — a create whose outcome the client cannot know.
+
+Other choices where the real service's behaviour is *unverified*:
 - events of our own making record every auth change: `AUTH_CREATED`, `AUTH_UPDATED`,
   `AUTH_DEACTIVATED` (an update from ACTIVE to INACTIVE), `AUTH_DELETED`, each with
   `authId`, `userId` (the user key), `userName`; access events (`DEV_FACE_AUTH_SUCCESS`,
@@ -38,6 +47,9 @@ from typing import Any
 from syncd.emulators import clue_validate
 
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+API_BASES = ("/v1", "/v1/be")
+DUPLICATE_KEY_PROFILES = ("refuse", "refuse-400", "accept")
+LOST_ANSWER_KINDS = frozenset({"drop", "503"})
 
 
 class ClueApiError(Exception):
@@ -122,11 +134,20 @@ class ClueState:
     requests: deque[RequestRecord] = field(default_factory=lambda: deque(maxlen=10_000))
     forced_429: int = 0
     forced_retry_after_s: int = 1
+    api_base: str = "/v1"
+    duplicate_keys: str = "refuse"
+    lost_answers: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _next_auth_id: int = field(default=1000, init=False)
     _next_user_id: int = field(default=5000, init=False)
     _next_local_log_id: int = field(default=1, init=False)
     _buckets: dict[str, TokenBucket] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.api_base not in API_BASES:
+            raise ValueError(f"api_base: one of {API_BASES}")
+        if self.duplicate_keys not in DUPLICATE_KEY_PROFILES:
+            raise ValueError(f"duplicate_keys: one of {DUPLICATE_KEY_PROFILES}")
 
     # --- access control -------------------------------------------------------------
 
@@ -156,6 +177,23 @@ class ClueState:
         with self.lock:
             self.forced_429 = count
             self.forced_retry_after_s = retry_after_s
+
+    def lose_answers(self, count: int, *, method: str = "POST", how: str = "drop") -> None:
+        """Carry out the next `count` requests of `method`, then lose their answers
+        (`how`: "drop" closes the connection midway, "503" answers a bare 503)."""
+        if how not in LOST_ANSWER_KINDS:
+            raise ValueError(f"how: one of {sorted(LOST_ANSWER_KINDS)}")
+        with self.lock:
+            self.lost_answers.extend([(method.upper(), how)] * count)
+
+    def take_lost_answer(self, method: str) -> str | None:
+        """Return how the answer to this `method` request is lost (None: it is not)."""
+        with self.lock:
+            for index, (lost_method, how) in enumerate(self.lost_answers):
+                if lost_method == method.upper():
+                    del self.lost_answers[index]
+                    return how
+            return None
 
     def record_request(self, method: str, path: str) -> None:
         """Note an admitted request (tests measure pacing with these)."""
@@ -232,6 +270,11 @@ class ClueState:
         """The stored auth whose user key is `key`, if any (for tests)."""
         with self.lock:
             return next((a for a in self.auths.values() if a.key == key), None)
+
+    def auths_by_key(self, key: str) -> list[StoredAuth]:
+        """Every stored auth whose user key is `key`, in authId order (for tests)."""
+        with self.lock:
+            return [self.auths[i] for i in sorted(self.auths) if self.auths[i].key == key]
 
     def render(self, stored: StoredAuth) -> dict[str, Any]:
         """The response `data` object for `stored`, shaped like the guide's sample."""
@@ -336,9 +379,13 @@ class ClueState:
         return body["user"], body["auth"]
 
     def _refuse_taken_key(self, key: str, own_id: int | None) -> None:
+        if self.duplicate_keys == "accept":
+            return
         holder = self.auth_by_key(key)
         if holder is not None and holder.auth_id != own_id:
-            raise ClueApiError(409, f"user.key {key!r} already exists in place {self.place_id}")
+            status = 400 if self.duplicate_keys == "refuse-400" else 409
+            message = f"user.key {key!r} already exists in place {self.place_id}"
+            raise ClueApiError(status, message)
 
     def _get(self, auth_id: int) -> StoredAuth:
         stored = self.auths.get(auth_id)

@@ -46,14 +46,21 @@ class StoredEvent:
 
 
 def _insert(engine: sa.Engine) -> sa.Insert:
+    # RETURNING counts what was inserted: on PostgreSQL (psycopg) the rowcount of an
+    # insert SQLAlchemy gave an implicit RETURNING reads 0 though the row was stored.
     name = engine.dialect.name
+    statement: sa.Insert
     if name == "postgresql":
-        return postgresql.insert(events).on_conflict_do_nothing(
+        statement = postgresql.insert(events).on_conflict_do_nothing(
             index_elements=["target", "remote_id"]
         )
-    if name == "sqlite":
-        return sqlite.insert(events).on_conflict_do_nothing(index_elements=["target", "remote_id"])
-    raise LedgerError(f"events: unsupported ledger database {name!r}")
+    elif name == "sqlite":
+        statement = sqlite.insert(events).on_conflict_do_nothing(
+            index_elements=["target", "remote_id"]
+        )
+    else:
+        raise LedgerError(f"events: unsupported ledger database {name!r}")
+    return statement.returning(events.c.id)
 
 
 def store_events(engine: sa.Engine, batch: Iterable[AccessEvent], now: datetime) -> int:
@@ -76,7 +83,7 @@ def store_events(engine: sa.Engine, batch: Iterable[AccessEvent], now: datetime)
                         "collected_at": now,
                     },
                 )
-                stored += max(result.rowcount, 0)
+                stored += len(result.all())
     except sa.exc.OperationalError as exc:
         raise LedgerError(f"ledger unreachable: {exc.orig}") from None
     return stored

@@ -271,13 +271,31 @@ async def test_emulator_refuses_windows_over_seven_days(clue_server: EmulatorSer
             "/v1/be/events", params=params, headers={"Authorization": CLUE_API_KEY}
         )
         anonymous = await http.get("/v1/be/events")
-        elsewhere = await http.get(
-            "/v1/be/places/999/auths", headers={"Authorization": CLUE_API_KEY}
-        )
+        elsewhere = await http.get("/v1/places/999/auths", headers={"Authorization": CLUE_API_KEY})
     assert response.status_code == 400 and "7 days" in response.json()["message"]
     assert anonymous.status_code == 401
     assert anonymous.json()["code"] == 401 and anonymous.json()["status"] is False
     assert elsewhere.status_code == 404
+    assert "place 999 not found" in elsewhere.json()["message"]
+
+
+@pytest.mark.parametrize(("api_base", "served"), [("/v1", True), ("/v1/be", False)])
+async def test_audit_logs_path_is_served_only_in_the_newer_layout(
+    clue_state: ClueState, api_base: str, served: bool
+) -> None:
+    clue_state.api_base = api_base
+    at = int(time.time() * 1000)
+    clue_state.add_access_event("DEV_FACE_AUTH_SUCCESS", at_ms=at)
+    with EmulatorServer(create_clue_app(clue_state)) as server:
+        async with client(server.url, events_path="/v1/audit-logs") as clue:
+            if served:
+                events = [e async for e in clue.iter_events(since_ms=at - 1, until_ms=at)]
+                assert [e["eventType"] for e in events] == ["DEV_FACE_AUTH_SUCCESS"]
+            else:
+                with pytest.raises(ClueRejected) as caught:
+                    async for _ in clue.iter_events(since_ms=at - 1, until_ms=at):
+                        pass
+                assert caught.value.status == 404
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import asyncio
 import pytest
 
 from syncd.emulators.clue import create_clue_app
+from syncd.emulators.clue_state import DUPLICATE_KEY_PROFILES
 from syncd.emulators.hr_sample import read_people_csv
 from syncd.emulators.server import EmulatorServer
 from syncd.targets.clue.target import auth_body
@@ -24,8 +25,12 @@ pytestmark = pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)
 CLOUD_ONLY = ("apply", "--yes", "--target", "cloud")
 
 
-def test_crash_after_cloud_success_does_not_duplicate(syncd_clue_env: ClueEnv) -> None:
+@pytest.mark.parametrize("duplicates", DUPLICATE_KEY_PROFILES)
+def test_crash_after_cloud_success_does_not_duplicate(
+    syncd_clue_env: ClueEnv, duplicates: str
+) -> None:
     clue = syncd_clue_env
+    clue.state.duplicate_keys = duplicates  # "accept": nothing would stop a second create
     row = read_people_csv(clue.env.csv_path)[0]
     key = row["employee_id"]
     # CLUe took the create, then syncd died before the ledger commit: the auth exists

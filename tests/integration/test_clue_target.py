@@ -90,7 +90,7 @@ async def test_a_wrong_item_path_never_reads_as_deleted(
     async with good.session() as session:
         auth_id = await session.apply(action(good, "E1", Op.CREATE))
     wrong = make_target(
-        clue_server.url, key_env, auth_item_path="/v1/be/places/{place_id}/auth/{auth_id}"
+        clue_server.url, key_env, auth_item_path="/v1/places/{place_id}/auth/{auth_id}"
     )
     async with wrong.session() as session:
         with pytest.raises(UnknownAuth):

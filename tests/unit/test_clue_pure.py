@@ -10,7 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
+from syncd.config import ClueTargetConfig, SecretRef
 from syncd.emulators import clue_validate
 from syncd.emulators.clue_state import SEVEN_DAYS_MS, ClueApiError, ClueState, TokenBucket
 from syncd.targets.clue.client import (
@@ -176,3 +178,41 @@ def test_state_refuses_duplicate_key_on_update() -> None:
     with pytest.raises(ClueApiError) as caught:
         state.update_auth(first["authId"], {"user": {"key": "b", "name": "A"}, "auth": base})
     assert caught.value.status == 409 and "already exists" in caught.value.message
+
+
+def _config(**settings: Any) -> ClueTargetConfig:
+    return ClueTargetConfig(type="clue", place_id=1, api_key=SecretRef(env="K"), **settings)
+
+
+def test_auth_paths_default_to_the_newer_guide() -> None:
+    assert _config().clue_auth_paths() == (
+        "/v1/places/{place_id}/auths",
+        "/v1/places/{place_id}/auths/{auth_id}",
+    )
+    assert _config().events_path == "/v1/be/events"  # the only documented events query
+
+
+def test_api_base_and_overrides() -> None:
+    assert _config(api_base="/v1/be").clue_auth_paths() == (
+        "/v1/be/places/{place_id}/auths",
+        "/v1/be/places/{place_id}/auths/{auth_id}",
+    )
+    custom = _config(auth_path="/api/p/{place_id}/a")
+    assert custom.clue_auth_paths() == ("/api/p/{place_id}/a", "/api/p/{place_id}/a/{auth_id}")
+    item = _config(auth_item_path="/x/{place_id}/auth/{auth_id}")
+    assert item.clue_auth_paths()[1] == "/x/{place_id}/auth/{auth_id}"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"api_base": "v1"},
+        {"api_base": "/v1/"},
+        {"auth_path": "/v1/auths"},
+        {"auth_item_path": "/v1/places/{place_id}/auths"},
+        {"events_overlap_s": -1},
+    ],
+)
+def test_bad_paths_and_overlap_are_refused(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        _config(**settings)

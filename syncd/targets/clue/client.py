@@ -9,8 +9,11 @@
         ├── ClueTlsError               + PermanentTargetError: server certificate not trusted
         │                              (both target-level: every call would fail alike)
         ├── ClueRejected               + PermanentTargetError: 400 and other 4xx (server message)
+        │   └── AuthListUnavailable    the auths list is missing (404/405) or does not page:
+        │                              target-level (no lookup by key, so no create)
         ├── AuthKeyExists              + PermanentTargetError: user.key already in the place
-        └── UnknownAuth                + PermanentTargetError: no auth with that id (404)
+        ├── UnknownAuth                + PermanentTargetError: no auth with that id (404)
+        └── DuplicateAuths             + PermanentTargetError: several auths share a user.key
 
 Contract:
 - TLS verification is always on: against `ca_file` when given, else the system's trust
@@ -26,10 +29,20 @@ Contract:
 - The service may answer HTTP 200 with `status: false` in the body; then the body's
   `code` decides, as if it were the HTTP status.
 
-*Unverified* (the public guide shows only create and the events query): the update,
-delete, get and list paths (configurable), the shape of a list answer (a `data` list with
-`total`, or a `data.content` page), and how a duplicate `user.key` is refused (we take
-409, or 400 whose message says "already exists").
+- A write whose outcome is unknown (ClueUnavailable: a timeout, a dropped connection,
+  408 or 5xx) may have been carried out. The client never sends it again itself; the
+  session (`syncd.targets.clue.target`) looks the auth up by key before any create.
+
+Paths: the auths collection defaults to the newer guide's `/v1/places/{place_id}/auths`
+(the older quick start has `/v1/be/places/…`); the events query to the quick start's
+`/v1/be/events`, the only one documented with its parameters (`ClueTargetConfig`).
+
+*Unverified* (the guides show create, "add, update and delete" by name, and the events
+query): the item path (`{auths}/{auth_id}`), the update verb (PUT of the whole body), the
+list (GET on the collection with `page`/`size`, 0-based) and the shape of its answer (a
+`data` list with `total`, or a `data.content` page), and how a duplicate `user.key` is
+answered (refused with 409, or 400 whose message says "already exists" — or accepted,
+making a second auth: syncd never relies on the refusal).
 """
 
 from __future__ import annotations
@@ -48,12 +61,14 @@ import httpx
 from syncd.errors import cut
 from syncd.targets.clue.errors import (
     AuthKeyExists,
+    AuthListUnavailable,
     ClueError,
     ClueKeyRefused,
     ClueRateLimited,
     ClueRejected,
     ClueTlsError,
     ClueUnavailable,
+    DuplicateAuths,
     NotFound,
     UnknownAuth,
     error_for_status,
@@ -64,6 +79,7 @@ from syncd.targets.clue.timing import RETRY_AFTER_CAP_S, event_windows, retry_af
 __all__ = [
     "RETRY_AFTER_CAP_S",
     "AuthKeyExists",
+    "AuthListUnavailable",
     "ClueAuth",
     "ClueClient",
     "ClueError",
@@ -72,6 +88,7 @@ __all__ = [
     "ClueRejected",
     "ClueTlsError",
     "ClueUnavailable",
+    "DuplicateAuths",
     "UnknownAuth",
     "event_windows",
     "retry_after_s",
@@ -127,8 +144,8 @@ class ClueClient:
         timeout_s: float = 15.0,
         min_interval_ms: int = 300,
         ca_file: Path | None = None,
-        auth_path: str = "/v1/be/places/{place_id}/auths",
-        auth_item_path: str = "/v1/be/places/{place_id}/auths/{auth_id}",
+        auth_path: str = "/v1/places/{place_id}/auths",
+        auth_item_path: str = "/v1/places/{place_id}/auths/{auth_id}",
         events_path: str = "/v1/be/events",
         max_retries_429: int = 8,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -215,25 +232,38 @@ class ClueClient:
     async def iter_auths(self, *, page_size: int = 100) -> AsyncIterator[ClueAuth]:
         """Yield every auth of the place, page by page (page 0-based).
 
-        Raise ClueRejected if the server does not advance through pages (a list cut
-        short must never read as "these auths are gone").
+        Raise AuthListUnavailable if the list path is missing (404, 405) or the server
+        does not advance through pages (a list cut short must never read as "these auths
+        are gone").
         """
         seen: set[int] = set()
         page = 0
         while True:
-            params = {"page": page, "size": page_size}
-            answer = await self._request("GET", self._collection(), params=params)
+            answer = await self._list_page(page, page_size)
             items, total = _items(answer)
             fresh = [ClueAuth.from_data(item) for item in items]
             fresh = [auth for auth in fresh if auth.auth_id not in seen]
             if items and not fresh:
-                raise ClueRejected(f"CLUe list paging did not advance at page {page}")
+                raise AuthListUnavailable(f"CLUe list paging did not advance at page {page}")
             for auth in fresh:
                 seen.add(auth.auth_id)
                 yield auth
             if _last_page(len(items), page_size, len(seen), total):
                 return
             page += 1
+
+    async def _list_page(self, page: int, page_size: int) -> dict[str, Any]:
+        params = {"page": page, "size": page_size}
+        try:
+            return await self._request("GET", self._collection(), params=params)
+        except ClueRejected as exc:
+            if exc.status not in (404, 405):
+                raise
+            raise AuthListUnavailable(
+                f"{exc}; syncd looks auths up by key in this list before it creates one "
+                "(check api_base / auth_path)",
+                exc.status,
+            ) from None
 
     # --- events ---------------------------------------------------------------------
 

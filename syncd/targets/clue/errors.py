@@ -58,6 +58,19 @@ class UnknownAuth(ClueError, PermanentTargetError):
     """No auth with this id in the place (404 on an auth's path)."""
 
 
+class DuplicateAuths(ClueError, PermanentTargetError):
+    """The place holds more than one auth with this `user.key` (a CLUe that accepts
+    duplicates, written to before syncd looked keys up): which one is meant is not
+    guessed; an administrator removes the extra ones."""
+
+
+class AuthListUnavailable(ClueRejected):
+    """The auths list (GET on the collection path) is refused or missing: without it an
+    auth cannot be looked up by key, so no create is sent (it might duplicate)."""
+
+    target_level = True
+
+
 NotFound = Callable[[str], ClueError]
 
 

@@ -1,16 +1,17 @@
 """A CLUe place's events as `AccessEvent`s (the `CollectsEvents` capability).
 
-The cursor is the last `eventAt` seen (epoch ms). A read covers from the cursor less
-`CLUE_OVERLAP_MS` (events that reach the cloud late, from a device that was offline,
-still get read; the ledger stores each event once) up to now, in windows of at most 7
-days (`ClueClient.iter_events`). Without a cursor the first read goes back
-`events_lookback_days`. The person is the one whose auth the event names (`authId` →
-the ledger's remote id, `EventQuery.person_keys`), else the event's `userId`.
+The cursor is the last `eventAt` seen (epoch ms). A read covers from where the target
+says (`ClueTarget.events_read_from`: the cursor less `events_overlap_s`, so events that
+reach the cloud late, from a device that was offline, still get read; the ledger stores
+each event once; without a cursor, `events_lookback_days` back) up to now, in windows of
+at most 7 days (`ClueClient.iter_events`). The person is the one whose auth the event
+names (`authId` → the ledger's remote id, `EventQuery.person_keys`), else the event's
+`userId`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,29 +21,26 @@ from syncd.targets.base import EventBatch, EventQuery
 from syncd.targets.clue.client import ClueClient
 from syncd.targets.clue.timing import EPOCH, epoch_ms
 
-CLUE_OVERLAP_MS = 10 * 60 * 1000
-DAY_MS = 24 * 3600 * 1000
+ReadFrom = Callable[[int | None, int], int]
+"""Given (cursor ms or None, now ms), return the epoch ms a read starts from."""
 
 
 class ClueEventReader:
     """Reads one place's events through an open client (`EventReader`)."""
 
-    def __init__(self, client: ClueClient, *, name: str, lookback_days: int) -> None:
+    def __init__(self, client: ClueClient, *, name: str, read_from: ReadFrom) -> None:
         self.client = client
         self.name = name
-        self.lookback_days = lookback_days
+        self.read_from = read_from
 
     async def read(self, query: EventQuery) -> EventBatch:
         """Return the events since the cursor (less the overlap) and the newest `eventAt`."""
         now_ms = epoch_ms(query.now)
         cursor = query.cursor
-        if cursor is not None:
-            since = int(cursor) - CLUE_OVERLAP_MS
-        else:
-            since = now_ms - self.lookback_days * DAY_MS
+        since = self.read_from(None if cursor is None else int(cursor), now_ms)
         batch: list[AccessEvent] = []
         last = int(cursor) if cursor is not None else None
-        async for raw in self.client.iter_events(since_ms=max(since, 0), until_ms=now_ms):
+        async for raw in self.client.iter_events(since_ms=since, until_ms=now_ms):
             event = clue_event(self.name, raw, query.person_keys, query.now)
             batch.append(event)
             at = epoch_ms(event.occurred_at)

@@ -21,11 +21,17 @@ it back into the body CLUe takes. Fields:
 A disabled person always renders (window and doors fall back to harmless values), so
 a leaver can always be switched to INACTIVE.
 
-Apply: create → `create_auth`, remote id = str(authId); a key that already exists (a
-crash between CLUe's success and the ledger commit) → find it by key, then update.
-Update/disable → `update_auth` on the remote id (found by key when unknown; re-created
-when removed by hand). Delete → `delete_auth`; a 404 counts as done only once a lookup
-by key confirms the auth is gone (a wrong path must never read as "deleted").
+Apply: create → look the person's key up in the place's auths (read once per session,
+`syncd.targets.clue.known`), update the auth found, else `create_auth`; remote id =
+str(authId). So a create retried after an unknown outcome (timeout, drop, 5xx; in this
+run, a later one, or after a crash between CLUe's success and the ledger commit) finds
+the auth its first try made and never makes a second one, whether CLUe refuses a
+duplicate `user.key` (409 / 400 "already exists": then read the list again and update)
+or accepts it. Several auths with one key are reported (DuplicateAuths), never guessed
+between. Update/disable → `update_auth` on the remote id (found by key when unknown;
+re-created when removed by hand). Delete → `delete_auth`; a 404 counts as done only once
+a fresh lookup by key confirms the auth is gone (a wrong path must never read as
+"deleted").
 Opening a session checks the API key and TLS with one events query; should either
 still be refused later, the session stops calling CLUe and the remaining actions fail
 at once with the same error.
@@ -48,20 +54,23 @@ from syncd.model import Action, Enrollment, Op, Person, Record, Status
 from syncd.targets.base import EventReader, TargetSession, selects_by_groups
 from syncd.targets.clue.client import (
     AuthKeyExists,
-    ClueAuth,
+    AuthListUnavailable,
     ClueClient,
     ClueError,
     ClueKeyRefused,
     ClueTlsError,
+    ClueUnavailable,
     UnknownAuth,
 )
 from syncd.targets.clue.events import ClueEventReader
+from syncd.targets.clue.known import KnownAuths
 from syncd.targets.clue.timing import EPOCH, epoch_ms
 
 __all__ = ["EPOCH", "ClueSession", "ClueTarget", "FaceImageLoader", "auth_body", "epoch_ms"]
 
 FACE_MODALITY = "face_image"
 OPEN_START = datetime(2000, 1, 1)  # wall time in the target's zone
+DAY_MS = 24 * 3600 * 1000
 
 FaceImageLoader = Callable[[str, str], Awaitable[bytes]]
 """Given (person key, enrollment digest), return the face image's JPEG bytes."""
@@ -165,9 +174,27 @@ class ClueTarget:
         """Return True if the record lets its person through."""
         return record.get("activeStatus") == "ACTIVE"
 
+    def events_read_from(self, cursor_ms: int | None, now_ms: int) -> int:
+        """Return the epoch ms an events read starts from (never below 0).
+
+        `cursor_ms` is the newest `eventAt` already stored (None: never collected). The
+        read goes `events_overlap_s` back before it, because a device that was offline
+        uploads its events late with their own, earlier times; what is read twice is
+        stored once (the ledger's unique (target, logId)). An event uploaded later than
+        the overlap after newer ones were stored is missed (*unverified*: how late CLUe
+        devices upload is not documented; raise the overlap for sites that lose
+        connectivity for long). The first read goes `events_lookback_days` back.
+        """
+        if cursor_ms is None:
+            since = now_ms - self.config.events_lookback_days * DAY_MS
+        else:
+            since = min(cursor_ms, now_ms) - self.config.events_overlap_s * 1000
+        return max(since, 0)
+
     def client(self) -> ClueClient:
         """Return a client for this place (API key read now; raise ConfigError if absent)."""
         config = self.config
+        auth_path, auth_item_path = config.clue_auth_paths()
         return ClueClient(
             base_url=config.url,
             place_id=config.place_id,
@@ -175,8 +202,8 @@ class ClueTarget:
             timeout_s=config.timeout_s,
             min_interval_ms=config.min_interval_ms,
             ca_file=config.ca_file,
-            auth_path=config.auth_path,
-            auth_item_path=config.auth_item_path,
+            auth_path=auth_path,
+            auth_item_path=auth_item_path,
             events_path=config.events_path,
             transport=self._transport,
         )
@@ -197,9 +224,7 @@ class ClueTarget:
     async def events(self) -> AsyncIterator[EventReader]:
         """Open the place's HTTP client for reading its events (`CollectsEvents`)."""
         async with self.client() as client:
-            yield ClueEventReader(
-                client, name=self.name, lookback_days=self.config.events_lookback_days
-            )
+            yield ClueEventReader(client, name=self.name, read_from=self.events_read_from)
 
 
 async def _check_access(client: ClueClient) -> None:
@@ -248,11 +273,17 @@ def _auth_id(remote_id: str | None) -> int | None:
 
 
 class ClueSession:
-    """The actions of one run on one CLUe place."""
+    """The actions of one run on one CLUe place.
+
+    No create is sent before the place's auths were looked up by the person's key
+    (`KnownAuths`): an auth found is updated instead, so a retried create never makes
+    a second auth, whatever CLUe does with a duplicate `user.key`.
+    """
 
     def __init__(self, client: ClueClient, face_images: FaceImageLoader | None) -> None:
         self.client = client
         self._face_images = face_images
+        self._known = KnownAuths(client)
         self._fatal: ClueError | None = None
 
     async def apply(self, action: Action) -> str | None:
@@ -261,8 +292,13 @@ class ClueSession:
             raise type(self._fatal)(str(self._fatal), self._fatal.status)
         try:
             return await self._apply(action)
-        except (ClueKeyRefused, ClueTlsError) as exc:
+        except (ClueKeyRefused, ClueTlsError, AuthListUnavailable) as exc:
             self._fatal = exc  # every later call would fail the same way
+            raise
+        except ClueUnavailable:
+            # The write may have been carried out all the same: the next lookup by key
+            # must read what CLUe holds now, not this session's copy.
+            self._known.forget_all()
             raise
 
     async def _apply(self, action: Action) -> str | None:
@@ -284,50 +320,56 @@ class ClueSession:
         return await auth_body(action.record, faces if loader is not None else None)
 
     async def _create(self, key: str, body: Mapping[str, Any]) -> str:
+        """Update the auth with user key `key` if the place holds one, else create it."""
+        found = await self._known.one(key)
+        if found is not None:
+            return await self._overwrite(found.auth_id, body)
         try:
             created = await self.client.create_auth(body)
         except AuthKeyExists:
-            found = await self._find(key)
+            # Made since the list was read (in the console, say): read it again.
+            found = await self._known.one(key, fresh=True)
             if found is None:
                 raise  # refused as existing, yet not listed: do not guess
-            created = await self.client.update_auth(found.auth_id, body)
+            return await self._overwrite(found.auth_id, body)
+        self._known.written(created)
         return str(created.auth_id)
+
+    async def _overwrite(self, auth_id: int, body: Mapping[str, Any]) -> str:
+        updated = await self.client.update_auth(auth_id, body)
+        self._known.written(updated)
+        return str(updated.auth_id)
 
     async def _update(self, action: Action, body: Mapping[str, Any]) -> str:
         auth_id = _auth_id(action.remote_id)
         if auth_id is None:
-            found = await self._find(action.person_key)
-            if found is None:
-                return await self._create(action.person_key, body)
-            auth_id = found.auth_id
+            return await self._create(action.person_key, body)  # looks the key up first
         try:
-            updated = await self.client.update_auth(auth_id, body)
+            return await self._overwrite(auth_id, body)
         except UnknownAuth:
-            found = await self._find(action.person_key)
+            found = await self._known.one(action.person_key, fresh=True)
             if found is None:
                 return await self._create(action.person_key, body)  # removed by hand
             if found.auth_id == auth_id:
                 raise  # listed yet "unknown": a wrong item path, not a missing auth
-            updated = await self.client.update_auth(found.auth_id, body)
-        return str(updated.auth_id)
+            return await self._overwrite(found.auth_id, body)
 
     async def _delete(self, action: Action) -> str | None:
         auth_id = _auth_id(action.remote_id)
         if auth_id is None:
-            found = await self._find(action.person_key)
+            found = await self._known.one(action.person_key)
             if found is None:
                 return action.remote_id
             auth_id = found.auth_id
         try:
             await self.client.delete_auth(auth_id)
         except UnknownAuth:
-            found = await self._find(action.person_key)
+            found = await self._known.one(action.person_key, fresh=True)
             if found is None:
                 return action.remote_id  # confirmed gone
             if found.auth_id == auth_id:
                 raise  # listed yet "unknown": a wrong item path, not a missing auth
-            await self.client.delete_auth(found.auth_id)
+            auth_id = found.auth_id
+            await self.client.delete_auth(auth_id)
+        self._known.removed(auth_id)
         return str(auth_id)
-
-    async def _find(self, key: str) -> ClueAuth | None:
-        return await self.client.find_auth_by_key(key)
