@@ -14,7 +14,7 @@ import sys
 import typer
 from rich.console import Console
 
-from syncd.cli import admin, backfill, commands, demo, device, emulate, events
+from syncd.cli import admin, backfill, commands, demo, device, emulate, events, unlock
 from syncd.cli import daemon as daemon_cli
 from syncd.errors import SyncdError, exit_code
 
@@ -31,6 +31,7 @@ admin.register(app)
 device.register(app)
 daemon_cli.register(app)
 events.register(app)
+unlock.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(emulate.app, name="emulate")
 

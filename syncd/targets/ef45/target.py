@@ -32,7 +32,7 @@ from syncd.config import Ef45TargetConfig
 from syncd.model import Action, Enrollment, Op, Person, Record, Status
 from syncd.targets.base import TargetSession, selects_by_groups
 from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
-from syncd.targets.ef45.lockstate import LockMemo
+from syncd.targets.ef45.lockstate import LockMemo, policy_of
 from syncd.targets.ef45.observe import observe_users
 from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
 from syncd.targets.templates import TemplateLoader
@@ -155,6 +155,7 @@ class Ef45Target:
             page_size=config.page_size,
             transport=self._transport,
             lock_memo=self.lock_memo,
+            lock_policy=policy_of(config),
         )
 
     async def observe(self) -> dict[str, Record]:
