@@ -89,10 +89,10 @@ class Watching(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.steals += request.method == "PUT" and request.url.path.endswith("/lock")
         response = await self.inner.handle_async_request(request)
-        if request.method == "POST" and request.url.path.endswith("/lock"):
-            if 400 <= response.status_code < 500:
-                self.refused += 1
-                self.on_busy()
+        lock_request = request.method == "POST" and request.url.path.endswith("/lock")
+        if lock_request and 400 <= response.status_code < 500:
+            self.refused += 1
+            self.on_busy()
         return response
 
     async def aclose(self) -> None:
