@@ -1,6 +1,7 @@
 """The `syncd` command line. Errors become exit codes here, in one place.
 
-Exit codes: 0 success; 1 `plan --check` found pending changes; 2 an unexpected error;
+Exit codes: 0 success; 1 `plan --check` found pending changes (`unlock`: refused or
+declined); 2 an unexpected error;
 3 configuration; 4 source refused or unreadable; 5 ledger; 6 saved plan stale;
 7 actions blocked by a safety cap; 8 target failures or deferred actions; 9 source
 records skipped. `apply` gives the first of 8, 7, 9; `plan --check` 9 before 1
