@@ -223,6 +223,14 @@ class Ef45TargetConfig(_Strict):
     groups: tuple[str, ...] = ()
     timeout_s: float = Field(default=10.0, gt=0)
     steal_lock: bool = False
+    """Take the lock from whoever holds it (`PUT /lock`), e.g. an operator enrolling at
+    the vendor software. Off: a lock held by anyone else is never taken."""
+    lock_wait_s: float = Field(default=30.0, ge=0, le=3600)
+    """After an unanswered lock request of syncd's (which the device may still grant, to
+    nobody), how long the next session waits for the lock to come free before LockBusy."""
+    lost_lock_statuses: tuple[int, ...] = Field(default=(401, 403, 423), min_length=1)
+    """Statuses of a locked call that mean "the device forgot the lock" (retaken once).
+    *Unverified* on real hardware: `syncd probe` checks it."""
     batch_min_version: str = "1.3.0"
     page_size: int = Field(default=50, ge=1, le=1000)
     time_zone: str = "UTC"

@@ -5,7 +5,7 @@
     ├── SourceError                 exit 4: the source of truth could not be read safely
     │   └── SourceRefused           the read looked wrong (empty, shrunk) and was refused
     ├── LedgerError                 exit 5: the ledger is unreachable or its schema outdated
-    │   └── RunLockBusy             another apply holds the run lock
+    │   └── RunLockBusy             another syncd process holds the run lock
     ├── PlanStale                   exit 6: a saved plan no longer matches ledger or source
     ├── SafetyBlocked               exit 7: actions were held back by a safety cap
     ├── RecordError                 one source record cannot be mapped (the read goes on)
@@ -83,7 +83,8 @@ class LedgerError(SyncdError):
 
 
 class RunLockBusy(LedgerError):
-    """Another apply (the daemon or an administrator) holds the run lock."""
+    """Another syncd process (the daemon or an administrator) holds the run lock: it
+    works on the terminals (apply, backfill, events, device clock, unlock)."""
 
 
 class PlanStale(SyncdError):

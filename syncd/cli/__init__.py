@@ -1,6 +1,7 @@
 """The `syncd` command line. Errors become exit codes here, in one place.
 
-Exit codes: 0 success; 1 `plan --check` found pending changes; 2 an unexpected error;
+Exit codes: 0 success; 1 `plan --check` found pending changes (`unlock`: refused or
+declined); 2 an unexpected error;
 3 configuration; 4 source refused or unreadable; 5 ledger; 6 saved plan stale;
 7 actions blocked by a safety cap; 8 target failures or deferred actions; 9 source
 records skipped. `apply` gives the first of 8, 7, 9; `plan --check` 9 before 1
@@ -14,7 +15,7 @@ import sys
 import typer
 from rich.console import Console
 
-from syncd.cli import admin, backfill, commands, demo, device, emulate, events
+from syncd.cli import admin, backfill, commands, demo, device, emulate, events, unlock
 from syncd.cli import daemon as daemon_cli
 from syncd.errors import SyncdError, exit_code
 
@@ -31,6 +32,7 @@ admin.register(app)
 device.register(app)
 daemon_cli.register(app)
 events.register(app)
+unlock.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(emulate.app, name="emulate")
 

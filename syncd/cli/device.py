@@ -12,6 +12,7 @@ from syncd.config import load_config
 from syncd.engine.clock import set_device_clocks
 from syncd.engine.run import Engine
 from syncd.errors import TargetError
+from syncd.ledger.runlock import run_lock
 
 console = Console()
 
@@ -25,15 +26,18 @@ def device_clock(
     config: ConfigOption = None,
     target: TargetOption = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print failures only.")] = False,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the run lock.")] = 0.0,
 ) -> None:
     """Set each EF-45 terminal's clock to the host's time in the terminal's time_zone.
 
-    Exit 8 if any terminal could not be set (the others are set all the same).
+    Holds the run lock (exit 5 while another syncd process holds it). Exit 8 if any
+    terminal could not be set (the others are set all the same).
     """
     only = frozenset(target) if target else None
     engine = Engine.from_config(load_config(config), only_targets=only)
     try:
-        results = set_device_clocks(engine)
+        with run_lock(engine.ledger.engine, wait_s=wait):
+            results = set_device_clocks(engine)
     finally:
         engine.close()
     failed = [r for r in results.values() if not r.ok]

@@ -16,6 +16,7 @@ from syncd.engine.run import Engine
 from syncd.errors import TargetError
 from syncd.ledger import migrate
 from syncd.ledger.events import StoredEvent, list_events
+from syncd.ledger.runlock import run_lock
 from syncd.ledger.store import create_ledger_engine
 
 ConfigOption = Annotated[
@@ -37,12 +38,17 @@ def collect(
     target: Annotated[
         list[str] | None, typer.Option("--target", "-t", help="Only this target (repeatable).")
     ] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for the run lock.")] = 0.0,
 ) -> None:
-    """Read new events from every target into the ledger; print the counts per target."""
+    """Read new events from every target into the ledger; print the counts per target.
+
+    Holds the run lock (exit 5 while another syncd process holds it): it locks terminals.
+    """
     only = frozenset(target) if target else None
     engine = Engine.from_config(load_config(config), only_targets=only)
     try:
-        report = collect_events(engine)
+        with run_lock(engine.ledger.engine, wait_s=wait):
+            report = collect_events(engine)
     finally:
         engine.close()
     console.print(_collect_table(report))

@@ -7,8 +7,10 @@
     device_clock    syncd.engine.clock.set_device_clocks        device_clock_cron (daily)
 
 Wiring a new job is one row of `JOBS`. An engine function is called as
-`fn(engine, trigger=…, stop=…)`, each keyword passed only when its signature takes it;
-it takes the run lock itself when it writes to targets. Schedules of 0 seconds or an
+`fn(engine, trigger=…, stop=…)`, each keyword passed only when its signature takes it,
+under the ledger's run lock (`run_job`): every job locks terminals, and no other syncd
+process may hold terminal sessions on the same ledger meanwhile (the lock is re-entrant,
+so `Engine.apply` taking it again costs nothing). Schedules of 0 seconds or an
 empty cron turn a job off; backfill reports "skipped" on a site without a template key.
 A reconcile whose sources had defective records logs the warning "source records
 skipped" with their count and reports the outcome "source_problems" instead of "ok".
@@ -35,6 +37,7 @@ from syncd.engine.clock import set_device_clocks
 from syncd.engine.events import collect_events
 from syncd.engine.run import Engine
 from syncd.errors import ConfigError
+from syncd.ledger.runlock import run_lock
 from syncd.sources.base import SourceProblem
 
 log = logging.getLogger(__name__)
@@ -144,6 +147,15 @@ def triggers(config: DaemonConfig) -> dict[str, BaseTrigger]:
     if problems:
         raise ConfigError("\n".join(problems))
     return result
+
+
+def run_job(
+    function: JobFunction, engine: Engine, *, trigger: str, stop: threading.Event
+) -> JobResult:
+    """Call the job under the ledger's run lock (see `call_job`); raise RunLockBusy if
+    another syncd process holds it."""
+    with run_lock(engine.ledger.engine):
+        return call_job(function, engine, trigger=trigger, stop=stop)
 
 
 def call_job(

@@ -27,7 +27,7 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from tzlocal import get_localzone
 
 from syncd.config import Config
-from syncd.daemon.jobs import JobFunction, JobResult, call_job
+from syncd.daemon.jobs import JobFunction, JobResult, run_job
 from syncd.engine.run import Engine
 from syncd.errors import RunLockBusy, SyncdError, cut
 
@@ -67,7 +67,7 @@ class JobRunner:
         result: JobResult | None = None
         try:
             engine = Engine.from_config(self.config())
-            result = call_job(self.functions[name], engine, trigger=trigger, stop=self.stop)
+            result = run_job(self.functions[name], engine, trigger=trigger, stop=self.stop)
         except RunLockBusy as exc:
             result = JobResult("busy", summary=str(exc))
             log.warning("job skipped: run lock busy", extra={**fields, "error": str(exc)})

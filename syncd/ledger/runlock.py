@@ -1,12 +1,21 @@
-"""The run lock: two applies (the daemon and an administrator) never overlap on one ledger.
+"""The run lock: two syncd processes never work on one ledger's terminals at once.
+
+It is also the one lock discipline for terminal sessions: every command that locks a
+terminal (apply, backfill, events collect, device-clock, unlock; the daemon's jobs)
+holds it first, so two syncd processes on one ledger never hold terminal sessions
+concurrently, and a second one (an `events collect` by hand during the daemon's apply)
+gets RunLockBusy instead of meeting the first one's terminal locks.
 
 PostgreSQL: a session-level advisory lock held on a dedicated connection for the whole
 apply. SQLite: a file lock beside the database file. `plan` takes no lock.
 `wait_s = 0` fails at once with RunLockBusy; a positive value waits that long first.
+Re-entrant per thread: a block that already holds the lock of a ledger (the daemon's
+job around `Engine.apply`) takes it again at no cost.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,15 +29,25 @@ from syncd.errors import RunLockBusy
 ADVISORY_KEY = 0x5359_4E43  # "SYNC"; the second half of the lock id is the schema's hash
 
 
+_held = threading.local()
+
+
 @contextmanager
 def run_lock(engine: sa.Engine, *, wait_s: float = 0.0) -> Iterator[None]:
-    """Hold the ledger's run lock for the block; raise RunLockBusy if another apply holds it."""
-    if engine.dialect.name == "postgresql":
-        with _advisory_lock(engine, wait_s):
+    """Hold the ledger's run lock for the block; raise RunLockBusy if another process (or
+    thread) holds it. Already held by this thread for this ledger: nothing more is done."""
+    key = engine.url.render_as_string(hide_password=True)
+    holding: set[str] = _held.__dict__.setdefault("keys", set())
+    if key in holding:
+        yield
+        return
+    take = _advisory_lock if engine.dialect.name == "postgresql" else _file_lock
+    with take(engine, wait_s):
+        holding.add(key)
+        try:
             yield
-    else:
-        with _file_lock(engine, wait_s):
-            yield
+        finally:
+            holding.discard(key)
 
 
 @contextmanager
@@ -43,7 +62,7 @@ def _advisory_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
         while not conn.execute(try_lock, {"key": ADVISORY_KEY}).scalar():
             conn.commit()
             if time.monotonic() >= deadline:
-                raise RunLockBusy("another syncd apply holds the ledger's run lock (PostgreSQL)")
+                raise RunLockBusy("another syncd process holds the ledger's run lock (PostgreSQL)")
             time.sleep(0.2)
         conn.commit()
         try:
@@ -66,7 +85,7 @@ def _file_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
     try:
         lock.acquire(timeout=wait_s)
     except Timeout:
-        raise RunLockBusy(f"another syncd apply holds the run lock ({lock.lock_file})") from None
+        raise RunLockBusy(f"another syncd process holds the run lock ({lock.lock_file})") from None
     try:
         yield
     finally:

@@ -88,6 +88,9 @@ class Ledger:
     def __init__(self, engine: sa.Engine, pins: PinKeys | None = None) -> None:
         self.engine = engine
         self.pins = pins
+        self.active_run: int | None = None
+        """The (non-dry) run this process is recording now: it names the terminal locks
+        taken meanwhile (`ledger.lockmemo`)."""
 
     @property
     def record_digest(self) -> Digest:
@@ -258,7 +261,7 @@ class Ledger:
     # runs and cursors ---------------------------------------------------------------------
 
     def start_run(self, *, kind: str, trigger: str, dry_run: bool, now: datetime) -> int:
-        """Record the start of a run; return its id."""
+        """Record the start of a run; return its id (a non-dry run becomes `active_run`)."""
         with self._begin() as conn:
             result = conn.execute(
                 runs.insert().values(
@@ -270,7 +273,10 @@ class Ledger:
                     counts="{}",
                 )
             )
-            return int(result.inserted_primary_key[0])
+            run_id = int(result.inserted_primary_key[0])
+        if not dry_run:
+            self.active_run = run_id
+        return run_id
 
     def finish_run(
         self,
@@ -282,6 +288,8 @@ class Ledger:
         message: str | None = None,
     ) -> None:
         """Record the end of a run with its outcome and counts."""
+        if self.active_run == run_id:
+            self.active_run = None
         with self._begin() as conn:
             conn.execute(
                 runs.update()

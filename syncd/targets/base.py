@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from syncd.model import AccessEvent, Action, Enrollment, Person, Record
+from syncd.owners import Owner
 
 
 class TargetSession(Protocol):
@@ -74,10 +75,20 @@ class Target(Protocol):
 
 
 class Memo(Protocol):
-    """Durable text a target keeps across sessions and processes (e.g. its lock's state).
+    """Durable text a target keeps across sessions and processes (e.g. its lock's state),
+    and who is using it (so that one syncd process never undoes another live one's work).
 
     The engine gives each target built through the registry its own (in the ledger).
     """
+
+    @property
+    def target(self) -> str:
+        """The configured name of the target (for `syncd unlock NAME` in messages)."""
+        ...
+
+    def owner(self) -> Owner:
+        """Return who writes through this memo: this process and its current run."""
+        ...
 
     def recall(self) -> str | None:
         """Return the text last remembered, or None."""

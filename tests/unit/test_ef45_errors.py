@@ -24,6 +24,7 @@ from syncd.targets.ef45.errors import (
     redact,
     secrets_of,
 )
+from syncd.targets.ef45.lockstate import DEFAULT_LOST_LOCK_STATUSES
 from syncd.targets.ef45.paging import iter_pages
 from syncd.targets.ef45.records import version_key
 
@@ -62,12 +63,13 @@ def test_error_for(status: int, text: str, kind: type[Exception]) -> None:
     assert str(error).startswith(f"{WHERE}: HTTP {status}")
 
 
-def test_lock_problems() -> None:
-    assert is_lock_problem(403, "")
-    assert is_lock_problem(400, "lock_uid is invalid")
-    assert not is_lock_problem(400, "blocked card")
-    assert not is_lock_problem(404, "")
-    assert not is_lock_problem(409, "")
+def test_lock_problems_are_decided_by_status_alone() -> None:
+    default = DEFAULT_LOST_LOCK_STATUSES
+    assert is_lock_problem(403, default) and is_lock_problem(423, default)
+    assert not is_lock_problem(400, default)  # a body speaking of the lock no longer counts
+    assert not is_lock_problem(404, default)
+    assert not is_lock_problem(409, default)
+    assert is_lock_problem(409, (409,)) and not is_lock_problem(403, (409,))
 
 
 def test_redact_removes_secrets_and_templates() -> None:

@@ -45,7 +45,7 @@ from syncd.targets.ef45.errors import (
     UnknownUser,
     UserExists,
 )
-from syncd.targets.ef45.lockstate import LockMemo
+from syncd.targets.ef45.lockstate import LockMemo, LockPolicy
 from syncd.targets.ef45.paging import iter_pages, page_items
 
 __all__ = [
@@ -87,6 +87,7 @@ class Ef45Client(DeviceCalls):
         page_size: int = 50,
         transport: httpx.AsyncBaseTransport | None = None,
         lock_memo: LockMemo | None = None,
+        lock_policy: LockPolicy | None = None,
     ) -> None:
         self._conn = Ef45Connection(
             base_url=base_url,
@@ -94,6 +95,7 @@ class Ef45Client(DeviceCalls):
             steal_lock=steal_lock,
             transport=transport,
             lock_memo=lock_memo,
+            lock_policy=lock_policy,
         )
         self.batch_min_version = batch_min_version
         self.page_size = page_size

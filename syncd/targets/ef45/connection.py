@@ -8,20 +8,28 @@ adds `lock_uid` to every locked call, sends one request at a time (the terminal 
 small embedded box), and releases the lock on `close`, whatever happened before. A
 transport passed in (the test seam) belongs to the caller and is left open.
 
-If a locked call is refused because the device forgot the lock (403, 401, 423, or a 4xx
-speaking of the lock: the real status is unverified), the lock is retaken once and the
-call retried once; if that fails too, `LockLost`. Errors are those of `errors`.
+If a locked call is refused because the device forgot the lock (a status in
+`LockPolicy.lost_statuses`, by default 401, 403 and 423: the real status is unverified;
+never a body text), the lock is retaken once and the call retried once; if that fails
+too, `LockLost`. Errors are those of `errors`.
+
+Lock etiquette (see `lockstate`): a lock held by anyone else is taken only with
+`steal_lock`; after an unanswered lock request of syncd's the session waits up to
+`LockPolicy.wait_s` for the lock to come free, then LockBusy; a lock remembered in the
+memo is released only when its syncd process provably ended.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
 
+from syncd.owners import Owner, ProcessId
 from syncd.targets.ef45.errors import (
     Ef45Error,
     Ef45Rejected,
@@ -34,7 +42,7 @@ from syncd.targets.ef45.errors import (
     secrets_of,
 )
 from syncd.targets.ef45.keepalive import KeepAliveTransport
-from syncd.targets.ef45.lockstate import LockMemo, LockState
+from syncd.targets.ef45.lockstate import LockMemo, LockPolicy, LockState, Verdict
 from syncd.targets.ef45.records import seg
 
 log = logging.getLogger(__name__)
@@ -43,6 +51,10 @@ API_PREFIX = "/1.0"
 RELEASE_ATTEMPTS = 4
 RELEASE_PAUSE_S = 0.05
 Params = Mapping[str, str | int]
+
+_LIVE_UIDS: set[str] = set()
+"""The lock uids this process's open sessions hold: a memo naming this very process
+with one of them is a live lock, never a stale one."""
 
 
 class Ef45Connection:
@@ -56,9 +68,11 @@ class Ef45Connection:
         steal_lock: bool,
         transport: httpx.AsyncBaseTransport | None,
         lock_memo: LockMemo | None = None,
+        lock_policy: LockPolicy | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.lock_memo = lock_memo
+        self.policy = lock_policy or LockPolicy()
         self.timeout_s = timeout_s
         self.steal_lock = steal_lock
         self._borrowed = transport
@@ -99,14 +113,43 @@ class Ef45Connection:
         try:
             if self._lock_uid is not None:
                 await self._release_with_retries(self._lock_uid)
-                self._store(self._state().released())
+                self._forget(self._lock_uid)
         except Exception as exc:
             log.warning("%s: lock not released: %s", self.base_url, exc)
         finally:
+            if self._lock_uid is not None:
+                _LIVE_UIDS.discard(self._lock_uid)
             self._lock_uid = None
             http, self._http = self._http, None
             if http is not None and http is not self._borrowed:
                 await http.aclose()
+
+    async def unlock(self) -> str:
+        """Release the terminal's lock whoever holds it (`syncd unlock`); return what was done.
+
+        With a uid in the memo: DELETE /lock/{uid}. Without one, or when that uid no longer
+        holds the lock (404): take it (PUT /lock) and release the new uid. The memo is
+        cleared. Raise an Ef45Error if the device refuses or does not answer (a lock
+        taken and not released is then in the memo, for the next run to release).
+        """
+        self._http = self._borrowed or _own_transport(self.base_url)
+        try:
+            state = self._state()
+            if state.held is not None:
+                try:
+                    await self._release_lock(state.held)
+                    self._store(LockState())
+                    return "released the lock syncd remembered (DELETE /lock/{uid})"
+                except Ef45Rejected as exc:
+                    if exc.status != 404:
+                        raise
+            uid = await self._steal_lock()
+            self._store(LockState(held=uid, owner=self._owner()))
+            await self._release_with_retries(uid)
+            self._store(LockState())
+            return "took the lock (PUT /lock) and released it (DELETE /lock/{uid})"
+        finally:
+            await self.close()
 
     def _state(self) -> LockState:
         return LockState.decode(self.lock_memo.recall() if self.lock_memo is not None else None)
@@ -115,21 +158,51 @@ class Ef45Connection:
         if self.lock_memo is not None:
             self.lock_memo.remember(state.encode())
 
-    async def _take_lock(self) -> str:
+    def _forget(self, uid: str) -> None:
+        """Clear the memo after releasing `uid`, unless it names another lock by now."""
         state = self._state()
-        if state.held is not None:
-            await self._release_stale(state.held)
-        state = state.requesting()
-        self._store(state)
-        uid = await self._request_lock(state)
-        self._store(state.taken(uid))
+        if state.held in (None, uid):
+            self._store(state.released())
+
+    def _owner(self) -> Owner:
+        return self.lock_memo.owner() if self.lock_memo is not None else Owner(ProcessId.current())
+
+    async def _take_lock(self) -> str:
+        """Take the lock, minding what the memo says of an earlier holder (see lockstate)."""
+        state = self._state()
+        verdict = state.judge(self._owner(), _LIVE_UIDS)
+        if verdict is Verdict.LIVE:
+            raise LockBusy(
+                f"{self.where('POST', '/lock')}: the lock is held by another running syncd "
+                f"process ({state.holder_text()}); it releases it when done"
+            )
+        if verdict is Verdict.STALE and state.held is not None:
+            await self._release_stale(state.held, state)
+        kept = state if verdict is Verdict.FOREIGN else None
+        return await self._request_and_record(state, kept)
+
+    async def _request_and_record(self, state: LockState, kept: LockState | None) -> str:
+        """Request the lock with the memo kept in step; on LockBusy restore `kept`, if any."""
+        asking = state.requesting(self._owner(), time.time())
+        self._store(asking)
+        try:
+            uid = await self._request_lock(asking)
+        except LockBusy:
+            self._store(kept if kept is not None else asking.refused())
+            raise
+        self._store(asking.taken(uid))
+        _LIVE_UIDS.add(uid)
         return uid
 
-    async def _release_stale(self, uid: str) -> None:
-        """Release a lock an earlier syncd session took and never released (by its uid)."""
+    async def _release_stale(self, uid: str, state: LockState) -> None:
+        """Release a lock an ended syncd session took and never released (by its uid)."""
         try:
             await self._release_lock(uid)
-            log.warning("%s: released a lock left by an earlier syncd session", self.base_url)
+            log.warning(
+                "%s: released a lock left by an ended syncd session (%s)",
+                self.base_url,
+                state.owner.describe() if state.owner else "unknown process",
+            )
         except Ef45Error:
             pass  # that session's lock is gone already (or the device is down: seen next)
 
@@ -140,28 +213,63 @@ class Ef45Connection:
             return self._lock_uid_of(response, "POST", label)
         if response.status_code >= 500:
             raise error_for(response.status_code, redact(response.text), self.where("POST", label))
-        # Any 4xx on POST /lock means another client holds it (real status unverified).
-        # A lock request of syncd's own went unanswered a short while ago: the holder is
-        # most likely that lost request, whose uid nobody knows (see lockstate).
-        if state.may_hold_ghost():
-            log.warning(
-                "%s: taking over the lock a lost syncd session may hold (PUT /lock)",
-                self.base_url,
-            )
-        elif not self.steal_lock:
-            self._store(state.released())
-            raise LockBusy(
-                f"{self.where('POST', label)}: HTTP {response.status_code}: "
-                "the lock is held by another client (steal_lock is off)",
-                status=response.status_code,
-            )
-        else:
+        # Any 4xx on POST /lock means another client holds it (409 on the device per the
+        # SDK; the emulator's other profile says 423).
+        if self.steal_lock:
             log.warning("%s: lock held by another client; stealing it (steal_lock)", self.base_url)
-        response = await self._send("PUT", label, locked=False)
+            return await self._steal_lock()
+        if state.lost_at is None:
+            raise self._busy(response.status_code, "the lock is held by another client")
+        return await self._wait_for_lock(response.status_code)
+
+    async def _wait_for_lock(self, status: int) -> str:
+        """Poll POST /lock with backoff for up to `policy.wait_s`; raise LockBusy after.
+
+        A lock request of syncd's own went unanswered earlier, so the holder may be that
+        lost request, whose uid nobody knows. It is never stolen (it may as well be an
+        operator's): a device may drop an idle lock by itself (*unverified*), or an
+        administrator releases it with `syncd unlock TARGET`.
+        """
+        policy = self.policy
+        log.warning(
+            "%s: lock busy after an unanswered lock request of syncd's; waiting up to %g s",
+            self.base_url,
+            policy.wait_s,
+        )
+        deadline = time.monotonic() + policy.wait_s
+        pause = policy.poll_s
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(pause, left))
+            pause = min(pause * 2, policy.max_poll_s)
+            response = await self._send("POST", "/lock", locked=False)
+            if response.is_success:
+                return self._lock_uid_of(response, "POST", "/lock")
+            if response.status_code >= 500:
+                text = redact(response.text)
+                raise error_for(response.status_code, text, self.where("POST", "/lock"))
+            status = response.status_code
+        raise self._busy(
+            status,
+            f"the lock stayed busy for {policy.wait_s:g} s after an unanswered lock request "
+            "of syncd's (it may hold it; the device may drop it by itself, unverified); "
+            f"to release it: syncd unlock {self._target_name()}",
+        )
+
+    async def _steal_lock(self) -> str:
+        response = await self._send("PUT", "/lock", locked=False)
         if response.is_success:
-            return self._lock_uid_of(response, "PUT", label)
-        error = error_for(response.status_code, redact(response.text), self.where("PUT", label))
+            return self._lock_uid_of(response, "PUT", "/lock")
+        error = error_for(response.status_code, redact(response.text), self.where("PUT", "/lock"))
         raise error if response.status_code >= 500 else LockBusy(str(error), status=error.status)
+
+    def _target_name(self) -> str:
+        return self.lock_memo.target if self.lock_memo is not None else "TARGET"
+
+    def _busy(self, status: int, why: str) -> LockBusy:
+        return LockBusy(
+            f"{self.where('POST', '/lock')}: HTTP {status}: {why} (steal_lock is off)",
+            status=status,
+        )
 
     def _lock_uid_of(self, response: httpx.Response, method: str, label: str) -> str:
         uid = json_dict(response, self.where(method, label)).get("lock_uid")
@@ -196,12 +304,11 @@ class Ef45Connection:
             if self._lock_uid != stale_uid:
                 return  # another call of this session retook it meanwhile
             log.warning("%s: the device dropped the lock; retaking it", where)
+            if stale_uid is not None:
+                _LIVE_UIDS.discard(stale_uid)
             self._lock_uid = None
             try:
-                state = self._state().requesting()
-                self._store(state)
-                self._lock_uid = await self._request_lock(state)
-                self._store(state.taken(self._lock_uid))
+                self._lock_uid = await self._request_and_record(self._state(), None)
             except Ef45Error as exc:
                 raise LockLost(f"{where}: lock lost and not retaken: {exc}") from exc
 
@@ -263,7 +370,7 @@ class Ef45Connection:
         return redact(response.text, [*secrets, *own])
 
     def _lost_lock(self, response: httpx.Response) -> bool:
-        return not response.is_success and is_lock_problem(response.status_code, response.text)
+        return is_lock_problem(response.status_code, self.policy.lost_statuses)
 
     async def _send(
         self,

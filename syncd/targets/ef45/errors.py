@@ -31,14 +31,13 @@ are never echoed.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from syncd.errors import PermanentTargetError, TargetError, TemporaryTargetError, cut
 
 SECRET_FIELDS = frozenset({"pin", "left_eye_template", "right_eye_template", "face_feature"})
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
-_LOCK_WORD = re.compile(r"\block", re.IGNORECASE)
 
 
 class Ef45Error(TargetError):
@@ -107,15 +106,13 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return cut(_BASE64_RUN.sub("<redacted>", text))
 
 
-def is_lock_problem(status: int, text: str) -> bool:
-    """Whether a 4xx answer to a locked call means "you do not hold the lock".
+def is_lock_problem(status: int, lost_statuses: Collection[int]) -> bool:
+    """Whether the answer to a locked call means "you do not hold the lock".
 
-    The real device's status for a missing lock is unverified: 401, 403 and 423 count,
-    and so does any 4xx whose text speaks of the lock.
+    Decided on the status alone (`lost_lock_statuses`, by default 401, 403 and 423: the
+    real device's status is unverified); a body text never counts.
     """
-    if status in (401, 403, 423):
-        return True
-    return 400 <= status < 500 and bool(_LOCK_WORD.search(text))
+    return status in lost_statuses
 
 
 def error_for(status: int, text: str, where: str) -> Ef45Error:

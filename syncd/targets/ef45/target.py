@@ -41,7 +41,7 @@ from syncd.targets.ef45.backfill import Ef45TemplateReader
 from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
 from syncd.targets.ef45.clock import set_terminal_clock
 from syncd.targets.ef45.events import Ef45EventReader
-from syncd.targets.ef45.lockstate import LockMemo
+from syncd.targets.ef45.lockstate import LockMemo, policy_of
 from syncd.targets.ef45.observe import observe_users
 from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
 from syncd.targets.templates import TemplateLoader
@@ -164,6 +164,7 @@ class Ef45Target:
             page_size=config.page_size,
             transport=self._transport,
             lock_memo=self.lock_memo,
+            lock_policy=policy_of(config),
         )
 
     async def observe(self) -> dict[str, Record]:
