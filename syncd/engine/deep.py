@@ -18,6 +18,11 @@ held records, so that the ordinary pure plan (`plan.compute_plan`) plans the rep
 
 A target whose observation fails is reported and planned from the ledger alone: no
 observation, no orphan, so an observation failure can never cause a delete.
+
+A target may say what of an observation is comparable with its held record
+(`Comparable.comparable`): an EF-45 leaves out templates the ledger holds none of for
+that terminal (syncd never removes them by an update, so they are no difference),
+and the comparison then converges: a second deep run has nothing to do.
 """
 
 from __future__ import annotations
@@ -59,6 +64,15 @@ class Observable(Protocol):
 
     async def observe(self) -> Mapping[str, Record]:
         """Return remote key → record for everything the remote system holds."""
+        ...
+
+
+@runtime_checkable
+class Comparable(Protocol):
+    """A target whose observed records hold parts its held records may lack."""
+
+    def comparable(self, observed: Record, held: Record | None) -> Record:
+        """Return the part of `observed` to compare with the `held` record."""
         ...
 
 
@@ -208,9 +222,10 @@ def _adjust_target(
                 held[key] = dataclasses.replace(record, digest=None, record=None)
                 found["missing"].append(key)
             continue
-        seen_digest = desired.digest_of(observed[key])
+        seen = _comparable(target, observed[key], record.record)
+        seen_digest = desired.digest_of(seen)
         if seen_digest != record.digest:
-            held[key] = dataclasses.replace(record, digest=seen_digest, record=observed[key])
+            held[key] = dataclasses.replace(record, digest=seen_digest, record=seen)
             found["altered"].append(key)
     for key in sorted(set(observed) - set(held)):
         if _wanted(target, desired, key):
@@ -223,6 +238,12 @@ def _adjust_target(
         else:
             found["orphans"].append(key)
     return {label: tuple(keys) for label, keys in found.items()}
+
+
+def _comparable(target: Target, observed: Record, held: Record | None) -> Record:
+    if isinstance(target, Comparable):
+        return target.comparable(observed, held)
+    return observed
 
 
 def _wanted(target: Target, desired: Desired, key: str) -> bool:

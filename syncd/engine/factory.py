@@ -60,10 +60,12 @@ def build_targets(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     templates: TemplateLoader | None = None,
     lock_memos: Callable[[str], LockMemo] | None = None,
+    template_digest: Callable[[bytes], str] | None = None,
 ) -> dict[str, Target]:
     """Return each configured target by name (only those in `only`, when given).
 
     `templates` resolves template digests to bytes when an EF-45 target applies;
+    `template_digest` (the ledger's keyed digest) lets an EF-45 observe its templates;
     `lock_memos(name)` gives an EF-45 target the memo of its lock (see LockMemo).
     """
     if only is not None and (unknown := only - set(config.targets)):
@@ -80,6 +82,7 @@ def build_targets(
                 transport=transports.get(name),
                 templates=templates,
                 lock_memo=lock_memos(name) if lock_memos is not None else None,
+                template_digest=template_digest,
             )
         elif isinstance(target_config, ClueTargetConfig):
             targets[name] = ClueTarget(
