@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import sqlalchemy as sa
 
 from syncd.emulators.hr_sample import apply_demo_changes, read_people_csv

@@ -13,7 +13,8 @@ card as hexadecimal with a space every byte, padded to `card_bytes` (`00 AB CD E
 Apply: create → `create_user` (a user already present becomes an update); update and
 disable → `update_user` with the parts whose fields changed, each part written whole
 (`PUT` very likely replaces: `docs/ef45-behaviour.md`); delete → `delete_user` (already
-absent counts as done); an update of a user removed by hand becomes a create. A subject
+absent counts as done); an update of a user removed by hand becomes a create, unless
+the record is disabled (a leaver already gone stays gone). A subject
 is never written without the eye templates the terminal holds: when the ledger has none
 for this terminal (not yet back-filled, or of another record version), the terminal's
 subject is read first and its templates, and every field syncd does not manage, are
@@ -259,8 +260,15 @@ class Ef45Session:
                 user_info if changed & set(USER_INFO_FIELDS) else None,
                 extra.faces if "faces" in changed else None,
             )
-        except UnknownUser:  # deleted at the terminal by hand: create it again
+        except UnknownUser:  # deleted at the terminal by hand
+            if not self.is_active(action.record):
+                return  # a leaver already gone: nothing to disable, never re-created
             await self.client.create_user(wire_subject(subject), user_info, extra.faces or ())
+
+    @staticmethod
+    def is_active(record: Record) -> bool:
+        """Return True if the record lets its person through."""
+        return bool(record.get("access_allowed"))
 
     async def _write_whole(
         self,
