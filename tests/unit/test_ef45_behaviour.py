@@ -19,7 +19,7 @@ def subject(uuid: str, **fields: object) -> dict[str, object]:
 
 
 def test_profiles() -> None:
-    assert DEVICE == Ef45Behaviour()
+    assert Ef45Behaviour() == DEVICE
     assert (DEVICE.lock_busy_status, LENIENT.lock_busy_status) == (409, 423)
     assert DEVICE.lost_lock_status == LENIENT.lost_lock_status == 403
     assert DEVICE.put_replaces and not LENIENT.put_replaces
