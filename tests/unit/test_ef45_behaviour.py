@@ -90,7 +90,8 @@ def test_faces_of_a_user_without_faces_is_404() -> None:
 
 def test_card_padding_and_observation() -> None:
     assert card_hex(0xABCDEF, 4) == "00 AB CD EF"
-    assert card_hex(0xABCDEF) == "AB CD EF"
+    assert card_hex(0xABCDEF) == "00 AB CD EF"  # the config's default, 4 bytes
+    assert card_hex(0xABCDEF, 0) == "AB CD EF"
     assert card_hex(0x1ABCDEF00, 4) == "01 AB CD EF 00"
     assert normal_card("00 ab cd ef", 4) == "00 AB CD EF"
     assert normal_card("ABCDEF", 4) == "00 AB CD EF"

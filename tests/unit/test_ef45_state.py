@@ -160,7 +160,10 @@ def test_faces_by_sub_id() -> None:
     assert state.faces_of("a", 0) == [{"user_uuid": "a", "sub_id": 0, "face_feature": "g0"}]
     state.delete_face("a", 0)
     state.delete_face("a", 1)
-    assert state.faces == {} and state.faces_of("a") == []
+    assert state.faces == {}
+    with pytest.raises(DeviceError) as none:  # no faces: 404, as the device answers
+        state.faces_of("a")
+    assert status_of(none) == 404
     with pytest.raises(DeviceError, match="does not exist"):
         state.delete_face("a", 1)
 

@@ -67,7 +67,7 @@ WIEGAND_FIELDS = ("wiegand_facility", "wiegand_site", "wiegand_code", "wiegand_c
 NO_CARDS: frozenset[str] = frozenset()
 
 
-def card_hex(card: int, card_bytes: int = 0) -> str:
+def card_hex(card: int, card_bytes: int = 4) -> str:
     """Return `card` as the EF-45 writes it: upper-case hex bytes separated by spaces,
     left-padded with 00 bytes to `card_bytes` (0: as few bytes as the number needs)."""
     if card < 0:
