@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+PROFILE ?= device
+
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
@@ -13,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/syncd demo
+	$(BIN)/syncd demo --profile $(PROFILE)
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -243,6 +243,14 @@ class Ef45TargetConfig(_Strict):
     """The terminal's template algorithm (`GET /subjects/record-version`); templates of
     another record version are never sent to it. Unset: the origin's is assumed and the
     session's is checked at apply."""
+    face_sub_id_param: str = Field(default="subId", pattern=r"^[A-Za-z_]+$")
+    """The query parameter naming a face on `/faces/{uuid}`: the vendor SDK's `subId`; the
+    REST reference says `sub_id` (`syncd probe` tells which the firmware reads)."""
+    card_bytes: int = Field(default=4, ge=0, le=16)
+    """Cards are written as this many hex bytes (`00 AB CD EF`: a top byte 00 is kept);
+    0 writes as few bytes as the number needs."""
+    image_dir: str = Field(default="/usr/local/share/CMITECH/Images", pattern=r"^/")
+    """The terminal's image directory: `load-file` is asked for `<image_dir>/<name>`."""
 
 
 CLUE_EVENTS_PATH = "/v1/be/events"

@@ -21,6 +21,7 @@ from rich.panel import Panel
 from syncd.cli.progress import TargetBars
 from syncd.config import load_config, shipped_path
 from syncd.emulators.ef45 import create_ef45_app
+from syncd.emulators.ef45_behaviour import EF45_PROFILES
 from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.hr_sample import apply_demo_changes, sample_rows, write_people_csv
 from syncd.emulators.server import EmulatorServer
@@ -69,15 +70,20 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="Keep the files here instead of a temporary directory.")
     ] = None,
+    profile: Annotated[
+        str, typer.Option(help="Emulated EF-45 behaviour: device (default) or lenient.")
+    ] = "device",
 ) -> None:
     """Run syncd end to end against three emulated EF-45 terminals."""
+    if profile not in EF45_PROFILES:
+        raise typer.BadParameter(f"profile must be one of {', '.join(EF45_PROFILES)}")
     started = time.monotonic()
     with ExitStack() as stack:
         directory = workdir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="syncd-demo-"))
         )
         directory.mkdir(parents=True, exist_ok=True)
-        states = {name: Ef45State() for name in TERMINALS}
+        states = {name: Ef45State(behaviour=EF45_PROFILES[profile]) for name in TERMINALS}
         servers = {
             n: stack.enter_context(EmulatorServer(create_ef45_app(s))) for n, s in states.items()
         }

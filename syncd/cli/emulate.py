@@ -10,10 +10,17 @@ import typer
 from syncd.emulators.clue import run_clue_emulator
 from syncd.emulators.clue_state import API_BASES, DUPLICATE_KEY_PROFILES
 from syncd.emulators.ef45 import run_ef45_emulators
+from syncd.emulators.ef45_behaviour import EF45_PROFILES
 
 app = typer.Typer(help="Serve emulated door systems for tests, benchmarks and demos.")
 
 LATENCY_HELP = "Response time of every request, the emulator's own work included."
+PROFILE_HELP = (
+    "How the terminal answers where the firmware's behaviour is a choice: device (the "
+    "vendor SDK's evidence: bare 404/409, PUT replaces, 409 busy lock, full-path load-file) "
+    "or lenient (error texts, PUT merges, 423 busy lock, bare file names). "
+    "See docs/ef45-behaviour.md."
+)
 
 
 @app.command("ef45")
@@ -36,10 +43,13 @@ def ef45(
         int | None, typer.Option(help="Forget the lock after N locked requests.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+    profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = "device",
 ) -> None:
     """Serve COUNT emulated EF-45 terminals on PORT, PORT+1, … (http://127.0.0.1:PORT)."""
     if firmware not in {"new", "old"}:
         raise typer.BadParameter("firmware must be 'new' or 'old'")
+    if profile not in EF45_PROFILES:
+        raise typer.BadParameter(f"profile must be one of {', '.join(EF45_PROFILES)}")
     typer.echo(f"EF-45 emulators on 127.0.0.1:{port}..{port + count - 1} (Ctrl-C stops)")
     run_ef45_emulators(
         count=count,
@@ -54,6 +64,7 @@ def ef45(
         lock_held_by_other=lock_held_by_other,
         drop_lock_after=drop_lock_after,
         seed=seed,
+        profile=profile,
     )
 
 

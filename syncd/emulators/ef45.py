@@ -7,7 +7,7 @@ All paths are under `/1.0`, bodies and answers are JSON:
     GET|PUT|DELETE /subjects/{uuid}        PUT /subjects/is-exist/template
     GET|POST /user-info           GET|PUT|DELETE /user-info/uuid/{uuid}
     GET /user-info/card/{card}
-    GET|POST /faces               GET (?subId) | PUT (?sub_id) | DELETE (?subId) /faces/{uuid}
+    GET|POST /faces               GET|PUT|DELETE /faces/{uuid}?subId (or sub_id: profile)
     POST /user, DELETE /user/{uuid}                  new firmware only; old answers 404
     GET /logs, DELETE /logs?min&max, GET /logs/from/to?min&max, GET|DELETE /logs/{id},
     DELETE /logs/db
@@ -15,10 +15,14 @@ All paths are under `/1.0`, bodies and answers are JSON:
     POST /camera/control/setDeviceTime/{MMddhhmmyyyy.ss}
     GET /biometric-data/load-file?filename, PUT /biometric-data/save-file?filename
 
-Every other path needs `?lock_uid=` equal to the holder, else 403 with a JSON message.
+Every other path needs `?lock_uid=` equal to the holder, else 403 (the behaviour's
+`lost_lock_status`) with a JSON message. Where the firmware's answer is a choice, the
+terminal's `Ef45Behaviour` decides (`ef45_behaviour`; profiles "device", the default,
+and "lenient"; `syncd emulate ef45 --profile`).
 Lists take `page` (1-based) and `page_size` (50, 100 for logs) and answer `{status_code,
 reason_phrase, items, page, page_size, total, has_more}`; without `page`, everything.
-As the device does (`ef45-notes.md`), 400, 404 and 409 are bare statuses without a body;
+As the device does (`ef45-notes.md`), 400, 404 and 409 are bare statuses without a body
+(the "lenient" profile adds a JSON body with the text);
 other errors answer `{status_code, reason_phrase, message}` (their statuses on the real
 device are unverified: see `ef45_state`). `FaultMiddleware` wraps the whole app.
 
@@ -41,6 +45,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.emulators import ef45_handlers as h
+from syncd.emulators.ef45_behaviour import profile as behaviour_profile
 from syncd.emulators.ef45_handlers import Handler
 from syncd.emulators.ef45_rules import DeviceError
 from syncd.emulators.ef45_state import Ef45State
@@ -64,7 +69,7 @@ def _endpoint(
                 await _refuse_write(request, state)
             return await handler(request, state)
         except DeviceError as exc:
-            return h.error_response(exc.status, exc.message)
+            return h.error_response(exc.status, exc.message, texts=state.behaviour.error_texts)
         except ClientDisconnect:
             # The client went away mid-body (a crash test kills syncd): nothing was
             # changed and nobody reads the answer; a traceback would be noise.
@@ -181,11 +186,15 @@ def build_ef45_emulators(
     lock_held_by_other: bool = False,
     drop_lock_after: int | None = None,
     seed: int = 0,
+    profile: str = "device",
 ) -> list[tuple[Ef45State, ASGIApp, int]]:
     """Return `count` independent terminals as (state, app, port), ports from `base_port`.
 
-    Each terminal has its own state and its own fault sequence (seed + its index).
+    Each terminal has its own state and its own fault sequence (seed + its index), and
+    answers as the named `Ef45Behaviour` profile ("device" or "lenient"); raise
+    ValueError for an unknown profile.
     """
+    behaviour = behaviour_profile(profile)
     terminals = []
     for index in range(count):
         state = Ef45State(
@@ -194,6 +203,7 @@ def build_ef45_emulators(
             record_version=record_version,
             lock_held_by_other=lock_held_by_other,
             drop_lock_after=drop_lock_after,
+            behaviour=behaviour,
         )
         faults = Faults(
             latency_ms=latency_ms,

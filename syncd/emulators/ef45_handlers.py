@@ -37,10 +37,10 @@ BARE = frozenset({400, 404, 409})
 """Statuses the device answers without a body (`ef45-notes.md`)."""
 
 
-def error_response(status: int, message: str) -> Response:
-    """Return the device's error: a bare status for 400, 404 and 409, else the JSON
-    `{status_code, reason_phrase, message}`."""
-    if status in BARE:
+def error_response(status: int, message: str, *, texts: bool = False) -> Response:
+    """Return the device's error: a bare status for 400, 404 and 409 (unless `texts`:
+    the "lenient" profile's bodies), else the JSON `{status_code, reason_phrase, message}`."""
+    if status in BARE and not texts:
         return _empty(status)
     phrase = HTTPStatus(status).phrase
     return _json({"status_code": status, "reason_phrase": phrase, "message": message}, status)
@@ -203,19 +203,33 @@ async def add_face(request: Request, state: Ef45State) -> Response:
     return _empty(201)
 
 
+def _sub_id(request: Request, state: Ef45State, *, required: bool) -> int | None:
+    """Return the face sub id from the first query name the device reads
+    (`behaviour.face_params`); a name it does not read is ignored, as on the device."""
+    for name in sorted(state.behaviour.face_params):
+        if name in request.query_params:
+            return _int_query(request, name)
+    if required:
+        raise DeviceError(400, "the face's sub id is required")
+    return None
+
+
 async def get_faces(request: Request, state: Ef45State) -> Response:
-    faces = state.faces_of(_path(request, "uuid"), _int_query(request, "subId"))
+    faces = state.faces_of(_path(request, "uuid"), _sub_id(request, state, required=False))
     return _paged(request, faces)
 
 
 async def put_face(request: Request, state: Ef45State) -> Response:
-    sub_id = _required_int(request, "sub_id")
+    sub_id = _sub_id(request, state, required=True)
+    assert sub_id is not None  # required
     state.update_face(_path(request, "uuid"), sub_id, await _body(request))
     return _empty(204)
 
 
 async def delete_face(request: Request, state: Ef45State) -> Response:
-    state.delete_face(_path(request, "uuid"), _required_int(request, "subId"))
+    sub_id = _sub_id(request, state, required=True)
+    assert sub_id is not None  # required
+    state.delete_face(_path(request, "uuid"), sub_id)
     return _empty(204)
 
 
@@ -303,6 +317,8 @@ async def set_device_time(request: Request, state: Ef45State) -> Response:
 
 async def load_file(request: Request, state: Ef45State) -> Response:
     data = state.load_file(request.query_params.get("filename", ""))
+    if data is None:  # the device's answer for a missing file (full-path profile)
+        return _json({"file": "", "size": 0})
     return _json({"file": base64.b64encode(data).decode("ascii"), "size": len(data)})
 
 
@@ -314,6 +330,9 @@ async def save_file(request: Request, state: Ef45State) -> Response:
         data = base64.b64decode(await request.json(), validate=True)
     except (ValueError, TypeError, binascii.Error):
         raise DeviceError(400, "body must be a base64 JSON string") from None
+    name = state.file_name(filename)
+    if name is None:
+        raise DeviceError(400, "filename must be a full path")
     with state.mutex:
-        state.files[filename] = data
+        state.files[name] = data
     return _empty(200)

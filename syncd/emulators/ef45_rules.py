@@ -10,15 +10,28 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 FIRMWARE_VERSIONS = {"new": "1.3.2", "old": "1.2.20"}
 DEFAULT_RECORD_VERSION = 8976
-LOCK_BUSY = 423
-"""POST /lock while another client holds it (the real status is unverified)."""
+LOCK_BUSY = 409
+"""POST /lock while another client holds it, in the "device" profile (the SDK's answer;
+`Ef45Behaviour.lock_busy_status` chooses another)."""
 DB_FULL = 507
 """A write past the capacity; the body says "DB is full" (the real status is unverified)."""
 DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
+SUBJECT_DEFAULTS: dict[str, Any] = {
+    "first_name": "", "last_name": "", "match_until": "", "access_allowed": True,
+    "wiegand_facility": -1, "wiegand_site": -1, "wiegand_code": -1, "wiegand_custom": "",
+    "left_eye_template": "", "right_eye_template": "",
+    "left_image_path": "", "right_image_path": "",
+}  # fmt: skip
+"""What a replacing `PUT /subjects/{uuid}` leaves in the fields its body omits."""
+USER_INFO_DEFAULTS: dict[str, Any] = {
+    "card": "", "pin": "", "admin": 0, "group_index": 0, "by_pass_card": 0, "indivisual": 0,
+}  # fmt: skip
+"""What a replacing `PUT /user-info/uuid/{uuid}` leaves in the fields its body omits."""
 DEFAULT_CONFIG: dict[str, Any] = {
     "launcher.device.door.relay": 1,
     "launcher.device.door.duration": 3,
@@ -100,6 +113,20 @@ def require_sub_id(value: Any) -> int:
     if not 0 <= sub_id <= 5:
         raise DeviceError(400, "sub_id must be 0 to 5")
     return sub_id
+
+
+def require_match_until(subject: Mapping[str, Any], formats: tuple[str, ...]) -> None:
+    """Raise DeviceError(400) unless `match_until` is absent, "" or in one of `formats`."""
+    value = subject.get("match_until")
+    if value is None or value == "":
+        return
+    for fmt in formats:
+        try:
+            datetime.strptime(str(value), fmt)
+            return
+        except ValueError:
+            continue
+    raise DeviceError(400, "match_until has a format the firmware does not take")
 
 
 def card_of(info: Mapping[str, Any]) -> str:

@@ -11,6 +11,9 @@
   (those paths answer 404, version 1.2.20); `app_version` follows unless given.
 - `record_version` (template algorithm, 8976), `capacity` (max subjects), `config`
   (title → value), `device_time`, `files` (filename → bytes), `door` (door status).
+- `behaviour`: an `Ef45Behaviour` (the "device" profile unless given): the answers where
+  the firmware's are a choice (error bodies, PUT replace or merge, lock statuses, face
+  query names, load-file paths, `match_until` formats, `wiegand_custom` echo).
 - Device-protocol faults: `lock_held_by_other` (POST /lock refuses as though another
   client held the lock; PUT /lock still steals), `drop_lock_after` (after that many
   locked requests on one lock the device forgets it; later calls get 403 until re-locked),
@@ -19,8 +22,13 @@
 Every method that reads or writes takes `mutex`: uvicorn serves on a background thread
 while tests inspect from the main thread. Rule violations raise `DeviceError(status,
 message)`, which the HTTP layer answers (400, 404 and 409 as bare statuses, as the device
-does). Unverified: lock busy is 423; a duplicate uuid or card is 409, also for
-`POST /user` on an existing uuid; "DB is full" is 507; a missing lock is 403.
+does, unless `behaviour.error_texts`). Lock busy and lost are `behaviour`'s statuses.
+Unverified: a duplicate uuid or card is 409, also for `POST /user` on an existing uuid;
+"DB is full" is 507.
+
+Device time: `set_device_time` keeps the offset between the time set and the host's
+clock; log entries are then stamped in that device time, as naive local wall time (no
+zone, like the device); before any setting they are stamped in UTC with a "Z".
 """
 
 from __future__ import annotations
@@ -29,21 +37,24 @@ import threading
 import uuid as uuidlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd.emulators.ef45_behaviour import IMAGE_DIR, Ef45Behaviour
 from syncd.emulators.ef45_rules import (
     DB_FULL,
     DEFAULT_CONFIG,
     DEFAULT_RECORD_VERSION,
     DEVICE_TIME_FORMAT,
     FIRMWARE_VERSIONS,
-    LOCK_BUSY,
+    SUBJECT_DEFAULTS,
+    USER_INFO_DEFAULTS,
     USER_INFO_FIELDS,
     DeviceError,
     Record,
     card_of,
     require_last_name,
+    require_match_until,
     require_sub_id,
     require_uuid,
 )
@@ -65,6 +76,7 @@ class Ef45State:
     lock_held_by_other: bool = False
     drop_lock_after: int | None = None
     refused_writes: dict[str, int] = field(default_factory=dict)
+    behaviour: Ef45Behaviour = field(default_factory=Ef45Behaviour)
     clock: Callable[[], datetime] = _now
     subjects: dict[str, Record] = field(default_factory=dict)
     user_info: UserInfoTable = field(default_factory=UserInfoTable)
@@ -75,6 +87,7 @@ class Ef45State:
     locked_requests: int = 0
     config: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_CONFIG))
     device_time: datetime | None = None
+    device_offset: timedelta | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     door: dict[str, int] = field(
         default_factory=lambda: {"door_sensor": 0, "relay": 0, "tamper": 0, "rte": 0}
@@ -94,10 +107,10 @@ class Ef45State:
     # -- lock ------------------------------------------------------------------------
 
     def acquire_lock(self) -> str:
-        """Return a new lock uid if the lock is free; raise DeviceError(423) if held."""
+        """Return a new lock uid if the lock is free; raise DeviceError(lock busy) if held."""
         with self.mutex:
             if self.lock_uid is not None or self.lock_held_by_other:
-                raise DeviceError(LOCK_BUSY, "lock is held by another client")
+                raise DeviceError(self.behaviour.lock_busy_status, "lock is held by another client")
             return self._new_lock()
 
     def steal_lock(self) -> str:
@@ -118,14 +131,16 @@ class Ef45State:
             self.lock_uid = None
 
     def check_lock(self, uid: str | None) -> None:
-        """Admit one locked request by `uid`, or raise DeviceError(403).
+        """Admit one locked request by `uid`, or raise DeviceError(lost lock status).
 
         Counts the request toward `drop_lock_after`: the request that reaches the count
         is served, then the device forgets the lock.
         """
         with self.mutex:
             if not uid or uid != self.lock_uid:
-                raise DeviceError(403, "lock_uid is missing or does not hold the lock")
+                raise DeviceError(
+                    self.behaviour.lost_lock_status, "lock_uid is missing or does not hold the lock"
+                )
             self.locked_requests += 1
             if self.drop_lock_after is not None and self.locked_requests >= self.drop_lock_after:
                 self.lock_uid = None
@@ -140,7 +155,7 @@ class Ef45State:
             entry = {
                 "id": self.next_log_id,
                 "event_type": event_type,
-                "timestamp": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "timestamp": self._stamp(),
                 "user_uuid": user_uuid,
                 "info": info,
                 "additional_data": additional_data,
@@ -149,6 +164,14 @@ class Ef45State:
             self.logs[self.next_log_id] = entry
             self.next_log_id += 1
             return entry
+
+    def _stamp(self) -> str:
+        """Return now as the device stamps a log: its own wall time once set, else UTC."""
+        now = self.clock()
+        if self.device_offset is None:
+            return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        wall = now.astimezone(UTC).replace(tzinfo=None) + self.device_offset
+        return wall.strftime("%Y-%m-%dT%H:%M:%S")
 
     def logs_between(self, min_id: int, max_id: int) -> list[Record]:
         """Return the logs with min_id <= id <= max_id; raise DeviceError(404) if none."""
@@ -180,9 +203,19 @@ class Ef45State:
             raise DeviceError(409, f"Subject uuid {uuid} already exists")
         if len(self.subjects) >= self.capacity:
             raise DeviceError(DB_FULL, "DB is full")
-        subject = {"record_version": self.record_version, **body}
+        subject = self._stored_subject({"record_version": self.record_version, **body})
         require_last_name(subject)
         return subject
+
+    def _stored_subject(self, subject: Mapping[str, Any]) -> Record:
+        """Return `subject` as the device stores it; raise DeviceError(400) for a
+        `match_until` the firmware does not take."""
+        require_match_until(subject, self.behaviour.match_until_formats)
+        stored = dict(subject)
+        custom = stored.get("wiegand_custom")
+        if self.behaviour.wiegand_custom_as_string and isinstance(custom, int):
+            stored["wiegand_custom"] = "" if custom == -1 else str(custom)
+        return stored
 
     def get_subject(self, uuid: str) -> Record:
         """Return the subject `uuid`; raise DeviceError(404) if absent."""
@@ -192,9 +225,16 @@ class Ef45State:
             return dict(self.subjects[uuid])
 
     def update_subject(self, uuid: str, body: Mapping[str, Any]) -> None:
-        """Merge `body` into subject `uuid` (the path's uuid wins); 404 if absent."""
+        """Replace subject `uuid` by `body` (`behaviour.put_replaces`: omitted fields
+        become `SUBJECT_DEFAULTS`), or merge `body` into it; the path's uuid wins.
+        Raise 404 if absent, 400 for a missing last name or a refused `match_until`."""
         with self.mutex:
-            merged = {**self.get_subject(uuid), **body, "user_uuid": uuid}
+            current = self.get_subject(uuid)
+            if self.behaviour.put_replaces:
+                base = {**SUBJECT_DEFAULTS, "record_version": self.record_version}
+            else:
+                base = current
+            merged = self._stored_subject({**base, **body, "user_uuid": uuid})
             require_last_name(merged)
             self.subjects[uuid] = merged
             self.append_log("UserData", uuid, "UpdateUser")
@@ -254,9 +294,12 @@ class Ef45State:
         raise DeviceError(404, f"UserInfo card {card} does not exist")
 
     def update_user_info(self, uuid: str, body: Mapping[str, Any]) -> None:
-        """Merge `body` into the user info of `uuid`; raise 404 if absent, 409 on a card."""
+        """Replace (`behaviour.put_replaces`: omitted fields become `USER_INFO_DEFAULTS`)
+        or merge the user info of `uuid`; raise 404 if absent, 409 on a card."""
         with self.mutex:
-            merged = {**self.get_user_info(uuid), **body, "user_uuid": uuid}
+            current = self.get_user_info(uuid)
+            base = dict(USER_INFO_DEFAULTS) if self.behaviour.put_replaces else current
+            merged = {**base, **body, "user_uuid": uuid}
             self._check_card(merged, uuid)
             self.user_info[uuid] = merged
             self.append_log("UserData", uuid, "UpdateUser")
@@ -287,20 +330,25 @@ class Ef45State:
         return {**body, "sub_id": sub_id}
 
     def faces_of(self, uuid: str, sub_id: int | None = None) -> list[Record]:
-        """Return the faces of `uuid` (one sub_id if given); 404 if that sub_id is absent."""
+        """Return the faces of `uuid` (one sub_id if given); raise DeviceError(404) if it
+        has none (as the device answers `GET /faces/{uuid}`) or not that sub_id."""
         with self.mutex:
             mine = self.faces.get(uuid, {})
             if sub_id is None:
+                if not mine:  # the device answers a user without faces with 404
+                    raise DeviceError(404, f"Face uuid {uuid} does not exist")
                 return [dict(face) for face in mine.values()]
             if sub_id not in mine:
                 raise DeviceError(404, f"Face uuid {uuid} sub_id {sub_id} does not exist")
             return [dict(mine[sub_id])]
 
     def update_face(self, uuid: str, sub_id: int, body: Mapping[str, Any]) -> None:
-        """Merge `body` into face (uuid, sub_id); raise DeviceError(404) if absent."""
+        """Replace (`behaviour.put_replaces`) or merge face (uuid, sub_id) by `body`;
+        raise DeviceError(404) if absent."""
         with self.mutex:
             (current,) = self.faces_of(uuid, sub_id)
-            self.faces[uuid][sub_id] = {**current, **body, "user_uuid": uuid, "sub_id": sub_id}
+            base = {} if self.behaviour.put_replaces else current
+            self.faces[uuid][sub_id] = {**base, **body, "user_uuid": uuid, "sub_id": sub_id}
             self.append_log("UserData", uuid, "UpdateUser")
 
     def delete_face(self, uuid: str, sub_id: int) -> None:
@@ -381,11 +429,26 @@ class Ef45State:
             raise DeviceError(400, "device_time must be MMddhhmmyyyy.ss") from exc
         with self.mutex:
             self.device_time = parsed
+            self.device_offset = parsed - self.clock().astimezone(UTC).replace(tzinfo=None)
         return parsed
 
-    def load_file(self, filename: str) -> bytes:
-        """Return the stored file `filename`; raise DeviceError(404) if absent."""
+    def file_name(self, filename: str) -> str | None:
+        """Return the key in `files` a `filename` as sent names, or None if it names none.
+
+        `behaviour.load_file_full_path`: only `IMAGE_DIR/<name>` names `<name>`; else
+        the bare name (a full path is taken too)."""
+        prefix = IMAGE_DIR + "/"
+        if filename.startswith(prefix):
+            return filename.removeprefix(prefix)
+        return None if self.behaviour.load_file_full_path else filename
+
+    def load_file(self, filename: str) -> bytes | None:
+        """Return the stored file `filename` names; None for a missing one where the
+        device answers `file: ""` (`load_file_full_path`), else raise DeviceError(404)."""
         with self.mutex:
-            if filename not in self.files:
-                raise DeviceError(404, f"File {filename} does not exist")
-            return self.files[filename]
+            name = self.file_name(filename)
+            if name is not None and name in self.files:
+                return self.files[name]
+        if self.behaviour.load_file_full_path:
+            return None
+        raise DeviceError(404, f"File {filename} does not exist")

@@ -19,6 +19,11 @@ observations into adjusted held records, so that the ordinary pure plan
 
 A target whose observation fails is reported and planned from the ledger alone: no
 observation, no orphan, so an observation failure can never cause a delete.
+
+A target may say what of an observation is comparable with its held record
+(`Comparable.comparable`): an EF-45 leaves out templates the ledger holds none of for
+that terminal (syncd never removes them by an update, so they are no difference),
+and the comparison then converges: a second deep run has nothing to do.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import dataclasses
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
@@ -49,6 +55,15 @@ from syncd.targets.base import Observable, Target
 
 HeldMap = Mapping[str, Mapping[str, HeldRecord]]
 NOTE_KEYS = 10
+
+
+@runtime_checkable
+class Comparable(Protocol):
+    """A target whose observed records hold parts its held records may lack."""
+
+    def comparable(self, observed: Record, held: Record | None) -> Record:
+        """Return the part of `observed` to compare with the `held` record."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,9 +212,10 @@ def _adjust_target(
                 held[key] = dataclasses.replace(record, digest=None, record=None)
                 found["missing"].append(key)
             continue
-        seen_digest = desired.digest_of(observed[key])
+        seen = _comparable(target, observed[key], record.record)
+        seen_digest = desired.digest_of(seen)
         if seen_digest != record.digest:
-            held[key] = dataclasses.replace(record, digest=seen_digest, record=observed[key])
+            held[key] = dataclasses.replace(record, digest=seen_digest, record=seen)
             found["altered"].append(key)
     for key in sorted(set(observed) - set(held)):
         if _wanted(target, desired, key):
@@ -212,6 +228,12 @@ def _adjust_target(
         else:
             found["orphans"].append(key)
     return {label: tuple(keys) for label, keys in found.items()}
+
+
+def _comparable(target: Target, observed: Record, held: Record | None) -> Record:
+    if isinstance(target, Comparable):
+        return target.comparable(observed, held)
+    return observed
 
 
 def _wanted(target: Target, desired: Desired, key: str) -> bool:

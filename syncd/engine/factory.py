@@ -45,10 +45,12 @@ def build_targets(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     templates: TemplateLoader | None = None,
     lock_memos: Callable[[str], Memo] | None = None,
+    template_digest: Callable[[bytes], str] | None = None,
 ) -> dict[str, Target]:
     """Return each configured target by name (only those in `only`, when given).
 
     `templates` resolves template digests to bytes when a target applies;
+    `template_digest` (the ledger's keyed digest) lets a target observe its templates;
     `lock_memos(name)` gives a target the memo of its lock (`targets.base.Memo`). Raise
     ConfigError naming a target whose `type` no target kind serves.
     """
@@ -63,6 +65,7 @@ def build_targets(
             transport=transports.get(name),
             templates=templates,
             lock_memo=lock_memos(name) if lock_memos is not None else None,
+            template_digest=template_digest,
         )
         targets[name] = build_target(name, target_config, context)
     return targets

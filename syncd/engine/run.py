@@ -115,6 +115,7 @@ class Engine:
             transports=transports,
             templates=loader,
             lock_memos=lambda name: LedgerLockMemo(ledger, name),
+            template_digest=vault.digest if vault is not None else None,
         )
         return cls(config, ledger, build_sources(config), targets, clock, vault)
 

@@ -39,12 +39,15 @@ class BuildContext:
 
     `transport`: route the target's HTTP through this httpx transport (tests);
     `templates`: resolves template digests to bytes at apply (None: no template key);
-    `lock_memo`: durable memo of the target's lock across processes (None: this process).
+    `lock_memo`: durable memo of the target's lock across processes (None: this process);
+    `template_digest`: the ledger's keyed digest of template bytes, so that a target can
+    observe its templates as digests comparable with the ledger's (None: it cannot).
     """
 
     transport: httpx.AsyncBaseTransport | None = None
     templates: TemplateLoader | None = None
     lock_memo: Memo | None = None
+    template_digest: Callable[[bytes], str] | None = None
 
 
 Builder = Callable[[str, Any, BuildContext], Target]

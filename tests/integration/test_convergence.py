@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import sqlalchemy as sa
 
 from syncd.emulators.hr_sample import apply_demo_changes, read_people_csv
 from syncd.targets.ef45.target import card_hex
+from tests.fixtures.ef45 import EF45_PROFILE_NAMES
 from tests.fixtures.syncd_env import SyncdEnv
 
 
@@ -51,6 +53,7 @@ def test_db_upgrade_from_empty_creates_every_table(syncd_env: SyncdEnv) -> None:
     assert again.returncode == 0 and "already at" in again.stdout
 
 
+@pytest.mark.parametrize("ef45_profile", EF45_PROFILE_NAMES)
 def test_check_apply_check_converges(syncd_env: SyncdEnv) -> None:
     first = syncd_env.run("plan", "--check")
     assert first.returncode == 1, first.stderr
@@ -63,6 +66,7 @@ def test_check_apply_check_converges(syncd_env: SyncdEnv) -> None:
         assert state.lock_uid is None
 
 
+@pytest.mark.parametrize("ef45_profile", EF45_PROFILE_NAMES)
 def test_hr_changes_reach_every_terminal(syncd_env: SyncdEnv) -> None:
     syncd_env.run("apply", "--yes", check=True)
     changes = apply_demo_changes(syncd_env.csv_path)

@@ -24,7 +24,16 @@ from syncd.targets.ef45.client import (
     UnknownUser,
     UserExists,
 )
-from tests.fixtures.ef45 import EF45_FIRMWARES
+from syncd.targets.ef45.errors import FileMissing
+from tests.fixtures.ef45 import EF45_FIRMWARES, EF45_PROFILE_NAMES
+
+
+@pytest.fixture(params=EF45_PROFILE_NAMES)
+def ef45_profile(request: pytest.FixtureRequest) -> str:
+    """Every test with a terminal runs against both emulator behaviours
+    (`docs/ef45-behaviour.md`)."""
+    return str(request.param)
+
 
 both_firmwares = pytest.mark.parametrize("ef45_firmware", EF45_FIRMWARES)
 PIN = "90210"
@@ -109,7 +118,8 @@ async def test_lock_busy_unless_stealing(
     with pytest.raises(LockBusy) as busy:
         async with client(ef45_server):
             pass
-    assert busy.value.status == 423 and other not in str(busy.value)
+    expected = ef45_state.behaviour.lock_busy_status  # 409 device, 423 lenient
+    assert busy.value.status == expected and other not in str(busy.value)
     assert ef45_state.lock_uid == other
     async with client(ef45_server, steal_lock=True) as ef45:
         assert ef45_state.lock_uid not in (None, other)
@@ -337,8 +347,10 @@ async def test_device_calls(ef45_server: EmulatorServer, ef45_state: Ef45State) 
         await ef45.set_device_time(datetime(2018, 5, 20, 14, 40, 30))
         assert await ef45.door_status() == {"door_sensor": 0, "relay": 1, "tamper": 0, "rte": 0}
         assert await ef45.load_file("a_lefteye.jpg") == b"\xff\xd8jpeg"
-        with pytest.raises(Ef45Rejected):
+        # device: 200 with file "" for a missing file; lenient: 404. Never an empty image.
+        with pytest.raises(FileMissing) as missing:
             await ef45.load_file("missing.jpg")
+        assert missing.value.status == 404
     assert ef45_state.config["launcher.device.door.duration"] == 7
     assert ef45_state.device_time == datetime(2018, 5, 20, 14, 40, 30)
 
@@ -395,7 +407,8 @@ async def test_emulator_refuses_calls_without_the_lock(
         refused = await http.get("/subjects")
         assert refused.status_code == 403 and "lock" in refused.json()["message"]
         uid = (await http.post("/lock")).json()["lock_uid"]
-        assert (await http.post("/lock")).status_code == 423
+        busy = ef45_state.behaviour.lock_busy_status
+        assert (await http.post("/lock")).status_code == busy
         batch = await http.post("/user", params={"lock_uid": uid}, json=subject("a"))
         assert batch.status_code == (200 if ef45_firmware == "new" else 404)
         assert (await http.delete("/lock/not-the-uid")).status_code == 404

@@ -28,7 +28,8 @@ def run_backfill(site: Site, **kwargs: object) -> dict[str, dict[str, int]]:
 
 def eyes(site: Site, terminal: str, key: str) -> tuple[str | None, str | None]:
     subject = site.terminals[terminal].subjects[key]
-    return subject.get("left_eye_template"), subject.get("right_eye_template")
+    # A replacing PUT leaves "" where no template is (the "device" profile): none.
+    return subject.get("left_eye_template") or None, subject.get("right_eye_template") or None
 
 
 def findings_of(site: Site, kind: str) -> set[tuple[str, str]]:

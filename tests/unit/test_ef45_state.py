@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd.emulators.ef45 import build_ef45_emulators
+from syncd.emulators.ef45_behaviour import EF45_PROFILES
 from syncd.emulators.ef45_rules import DB_FULL, LOCK_BUSY, DeviceError, paginate
 from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.ef45_table import UserInfoTable
@@ -119,7 +120,7 @@ def test_capacity_answers_db_is_full() -> None:
 
 
 def test_subject_update_merges_and_keeps_the_path_uuid() -> None:
-    state = Ef45State()
+    state = Ef45State(behaviour=EF45_PROFILES["lenient"])
     state.add_subject(subject("a", first_name="Ann"))
     state.update_subject("a", {"user_uuid": "zzz", "last_name": "Roe"})
     assert state.subjects["a"] == {
@@ -159,7 +160,10 @@ def test_faces_by_sub_id() -> None:
     assert state.faces_of("a", 0) == [{"user_uuid": "a", "sub_id": 0, "face_feature": "g0"}]
     state.delete_face("a", 0)
     state.delete_face("a", 1)
-    assert state.faces == {} and state.faces_of("a") == []
+    assert state.faces == {}
+    with pytest.raises(DeviceError) as none:  # no faces: 404, as the device answers
+        state.faces_of("a")
+    assert status_of(none) == 404
     with pytest.raises(DeviceError, match="does not exist"):
         state.delete_face("a", 1)
 
@@ -208,7 +212,7 @@ def test_delete_user_removes_every_part() -> None:
 def test_user_changes_are_logged() -> None:
     state = Ef45State(clock=lambda: datetime(2018, 5, 28, 14, 26, 26))
     state.add_subject(subject("a"))
-    state.update_subject("a", {"first_name": "Ann"})
+    state.update_subject("a", subject("a", first_name="Ann"))
     state.delete_subject("a")
     assert [(e["id"], e["info"]) for e in state.logs.values()] == [
         (1, "AddUser"), (2, "UpdateUser"), (3, "DeleteUsers"),

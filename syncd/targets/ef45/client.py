@@ -12,13 +12,19 @@ batch `POST /user` / `DELETE /user/{uuid}` when the application version is at le
 one path segment wherever a path names it (a key may hold `/`, `?`, `%`, spaces, é).
 The device answers bare status codes (404 absent; 409 a uuid exists, or another user
 holds the card): a 409 on a create is told apart by asking for the user, a 404 on
-`DELETE /user/{uuid}` by the separate calls, which ask for the subject first.
+`DELETE /user/{uuid}` by the separate calls, which ask for the subject first. A user
+without faces answers `GET /faces/{uuid}` with 404 (no faces), an empty log range
+`GET /logs/from/to` with 404 (no entries). The faces' query parameter is
+`face_sub_id_param` (the SDK's `subId`; the REST reference says `sub_id`).
+
+`PUT /subjects/{uuid}` and `PUT /user-info/uuid/{uuid}` very likely replace the record
+(the SDK always sends it whole): callers send whole records (`Ef45Session` does).
 
 Exceptions (drawn in `syncd.targets.ef45.errors`, re-exported here):
 
     Ef45Error
     ├── Ef45Unavailable, Ef45ServerError, LockBusy, LockLost    temporary: retry later
-    └── Ef45Rejected, CardInUse, DeviceFull, UnknownUser, UserExists  permanent
+    └── Ef45Rejected, CardInUse, FileMissing, DeviceFull, UnknownUser, UserExists  permanent
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from typing import Any
 import httpx
 
 from syncd.targets.ef45.connection import Ef45Connection, Params, int_field, json_dict
-from syncd.targets.ef45.device import DeviceCalls
+from syncd.targets.ef45.device import IMAGE_DIR, DeviceCalls
 from syncd.targets.ef45.errors import (
     CardInUse,
     DeviceFull,
@@ -40,6 +46,7 @@ from syncd.targets.ef45.errors import (
     Ef45Rejected,
     Ef45ServerError,
     Ef45Unavailable,
+    FileMissing,
     LockBusy,
     LockLost,
     UnknownUser,
@@ -57,6 +64,7 @@ __all__ = [
     "Ef45ServerError",
     "Ef45Unavailable",
     "Ef45User",
+    "FileMissing",
     "LockBusy",
     "LockLost",
     "UnknownUser",
@@ -88,6 +96,8 @@ class Ef45Client(DeviceCalls):
         transport: httpx.AsyncBaseTransport | None = None,
         lock_memo: LockMemo | None = None,
         lock_policy: LockPolicy | None = None,
+        face_sub_id_param: str = "subId",
+        image_dir: str = IMAGE_DIR,
     ) -> None:
         self._conn = Ef45Connection(
             base_url=base_url,
@@ -99,6 +109,8 @@ class Ef45Client(DeviceCalls):
         )
         self.batch_min_version = batch_min_version
         self.page_size = page_size
+        self.face_sub_id_param = face_sub_id_param
+        self.image_dir = image_dir
         self.app_version = ""
         self.record_version = 0
         self.uses_batch = False
@@ -153,11 +165,19 @@ class Ef45Client(DeviceCalls):
 
     async def get_user(self, uuid: str) -> Ef45User | None:
         """Return the user `uuid` (subject, user info, faces), or None if no subject."""
-        subject = await self._get_or_none(f"/subjects/{_seg(uuid)}")
+        subject = await self.get_subject(uuid)
         if subject is None:
             return None
-        info = await self._get_or_none(f"/user-info/uuid/{_seg(uuid)}")
+        info = await self.get_user_info(uuid)
         return Ef45User(subject, info, tuple(await self._faces_of(uuid)))
+
+    async def get_subject(self, uuid: str) -> dict[str, Any] | None:
+        """Return the subject `uuid` as the terminal holds it, or None if absent (404)."""
+        return await self._get_or_none(f"/subjects/{_seg(uuid)}")
+
+    async def get_user_info(self, uuid: str) -> dict[str, Any] | None:
+        """Return the user info of `uuid`, or None if it has none (404)."""
+        return await self._get_or_none(f"/user-info/uuid/{_seg(uuid)}")
 
     async def create_user(
         self,
@@ -215,7 +235,7 @@ class Ef45Client(DeviceCalls):
                 written.append((f"/user-info/uuid/{_seg(uuid)}", None))
             for face in faces:
                 await self._conn.call("POST", "/faces", body=face)
-                written.append((f"/faces/{_seg(uuid)}", {"subId": int(face["sub_id"])}))
+                written.append((f"/faces/{_seg(uuid)}", self._face_params(face["sub_id"])))
         except Ef45Error:
             await self._undo(written)
             raise
@@ -235,14 +255,19 @@ class Ef45Client(DeviceCalls):
     ) -> None:
         """Update the parts given (None leaves a part alone) of one existing user.
 
-        The uuid comes from the subject, else the user info, else the first face.
-        Subject: PUT (UnknownUser if absent). User info: PUT, or POST when the device has
-        none. Faces: PUT per existing sub_id, POST new ones, DELETE those not given.
+        Each part given is written whole: the firmware very likely replaces the record,
+        so a field left out is lost on the terminal (the caller carries what it does not
+        manage). The uuid comes from the subject, else the user info, else the first face.
+        Subject: PUT, `record_version` defaulting to the device's (UnknownUser if absent).
+        User info: PUT, or POST when the device has none but holds the subject
+        (UnknownUser if it holds neither). Faces: PUT per existing sub_id, POST new ones,
+        DELETE those not given.
         """
         uuid = _uuid_of(subject, user_info, *(faces or ()))
         if subject is not None:
             path = f"/subjects/{_seg(uuid)}"
-            response = await self._conn.call("PUT", path, body=dict(subject), allow=(404,))
+            body = {"record_version": self.record_version, **subject}
+            response = await self._conn.call("PUT", path, body=body, allow=(404,))
             if self._conn.absent(response):
                 raise self._unknown_user(response, path)
         if user_info is not None:
@@ -256,6 +281,8 @@ class Ef45Client(DeviceCalls):
         if response.status_code == 409:  # the user's own info exists: it is the card
             raise self._card_in_use("PUT", path)
         if self._conn.absent(response):
+            if await self.get_subject(uuid) is None:  # deleted at the terminal: no user
+                raise self._unknown_user(response, path)
             await self._post_user_info({**user_info, "user_uuid": uuid})
 
     async def _post_user_info(self, body: Mapping[str, Any]) -> None:
@@ -271,11 +298,15 @@ class Ef45Client(DeviceCalls):
         for sub_id, face in wanted.items():
             body = {**face, "user_uuid": uuid}
             if sub_id in present:
-                await self._conn.call("PUT", path, params={"sub_id": sub_id}, body=body)
+                await self._conn.call("PUT", path, params=self._face_params(sub_id), body=body)
             else:
                 await self._conn.call("POST", "/faces", body=body)
         for sub_id in sorted(present - wanted.keys()):
-            await self._conn.call("DELETE", path, params={"subId": sub_id})
+            await self._conn.call("DELETE", path, params=self._face_params(sub_id))
+
+    def _face_params(self, sub_id: Any) -> Params:
+        """Return the query naming face `sub_id` (`face_sub_id_param`)."""
+        return {self.face_sub_id_param: int(sub_id)}
 
     async def delete_user(self, uuid: str) -> None:
         """Delete user `uuid` with its user info and faces; raise UnknownUser if absent.
@@ -294,7 +325,7 @@ class Ef45Client(DeviceCalls):
         if batch:
             self._no_batch("DELETE /user")
         for face in await self._faces_of(uuid):
-            params = {"subId": int(face["sub_id"])}
+            params = self._face_params(face["sub_id"])
             await self._conn.call("DELETE", f"/faces/{_seg(uuid)}", params=params, allow=(404,))
         await self._conn.call("DELETE", f"/user-info/uuid/{_seg(uuid)}", allow=(404,))
         await self._conn.call("DELETE", f"/subjects/{_seg(uuid)}", allow=(404,))
@@ -315,6 +346,7 @@ class Ef45Client(DeviceCalls):
         return json_dict(response, self._conn.where("GET", path))
 
     async def _faces_of(self, uuid: str) -> list[dict[str, Any]]:
+        # 404: the user has no faces (the device's answer, also on old firmware).
         path = f"/faces/{_seg(uuid)}"
         response = await self._conn.call("GET", path, allow=(404,))
         if self._conn.absent(response):

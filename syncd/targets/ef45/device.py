@@ -12,16 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from syncd.targets.ef45.connection import Ef45Connection, json_dict
-from syncd.targets.ef45.errors import Ef45Rejected, Ef45Unavailable
+from syncd.targets.ef45.errors import Ef45Rejected, Ef45Unavailable, FileMissing
 from syncd.targets.ef45.records import seg as _seg
 
 DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
+IMAGE_DIR = "/usr/local/share/CMITECH/Images"
+"""Where the device keeps its images; the SDK asks `load-file` for full paths in it."""
 
 
 class DeviceCalls:
     """The calls about the terminal itself, on the client's locked connection `_conn`."""
 
     _conn: Ef45Connection
+    image_dir: str = IMAGE_DIR
 
     async def find_duplicate(self, left_eye_template: str, right_eye_template: str) -> str | None:
         """Return the uuid of an enrolled subject with a matching template, or None."""
@@ -58,11 +61,23 @@ class DeviceCalls:
         return {key: int(value) for key, value in answer.items()}
 
     async def load_file(self, filename: str) -> bytes:
-        """Return the content of the device's image file `filename`."""
+        """Return the content of the device's image file `filename`.
+
+        A bare name is asked for as `<image_dir>/<name>` (the SDK's full path); an
+        absolute path is sent as is. Raise FileMissing (status 404) when the device
+        answers `file: ""` (its answer for a missing file) or 404: an empty image is
+        never returned.
+        """
         path = "/biometric-data/load-file"
-        answer = await self._conn.get_json(path, params={"filename": filename})
+        full = filename if filename.startswith("/") else f"{self.image_dir.rstrip('/')}/{filename}"
+        where = self._conn.where("GET", path)
+        response = await self._conn.call("GET", path, params={"filename": full}, allow=(404,))
+        if response.status_code == 404:
+            raise FileMissing(f"{where}: HTTP 404: no file {filename}", status=404)
+        content = json_dict(response, where).get("file")
+        if not content:
+            raise FileMissing(f"{where}: no file {filename} (empty answer)", status=404)
         try:
-            return base64.b64decode(str(answer.get("file", "")), validate=True)
+            return base64.b64decode(str(content), validate=True)
         except (binascii.Error, ValueError):
-            where = self._conn.where("GET", path)
             raise Ef45Unavailable(f"{where}: file is not base64") from None

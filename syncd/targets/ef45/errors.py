@@ -11,16 +11,18 @@
     │                         and one retake (and retry) failed (target-level)
     ├── Ef45Rejected          PermanentTargetError: any other 4xx (validation, unknown
     │   │                     config title or file, unknown path) (record-level)
-    │   └── CardInUse         409 on a write whose user exists, or whose uuid is free:
-    │                         another user holds the card
-    ├── DeviceFull            PermanentTargetError: the answer says "DB is full"
+    │   ├── CardInUse         409 on a write whose user exists, or whose uuid is free:
+    │   │                     another user holds the card
+    │   └── FileMissing       `load-file` answered `file: ""` (or 404): no such file
+    ├── DeviceFull            PermanentTargetError: 507, or the answer says "DB is full"
     ├── UnknownUser           PermanentTargetError: the user does not exist on the device
     └── UserExists            PermanentTargetError: the user exists on the device already
 
 The device answers 404 (absent) and 409 (exists: a uuid, or a card another user holds)
 as bare status codes (`ef45-notes.md`): decisions are taken on the status alone, and a
 409 on a create is told apart by asking whether the user exists (`Ef45Client`). The one
-exception is "DB is full", whose status is unknown: its text is the only sign.
+exception is "DB is full", whose status is unknown (*unverified*): 507 (Insufficient
+Storage) counts, and so does the text "DB is full" under any status.
 
 Messages name the terminal, the method, the path (never the query, which carries the
 lock uid) and the HTTP status. Remote bodies are redacted (the lock uid, the request's
@@ -38,6 +40,8 @@ from syncd.errors import PermanentTargetError, TargetError, TemporaryTargetError
 
 SECRET_FIELDS = frozenset({"pin", "left_eye_template", "right_eye_template", "face_feature"})
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
+DB_FULL_STATUS = 507
+"""Insufficient Storage: taken as "DB is full" (the device's real status is unverified)."""
 
 
 class Ef45Error(TargetError):
@@ -74,8 +78,12 @@ class CardInUse(Ef45Rejected):
     """The terminal refused a card that another user holds (409)."""
 
 
+class FileMissing(Ef45Rejected):
+    """The terminal has no such image file (`load-file` answered `file: ""`)."""
+
+
 class DeviceFull(Ef45Error, PermanentTargetError):
-    """The terminal's user database is full ("DB is full")."""
+    """The terminal's user database is full ("DB is full", or 507)."""
 
 
 class UnknownUser(Ef45Error, PermanentTargetError):
@@ -119,10 +127,10 @@ def error_for(status: int, text: str, where: str) -> Ef45Error:
     """Given a non-2xx answer (`text` already redacted), return the exception to raise.
 
     Decided on the status: 5xx is a server error, anything else an `Ef45Rejected`;
-    "DB is full" (status unknown) is recognised by its text alone.
+    "DB is full" (status unknown) is 507 or the text under any status.
     """
     message = f"{where}: HTTP {status}: {text}" if text else f"{where}: HTTP {status}"
-    if "db is full" in text.lower():
+    if status == DB_FULL_STATUS or "db is full" in text.lower():
         return DeviceFull(message, status=status)
     if status >= 500:
         return Ef45ServerError(message, status=status)

@@ -20,6 +20,7 @@ def build(name: str, config: Any, context: BuildContext) -> Ef45Target:
         transport=context.transport,
         templates=context.templates,
         lock_memo=context.lock_memo,
+        template_digest=context.template_digest,
     )
 
 

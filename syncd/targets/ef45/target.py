@@ -6,12 +6,21 @@ success and the ledger commit is recovered by finding the user under the same uu
 other, then to the key. `access_allowed` follows the status; `match_until` is the end of
 validity as local wall time in the terminal's zone (the exact format the firmware
 expects is *unverified*: ISO `YYYY-MM-DDTHH:MM:SS`, empty when open-ended). Wiegand
-fields come from the mapping's attributes, -1 when not set. `card` is the person's first
-card as hexadecimal with a space every byte (`65 D8 A1 BD`).
+fields come from the mapping's attributes, -1 when not set (`wiegand_custom` goes on
+the wire as a string, as the SDK sends it: "" for not set). `card` is the person's first
+card as hexadecimal with a space every byte, padded to `card_bytes` (`00 AB CD EF`).
 
 Apply: create → `create_user` (a user already present becomes an update); update and
-disable → `update_user` with only the parts whose fields changed; delete → `delete_user`
-(already absent counts as done); an update of a user removed by hand becomes a create.
+disable → `update_user` with the parts whose fields changed, each part written whole
+(`PUT` very likely replaces: `docs/ef45-behaviour.md`); delete → `delete_user` (already
+absent counts as done); an update of a user removed by hand becomes a create, unless
+the record is disabled (a leaver already gone stays gone). A subject
+is never written without the eye templates the terminal holds: when the ledger has none
+for this terminal (not yet back-filled, or of another record version), the terminal's
+subject is read first and its templates, and every field syncd does not manage, are
+carried over; faces are left alone unless the record's faces changed. So a rename never
+wipes irises enrolled at the terminal; syncd removes templates from a terminal only by
+deleting the user.
 
 Cards (`cards`, `without_cards`: `engine.order.CardRules`): the terminal refuses a card
 another user holds, disabled or not, so the engine orders card moves and clears a card
@@ -42,9 +51,9 @@ from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
 from syncd.targets.ef45.clock import set_terminal_clock
 from syncd.targets.ef45.events import Ef45EventReader
 from syncd.targets.ef45.lockstate import LockMemo, policy_of
-from syncd.targets.ef45.observe import observe_users
+from syncd.targets.ef45.observe import TemplateDigest, observe_users
 from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
-from syncd.targets.templates import TemplateLoader
+from syncd.targets.templates import EYE_FIELDS, TemplateLoader
 
 SUBJECT_FIELDS = (
     "user_uuid",
@@ -62,13 +71,24 @@ WIEGAND_FIELDS = ("wiegand_facility", "wiegand_site", "wiegand_code", "wiegand_c
 NO_CARDS: frozenset[str] = frozenset()
 
 
-def card_hex(card: int) -> str:
-    """Return `card` as the EF-45 writes it: upper-case hex bytes separated by spaces."""
+def card_hex(card: int, card_bytes: int = 4) -> str:
+    """Return `card` as the EF-45 writes it: upper-case hex bytes separated by spaces,
+    left-padded with 00 bytes to `card_bytes` (0: as few bytes as the number needs)."""
     if card < 0:
         raise ValueError("card numbers are non-negative")
     raw = f"{card:X}"
-    raw = raw if len(raw) % 2 == 0 else f"0{raw}"
+    raw = raw.rjust(max(len(raw) + len(raw) % 2, 2 * card_bytes), "0")
     return " ".join(raw[i : i + 2] for i in range(0, len(raw), 2))
+
+
+def wire_subject(subject: Record) -> dict[str, Any]:
+    """Return a subject body as the SDK sends it: `wiegand_custom` as a string ("" for
+    not set, -1 in the record)."""
+    body = dict(subject)
+    custom = body.get("wiegand_custom")
+    if isinstance(custom, int):
+        body["wiegand_custom"] = "" if custom == -1 else str(custom)
+    return body
 
 
 def _int_attribute(person: Person, name: str, default: int) -> int:
@@ -93,6 +113,7 @@ class Ef45Target:
         transport: httpx.AsyncBaseTransport | None = None,
         templates: TemplateLoader | None = None,
         lock_memo: LockMemo | None = None,
+        template_digest: TemplateDigest | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -102,11 +123,15 @@ class Ef45Target:
         """Resolves template digests to bytes at apply (None: no key, no templates)."""
         self.lock_memo = lock_memo
         """Remembers this terminal's lock across processes (None: this process only)."""
+        self.template_digest = template_digest
+        """The ledger's keyed digest of a template's bytes, for observing templates the
+        way render writes them (None: templates are not observed)."""
 
     @property
     def render_key(self) -> Hashable:
         """What render depends on besides the person: the zone and the record version."""
-        return (self.kind, self.config.time_zone, self.config.record_version)
+        config = self.config
+        return (self.kind, config.time_zone, config.record_version, config.card_bytes)
 
     def selects(self, person: Person) -> bool:
         """Return True if the person's groups send them to this terminal."""
@@ -122,7 +147,7 @@ class Ef45Target:
             "last_name": last,
             "access_allowed": person.status is Status.ACTIVE,
             "match_until": self._local(person.valid_until),
-            "card": card_hex(person.cards[0]) if person.cards else "",
+            "card": card_hex(person.cards[0], self.config.card_bytes) if person.cards else "",
             "pin": person.pin,
             "admin": _int_attribute(person, "admin", 0),
             "group_index": _int_attribute(person, "group_index", 0),
@@ -136,6 +161,14 @@ class Ef45Target:
         if moment is None:
             return ""
         return moment.astimezone(self.zone).replace(tzinfo=None).isoformat(timespec="seconds")
+
+    def comparable(self, observed: Record, held: Record | None) -> Record:
+        """Return `observed` without the template fields the `held` record lacks:
+        templates enrolled at the terminal and not (yet) in the ledger are kept by every
+        update, never removed, so they are no difference for a deep plan; a template the
+        ledger holds and the terminal lacks or holds otherwise is one."""
+        held = held or {}
+        return {k: v for k, v in observed.items() if k not in TEMPLATE_FIELDS or k in held}
 
     def is_active(self, record: Record) -> bool:
         """Return True if the record lets its person through."""
@@ -165,16 +198,22 @@ class Ef45Target:
             transport=self._transport,
             lock_memo=self.lock_memo,
             lock_policy=policy_of(config),
+            face_sub_id_param=config.face_sub_id_param,
+            image_dir=config.image_dir,
         )
 
     async def observe(self) -> dict[str, Record]:
         """Return user uuid → record (render's shape) for every user the terminal holds.
 
-        Takes the lock for the read; raise an Ef45Error if the terminal cannot be read
-        completely (a partial list is never returned).
+        Templates are observed as render writes them (keyed digests, `template_version`)
+        when the target was given `template_digest`, else left out. Takes the lock for
+        the read; raise an Ef45Error if the terminal cannot be read completely (a partial
+        list is never returned).
         """
         async with self.client() as client:
-            return await observe_users(client)
+            return await observe_users(
+                client, card_bytes=self.config.card_bytes, template_digest=self.template_digest
+            )
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[TargetSession]:
@@ -238,25 +277,58 @@ class Ef45Session:
         extra = await self._templates(action)
         subject.update(extra.subject)
         try:
-            await self.client.create_user(subject, user_info, extra.faces or ())
-        except UserExists:
-            await self.client.update_user(subject, user_info, extra.faces)
+            await self.client.create_user(wire_subject(subject), user_info, extra.faces or ())
+        except UserExists:  # e.g. created before a crash, the ledger never told: update
+            await self._write_whole(subject, user_info, extra.faces)
 
     async def _update(self, action: Action) -> None:
         subject, user_info = split_record(action.record)
         changed = {change.name for change in action.changes}
         extra = await self._templates(action)
         # Templates ride along whenever the subject is sent: a PUT that replaced the
-        # whole subject (unverified firmware behaviour) must not drop them.
+        # whole subject must not drop them.
         subject.update(extra.subject)
         try:
-            await self.client.update_user(
+            await self._write_whole(
                 subject if changed & {*SUBJECT_FIELDS, *TEMPLATE_FIELDS} else None,
                 user_info if changed & set(USER_INFO_FIELDS) else None,
                 extra.faces if "faces" in changed else None,
             )
-        except UnknownUser:
-            await self.client.create_user(subject, user_info, extra.faces or ())
+        except UnknownUser:  # deleted at the terminal by hand
+            if not self.is_active(action.record):
+                return  # a leaver already gone: nothing to disable, never re-created
+            await self.client.create_user(wire_subject(subject), user_info, extra.faces or ())
+
+    @staticmethod
+    def is_active(record: Record) -> bool:
+        """Return True if the record lets its person through."""
+        return bool(record.get("access_allowed"))
+
+    async def _write_whole(
+        self,
+        subject: dict[str, Any] | None,
+        user_info: dict[str, Any] | None,
+        faces: list[dict[str, Any]] | None,
+    ) -> None:
+        """Update an existing user, each part given whole (None: leave that part).
+
+        A subject without both eye templates is first completed from the terminal's
+        (read back): its templates and the fields syncd does not manage are carried,
+        so the replacing PUT keeps them; a user info likewise keeps the terminal's fields
+        syncd does not manage (`by_pass_card`, `job_code`, …). Raise UnknownUser if the
+        user is absent.
+        """
+        if subject is not None and not all(f in subject for f in EYE_FIELDS.values()):
+            current = await self.client.get_subject(_uuid(subject))
+            if current is None:
+                raise UnknownUser(f"{self.name}: no user {_uuid(subject)} to update")
+            subject = carried(current, subject)
+        if user_info is not None:
+            info = await self.client.get_user_info(_uuid(user_info))
+            user_info = carried(info, user_info) if info is not None else user_info
+        await self.client.update_user(
+            wire_subject(subject) if subject is not None else None, user_info, faces
+        )
 
     async def _templates(self, action: Action) -> Resolved:
         return await resolve(
@@ -272,6 +344,17 @@ class Ef45Session:
             await self.client.delete_user(uuid)
         except UnknownUser:
             return
+
+
+def carried(current: Record, subject: Record) -> dict[str, Any]:
+    """Return `subject` over the terminal's `current` subject: every field `subject`
+    leaves out (templates, image paths, …) keeps the terminal's value; the terminal's
+    `record_version` is kept unless `subject` names one."""
+    return {**current, **subject}
+
+
+def _uuid(subject: Record) -> str:
+    return str(subject["user_uuid"])
 
 
 def split_record(record: Record) -> tuple[dict[str, Any], dict[str, Any]]:
