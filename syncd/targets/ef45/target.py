@@ -34,7 +34,9 @@ from syncd.targets.base import TargetSession, selects_by_groups
 from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
 from syncd.targets.ef45.lockstate import LockMemo
 from syncd.targets.ef45.observe import observe_users
+from syncd.targets.ef45.probe import probe_ef45
 from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
+from syncd.targets.probing import ProbeReport
 from syncd.targets.templates import TemplateLoader
 
 SUBJECT_FIELDS = (
@@ -171,6 +173,14 @@ class Ef45Target:
         """Lock the terminal for one run; the lock is released on every way out."""
         async with self.client() as client:
             yield Ef45Session(client, name=self.name, templates=self.templates)
+
+    async def probe(self) -> ProbeReport:
+        """Check syncd's assumptions on this terminal (`syncd probe`), leaving nothing
+        behind; raise an Ef45Error only if the terminal cannot be locked or read."""
+        report = ProbeReport(self.name, self.kind)
+        async with self.client() as client:
+            await probe_ef45(client, self.config, report)
+        return report
 
 
 class Ef45Session:
