@@ -13,7 +13,8 @@
     │   ├── TemporaryTargetError    retry later: timeouts, connection errors, 5xx, lock busy
     │   │   └── TargetStorm         actions in a row failed with temporary errors
     │   └── PermanentTargetError    retrying will not help: validation, "DB is full", 401
-    └── SourceProblems              exit 9: source records were skipped (the run went on)
+    ├── SourceProblems              exit 9: source records were skipped (the run went on)
+    └── AssumptionsDiffer           exit 10: `syncd probe` found the device differs
 
 Exit 1 is not an error: `plan --check` found pending changes. When several apply
 outcomes hold at once, the code is the first of: 8 (actions failed or deferred), 7
@@ -135,6 +136,13 @@ class SourceProblems(SyncdError):
     so that failures (8) and blocked removals (7) take precedence."""
 
     exit_code = 9
+
+
+class AssumptionsDiffer(SyncdError):
+    """`syncd probe`: the device differs from an assumption syncd relies on; the probe's
+    table names the configuration keys to set."""
+
+    exit_code = 10
 
 
 def is_target_level(error: BaseException) -> bool:

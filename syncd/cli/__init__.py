@@ -17,6 +17,7 @@ from rich.console import Console
 
 from syncd.cli import admin, backfill, commands, demo, device, emulate, events, unlock
 from syncd.cli import daemon as daemon_cli
+from syncd.cli import probe as probe_cli
 from syncd.errors import SyncdError, exit_code
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ device.register(app)
 daemon_cli.register(app)
 events.register(app)
 unlock.register(app)
+probe_cli.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(emulate.app, name="emulate")
 

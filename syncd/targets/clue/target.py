@@ -64,7 +64,9 @@ from syncd.targets.clue.client import (
 )
 from syncd.targets.clue.events import ClueEventReader
 from syncd.targets.clue.known import KnownAuths
+from syncd.targets.clue.probe import probe_clue
 from syncd.targets.clue.timing import EPOCH, epoch_ms
+from syncd.targets.probing import ProbeReport
 
 __all__ = ["EPOCH", "ClueSession", "ClueTarget", "FaceImageLoader", "auth_body", "epoch_ms"]
 
@@ -191,9 +193,10 @@ class ClueTarget:
             since = min(cursor_ms, now_ms) - self.config.events_overlap_s * 1000
         return max(since, 0)
 
-    def client(self) -> ClueClient:
-        """Return a client for this place (API key read now; raise ConfigError if absent)."""
-        config = self.config
+    def client(self, config: ClueTargetConfig | None = None) -> ClueClient:
+        """Return a client for this place (API key read now; raise ConfigError if absent);
+        `config` replaces the target's own (`syncd probe` tries the other path layout)."""
+        config = config or self.config
         auth_path, auth_item_path = config.clue_auth_paths()
         return ClueClient(
             base_url=config.url,
@@ -219,6 +222,12 @@ class ClueTarget:
         async with self.client() as client:
             await _check_access(client)
             yield ClueSession(client, self._face_images)
+
+    async def probe(self) -> ProbeReport:
+        """Check syncd's assumptions on this place (`syncd probe`), leaving nothing behind."""
+        report = ProbeReport(self.name, self.kind)
+        await probe_clue(self.config, self.client, report)
+        return report
 
     @asynccontextmanager
     async def events(self) -> AsyncIterator[EventReader]:

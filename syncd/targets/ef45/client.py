@@ -117,6 +117,11 @@ class Ef45Client(DeviceCalls):
         self._closing: asyncio.Future[None] | None = None
 
     @property
+    def connection(self) -> Ef45Connection:
+        """The locked connection under this client (raw calls: `syncd probe`)."""
+        return self._conn
+
+    @property
     def base_url(self) -> str:
         """The terminal's root URL, as configured."""
         return self._conn.base_url

@@ -52,7 +52,9 @@ from syncd.targets.ef45.clock import set_terminal_clock
 from syncd.targets.ef45.events import Ef45EventReader
 from syncd.targets.ef45.lockstate import LockMemo, policy_of
 from syncd.targets.ef45.observe import TemplateDigest, observe_users
+from syncd.targets.ef45.probe import probe_ef45
 from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
+from syncd.targets.probing import ProbeReport
 from syncd.targets.templates import EYE_FIELDS, TemplateLoader
 
 SUBJECT_FIELDS = (
@@ -249,6 +251,14 @@ class Ef45Target:
         """Lock the terminal for reading its templates (`HoldsTemplates`, `ef45.backfill`)."""
         async with self.client() as client:
             yield Ef45TemplateReader(client, page_size=self.config.page_size)
+
+    async def probe(self) -> ProbeReport:
+        """Check syncd's assumptions on this terminal (`syncd probe`), leaving nothing
+        behind; raise an Ef45Error only if the terminal cannot be locked or read."""
+        report = ProbeReport(self.name, self.kind)
+        async with self.client() as client:
+            await probe_ef45(client, self.config, report)
+        return report
 
 
 class Ef45Session:
