@@ -15,7 +15,7 @@ import pytest
 
 from syncd.emulators.clue_state import DUPLICATE_KEY_PROFILES, ClueState
 from syncd.emulators.server import EmulatorServer
-from syncd.model import Op
+from syncd.model import Op, Status
 from syncd.targets.clue.client import (
     AuthListUnavailable,
     ClueUnavailable,
@@ -177,3 +177,38 @@ async def test_each_layout_works_with_its_api_base(
     paths = {r.path.rsplit("/auths", 1)[0] for r in clue_state.writes()}
     assert paths == {f"{api_base}/places/{clue_state.place_id}"}
     assert clue_state.auths == {}
+
+
+async def test_a_leaver_is_closed_on_every_auth_with_their_key(
+    clue_server: EmulatorServer, clue_state: ClueState, key_env: str
+) -> None:
+    # Two auths with one key (made before syncd looked keys up, or by hand): the ledger
+    # knows one. Disabling the leaver must close the other too, and deleting must
+    # remove both: a door system fails closed.
+    clue_state.duplicate_keys = "accept"
+    body = await auth_body(stale_record("E1"), None)
+    known, other = (clue_state.create_auth(body)["authId"] for _ in range(2))
+    clue = make_target(clue_server.url, key_env)
+    leaver = action(clue, "E1", Op.DISABLE, remote_id=str(known), status=Status.DISABLED)
+    async with clue.session() as session:
+        assert await session.apply(leaver) == str(known)
+    assert {clue_state.auths[i].auth["activeStatus"] for i in (known, other)} == {"INACTIVE"}
+    async with clue.session() as session:
+        await session.apply(action(clue, "E1", Op.DELETE, remote_id=str(known)))
+    assert clue_state.auths_by_key("E1") == []
+
+
+async def test_an_active_update_leaves_a_duplicate_alone(
+    clue_server: EmulatorServer, clue_state: ClueState, key_env: str
+) -> None:
+    # Only closing spreads to duplicates: an update that grants access goes to the
+    # auth the ledger knows, never to one syncd did not make.
+    clue_state.duplicate_keys = "accept"
+    body = await auth_body(stale_record("E1"), None)
+    known, other = (clue_state.create_auth(body)["authId"] for _ in range(2))
+    clue = make_target(clue_server.url, key_env)
+    async with clue.session() as session:
+        renamed = action(clue, "E1", Op.UPDATE, remote_id=str(known), first_name="Eve")
+        assert await session.apply(renamed) == str(known)
+    assert clue_state.auths[known].name == "Eve E1"
+    assert clue_state.auths[other].name == "Before Crash"

@@ -40,6 +40,7 @@ at once with the same error.
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -69,6 +70,8 @@ from syncd.targets.clue.timing import EPOCH, epoch_ms
 from syncd.targets.probing import ProbeReport
 
 __all__ = ["EPOCH", "ClueSession", "ClueTarget", "FaceImageLoader", "auth_body", "epoch_ms"]
+
+log = logging.getLogger(__name__)
 
 FACE_MODALITY = "face_image"
 OPEN_START = datetime(2000, 1, 1)  # wall time in the target's zone
@@ -277,6 +280,12 @@ async def auth_body(
     return {"user": {"key": record["key"], "name": record["name"]}, "auth": auth}
 
 
+def _grants(body: Mapping[str, Any]) -> bool:
+    """Whether an auth body lets its person through (ACTIVE)."""
+    auth = body.get("auth")
+    return isinstance(auth, Mapping) and auth.get("activeStatus") == "ACTIVE"
+
+
 def _auth_id(remote_id: str | None) -> int | None:
     return int(remote_id) if remote_id is not None and remote_id.isdigit() else None
 
@@ -350,6 +359,12 @@ class ClueSession:
         return str(updated.auth_id)
 
     async def _update(self, action: Action, body: Mapping[str, Any]) -> str:
+        written = await self._update_known(action, body)
+        if not _grants(body):
+            await self._close_duplicates(action.person_key, int(written), body)
+        return written
+
+    async def _update_known(self, action: Action, body: Mapping[str, Any]) -> str:
         auth_id = _auth_id(action.remote_id)
         if auth_id is None:
             return await self._create(action.person_key, body)  # looks the key up first
@@ -362,6 +377,15 @@ class ClueSession:
             if found.auth_id == auth_id:
                 raise  # listed yet "unknown": a wrong item path, not a missing auth
             return await self._overwrite(found.auth_id, body)
+
+    async def _close_duplicates(self, key: str, kept: int, body: Mapping[str, Any]) -> None:
+        """Fail closed: give every other auth with user key `key` the same no-access
+        `body` (duplicates made before syncd looked keys up, or by hand, would
+        otherwise keep a leaver's access)."""
+        for other in await self._known.lookup(key):
+            if other.auth_id != kept:
+                log.warning("CLUe auth %s duplicates user key %s: closed too", other.auth_id, key)
+                await self._overwrite(other.auth_id, body)
 
     async def _delete(self, action: Action) -> str | None:
         auth_id = _auth_id(action.remote_id)
@@ -381,4 +405,10 @@ class ClueSession:
             auth_id = found.auth_id
             await self.client.delete_auth(auth_id)
         self._known.removed(auth_id)
+        for other in await self._known.lookup(action.person_key):  # fail closed: no duplicate
+            log.warning(
+                "CLUe auth %s duplicates user key %s: deleted too", other.auth_id, action.person_key
+            )
+            await self.client.delete_auth(other.auth_id)
+            self._known.removed(other.auth_id)
         return str(auth_id)
