@@ -9,8 +9,6 @@ a new one (a later run, or the run after a crash), and the place still holds one
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from syncd.emulators.clue_state import DUPLICATE_KEY_PROFILES, ClueState
@@ -22,7 +20,7 @@ from syncd.targets.clue.client import (
     DuplicateAuths,
 )
 from syncd.targets.clue.target import ClueTarget, auth_body
-from tests.fixtures.clue import CLUE_API_KEY
+from tests.fixtures.clue import CLUE_API_KEY, stale_record
 from tests.integration.test_clue_target import action, make_target
 
 LOST = ("drop", "503")
@@ -39,19 +37,6 @@ def profile(request: pytest.FixtureRequest, clue_state: ClueState) -> str:
     """Each duplicate-key profile of the emulator in turn."""
     clue_state.duplicate_keys = request.param
     return str(request.param)
-
-
-def stale_record(key: str) -> dict[str, Any]:
-    return {
-        "key": key,
-        "name": "Before Crash",
-        "activeStatus": "ACTIVE",
-        "startTime": 0,
-        "endTime": 1,
-        "doorAccessType": "ALL_DOOR",
-        "scheduleType": "ALWAYS",
-        "cards": [],
-    }
 
 
 async def test_the_accept_profile_really_duplicates(
@@ -179,15 +164,21 @@ async def test_each_layout_works_with_its_api_base(
     assert clue_state.auths == {}
 
 
+async def _two_auths_of_e1(clue_state: ClueState) -> tuple[int, int]:
+    """Store two auths with the key E1 (a CLUe that accepts duplicates); return their ids."""
+    clue_state.duplicate_keys = "accept"
+    body = await auth_body(stale_record("E1"), None)
+    known, other = (int(clue_state.create_auth(body)["authId"]) for _ in range(2))
+    return known, other
+
+
 async def test_a_leaver_is_closed_on_every_auth_with_their_key(
     clue_server: EmulatorServer, clue_state: ClueState, key_env: str
 ) -> None:
     # Two auths with one key (made before syncd looked keys up, or by hand): the ledger
     # knows one. Disabling the leaver must close the other too, and deleting must
     # remove both: a door system fails closed.
-    clue_state.duplicate_keys = "accept"
-    body = await auth_body(stale_record("E1"), None)
-    known, other = (clue_state.create_auth(body)["authId"] for _ in range(2))
+    known, other = await _two_auths_of_e1(clue_state)
     clue = make_target(clue_server.url, key_env)
     leaver = action(clue, "E1", Op.DISABLE, remote_id=str(known), status=Status.DISABLED)
     async with clue.session() as session:
@@ -203,9 +194,7 @@ async def test_an_active_update_leaves_a_duplicate_alone(
 ) -> None:
     # Only closing spreads to duplicates: an update that grants access goes to the
     # auth the ledger knows, never to one syncd did not make.
-    clue_state.duplicate_keys = "accept"
-    body = await auth_body(stale_record("E1"), None)
-    known, other = (clue_state.create_auth(body)["authId"] for _ in range(2))
+    known, other = await _two_auths_of_e1(clue_state)
     clue = make_target(clue_server.url, key_env)
     async with clue.session() as session:
         renamed = action(clue, "E1", Op.UPDATE, remote_id=str(known), first_name="Eve")

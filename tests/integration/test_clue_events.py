@@ -7,7 +7,6 @@ times: an event older than the collect cursor must still be collected while it i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,25 +15,14 @@ from syncd.config import ClueTargetConfig, SecretRef
 from syncd.emulators.clue_state import ClueState
 from syncd.emulators.server import EmulatorServer
 from syncd.engine.events import collect_from, cursor_name
-from syncd.ledger import migrate
 from syncd.ledger.events import list_events
-from syncd.ledger.store import Ledger, create_ledger_engine
+from syncd.ledger.store import Ledger
 from syncd.targets.clue.target import ClueTarget, epoch_ms
 from tests.fixtures.clue import CLUE_API_KEY, CLUE_PLACE_ID
 
 MINUTE_MS = 60_000
 NOW = datetime(2024, 6, 20, 12, 0, tzinfo=UTC)
 NOW_MS = epoch_ms(NOW)
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    engine = create_ledger_engine(ledger_url)
-    migrate.upgrade(engine)
-    try:
-        yield Ledger(engine)
-    finally:
-        engine.dispose()
 
 
 def target(url: str, monkeypatch: pytest.MonkeyPatch, **settings: int) -> ClueTarget:

@@ -17,7 +17,7 @@ from syncd.emulators.clue_state import DUPLICATE_KEY_PROFILES
 from syncd.emulators.hr_sample import read_people_csv
 from syncd.emulators.server import EmulatorServer
 from syncd.targets.clue.target import auth_body
-from tests.fixtures.clue import make_self_signed_cert
+from tests.fixtures.clue import make_self_signed_cert, stale_record
 from tests.fixtures.clue_env import ClueEnv, clue_target_lines
 from tests.integration.test_clue_convergence import ok_rows
 
@@ -35,17 +35,7 @@ def test_crash_after_cloud_success_does_not_duplicate(
     key = row["employee_id"]
     # CLUe took the create, then syncd died before the ledger commit: the auth exists
     # (here with an older name), the ledger knows nothing of it.
-    stale = {
-        "key": key,
-        "name": "Before Crash",
-        "activeStatus": "ACTIVE",
-        "startTime": 0,
-        "endTime": 1,
-        "doorAccessType": "ALL_DOOR",
-        "scheduleType": "ALWAYS",
-        "cards": [],
-    }
-    first_id = clue.state.create_auth(asyncio.run(auth_body(stale, None)))["authId"]
+    first_id = clue.state.create_auth(asyncio.run(auth_body(stale_record(key), None)))["authId"]
 
     applied = clue.env.run(*CLOUD_ONLY)
     assert applied.returncode == 0, applied.stdout + applied.stderr

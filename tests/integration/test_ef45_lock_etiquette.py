@@ -14,12 +14,10 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.faults import Faults
 from syncd.emulators.server import EmulatorServer
-from syncd.ledger import migrate
 from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.store import Ledger
 from syncd.owners import Owner, ProcessId, process_start
@@ -28,16 +26,6 @@ from syncd.targets.ef45.lockstate import LockPolicy, LockState
 from tests.fixtures.daemon import wait_for
 
 QUICK = LockPolicy(wait_s=0.3, poll_s=0.02)
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    engine = sa.create_engine(ledger_url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    opened = Ledger.open(ledger_url)
-    yield opened
-    opened.close()
 
 
 def client(

@@ -5,26 +5,13 @@ threads and processes, and taken by every daemon job."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
-import pytest
 import sqlalchemy as sa
 
 from syncd.daemon.jobs import run_job
 from syncd.errors import RunLockBusy
-from syncd.ledger import migrate
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.store import Ledger
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[Ledger]:
-    engine = sa.create_engine(ledger_url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    opened = Ledger.open(ledger_url)
-    yield opened
-    opened.close()
 
 
 def _taken_elsewhere(engine: sa.Engine) -> BaseException | None:
