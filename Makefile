@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/syncd demo --profile $(PROFILE)
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check syncd tests

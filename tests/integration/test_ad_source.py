@@ -34,7 +34,8 @@ from syncd.model import Person, RawRecord, Status
 from syncd.sources.ldap import LdapSource
 from tests.fixtures.samba import BASE_DN, SambaDC, samba_dc
 
-pytestmark = pytest.mark.slow
+# Samba listens on fixed ports: every test of this module runs in one xdist worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("samba")]
 
 PASSWORD_ENV = "SYNCD_TEST_AD_PASSWORD"
 PEOPLE_OU = f"OU=People,{BASE_DN}"
