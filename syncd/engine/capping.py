@@ -35,7 +35,7 @@ def window_use(engine: sa.Engine, caps: Caps, now: datetime) -> dict[str, Window
     """Return per target the removals applied in the `caps.window_h` hours before `now`."""
     since = now - timedelta(hours=caps.window_h)
     return {
-        target: WindowUse(removed=recent.counted, lost_access=recent.disabled)
+        target: WindowUse(removed=recent.counted, lost_access=recent.people)
         for target, recent in removals_since(engine, since).items()
     }
 

@@ -39,8 +39,9 @@ class WindowUse:
     """One target's removals already applied in the rolling window (from the ledger).
 
     `removed`: the removals that count against the window (those an administrator
-    released do not). `lost_access`: the people disabled in the window, released or not
-    (added to those with access now, they estimate who had access at its start).
+    released do not). `lost_access`: the people with a removal applied in the window,
+    released or not (added to those with access now, they estimate who had access at its
+    start; a person disabled and then deleted is one person).
     """
 
     removed: int = 0

@@ -146,9 +146,9 @@ def test_window_blocks_batches_under_the_run_cap_until_approved_or_past(
 def _assert_ledger_counts(engine: Engine) -> None:
     """The window's query: released removals (8 approved + 20 allowed) are not counted."""
     recent = removals_since(engine.ledger.engine, START)
-    assert recent == {name: RecentRemovals(counted=25, disabled=53) for name in ("lobby", "lab")}
+    assert recent == {name: RecentRemovals(counted=25, people=53) for name in ("lobby", "lab")}
     assert removals_since(engine.ledger.engine, START + timedelta(hours=23, minutes=59)) == {
-        name: RecentRemovals(counted=6, disabled=34) for name in ("lobby", "lab")
+        name: RecentRemovals(counted=6, people=34) for name in ("lobby", "lab")
     }
     query = (
         sa.select(changes.c.error, sa.func.count())

@@ -16,7 +16,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from syncd.config import load_config, shipped_path
@@ -206,6 +206,10 @@ def assert_never_added_twice(name: str, state: Ef45State) -> None:
         min_size=1,
         max_size=3,
     ),
+)
+@example(  # a removed person's disable and delete once spent two of the window's removals
+    population=2,
+    steps=[([], "errors"), ([("remove", 0)], "none"), ([("terminate", 0)], "none")],
 )
 def test_repeated_apply_converges_under_faults(
     population: int, steps: list[tuple[list[tuple[str, int]], str]]
