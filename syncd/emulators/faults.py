@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from dataclasses import dataclass, field
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,9 +31,31 @@ class Faults:
     seed: int = 0
     exempt_paths: tuple[str, ...] = ()
     rng: random.Random = field(init=False, repr=False)
+    _busy: int = field(init=False, repr=False, default=0)
+    _idle: threading.Condition = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
+        self._idle = threading.Condition()
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Block until no request is being handled (a stalled one included); return False
+        if requests were still in flight after `timeout_s`. Tests use it to know that a
+        request a client gave up on has reached the device (or never will)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout_s)
+
+    def entered(self) -> None:
+        """Count one request in flight (`FaultMiddleware`)."""
+        with self._idle:
+            self._busy += 1
+
+    def left(self) -> None:
+        """Count one request done, and wake `wait_idle` when none is left."""
+        with self._idle:
+            self._busy -= 1
+            if self._busy == 0:
+                self._idle.notify_all()
 
     def roll(self, rate: float) -> bool:
         """Return True with probability `rate` (deterministic for a given seed)."""
@@ -52,6 +75,13 @@ class FaultMiddleware:
         ):
             await self.app(scope, receive, send)
             return
+        self.faults.entered()
+        try:
+            await self._faulty(scope, receive, send)
+        finally:
+            self.faults.left()
+
+    async def _faulty(self, scope: Scope, receive: Receive, send: Send) -> None:
         faults = self.faults
         if faults.latency_ms:
             send = _answering_after(faults.latency_ms / 1000, send)

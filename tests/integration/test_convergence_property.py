@@ -138,6 +138,8 @@ def unlock_lost_locks(one: Site) -> None:
     whose answer was lost may leave a terminal locked by nobody, which syncd never takes
     by itself; once syncd has stopped, such a terminal is unlocked with `syncd unlock`."""
     for name, state in one.states.items():
+        # A lock request the client gave up on may still be granted: wait until it is.
+        assert one.faults[name].wait_idle(30), name
         if state.lock_uid is None:
             continue
         done = subprocess.run(
