@@ -1,7 +1,7 @@
 """`syncd run` as a real process against emulated EF-45 terminals over loopback.
 
 Covers: HR changes reach the terminal within two intervals and /metrics counts them;
-SIGTERM during a slow apply stops between actions with the terminal unlocked and the
+SIGTERM during a slow apply stops at once (the request in flight cancelled) with the terminal unlocked and the
 ledger agreeing with it; SIGHUP with a broken config is refused and the old one kept;
 sd_notify READY/WATCHDOG/STOPPING; `syncd trigger`; two daemons on PostgreSQL with one
 active and a takeover after kill -9.
@@ -123,7 +123,7 @@ def test_sigterm_during_apply_stops_cleanly(tmp_path: Path) -> None:
         assert state.lock_uid is None
         assert len(state.subjects) < 30  # it stopped between actions
         _assert_ledger_agrees(world)
-        assert daemon.matching(r"outcome=stopped")
+        assert daemon.matching(r"outcome=interrupted")
 
 
 def _assert_ledger_agrees(world: DaemonWorld) -> None:
@@ -145,7 +145,7 @@ def _assert_ledger_agrees(world: DaemonWorld) -> None:
         for key in ("first_name", "last_name", "access_allowed", "match_until"):
             assert subject[key] == record[key], (row.person_key, key)
         assert info["card"] == record["card"]
-    assert "stopped" in outcomes and "running" not in outcomes
+    assert "interrupted" in outcomes and "running" not in outcomes
 
 
 def test_sighup_with_broken_config_keeps_old_one(world: DaemonWorld, daemon: DaemonProcess) -> None:
