@@ -1,8 +1,8 @@
 """`syncd run` as a real process against emulated EF-45 terminals over loopback.
 
 Covers: HR changes reach the terminal within two intervals and /metrics counts them;
-SIGTERM during a slow apply stops at once (the request in flight cancelled) with the terminal unlocked and the
-ledger agreeing with it; SIGHUP with a broken config is refused and the old one kept;
+SIGTERM during a slow apply stops at once (the request in flight cancelled) with the
+terminal unlocked and the ledger agreeing with it; SIGHUP with a broken config is refused and the old one kept;
 sd_notify READY/WATCHDOG/STOPPING; `syncd trigger`; two daemons on PostgreSQL with one
 active and a takeover after kill -9.
 """
