@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(error: SyncdError) -> NoReturn:
-    _err.print(f"[red]error:[/red] {error}", highlight=False)
+    _err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
     sys.exit(exit_code(error))
 
 
