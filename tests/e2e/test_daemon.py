@@ -2,17 +2,15 @@
 
 Covers: HR changes reach the terminal within two intervals and /metrics counts them;
 SIGTERM during a slow apply stops at once (the request in flight cancelled) with the
-terminal unlocked and the ledger agreeing with it; SIGHUP with a broken config is refused and the old one kept;
-sd_notify READY/WATCHDOG/STOPPING; `syncd trigger`; two daemons on PostgreSQL with one
-active and a takeover after kill -9.
+terminal unlocked and the ledger agreeing with it; SIGHUP with a broken config is
+refused and the old one kept; sd_notify READY/WATCHDOG/STOPPING; `syncd trigger`; two
+daemons on PostgreSQL with one active and a takeover after kill -9.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path

@@ -49,7 +49,9 @@ def make_env(
         write_people_csv(env.csv_path, sample_rows(PEOPLE))
         env.write_config()
         text = env.config_path.read_text(encoding="utf-8")
-        env.config_path.write_text(text.replace("timeout_s = 5", "timeout_s = 60"), encoding="utf-8")
+        env.config_path.write_text(
+            text.replace("timeout_s = 5", "timeout_s = 60"), encoding="utf-8"
+        )
         engine = create_ledger_engine(ledger_url)
         migrate.upgrade(engine)
         engine.dispose()
