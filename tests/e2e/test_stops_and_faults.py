@@ -1,7 +1,8 @@
 """Stops on time and environmental faults, with `syncd` as a real process.
 
 - The daemon stops within `stop_timeout_s` while a terminal never answers its POST /user
-  (with a 60 s request timeout): the run is interrupted, the terminal unlocked.
+  (with a 60 s request timeout): the run is interrupted, the terminal unlocked; a job
+  over `job_deadline_s` is cancelled the same way and the next one runs.
 - `syncd apply` stops on SIGINT (Ctrl-C) the same way: one line, exit 130.
 - PostgreSQL's connections of an apply killed mid-run (`pg_terminate_backend`): one
   clear line, exit 5, and the next run converges.
@@ -94,6 +95,21 @@ def test_daemon_stops_on_time_while_a_terminal_hangs(tmp_path: Path) -> None:
         assert run_outcomes(world.ledger_url)[-1] == "interrupted"
         assert daemon.matching(r"job=reconcile .*outcome=interrupted")
         assert "Traceback" not in daemon.log()
+
+
+def test_a_job_over_its_deadline_is_cancelled_and_frees_the_slot(tmp_path: Path) -> None:
+    stall = Stall(mode="hang", after=1)
+    for world in stalled_world(tmp_path, f"sqlite:///{tmp_path}/ledger.db", stall):
+        world.daemon["job_deadline_s"] = 2.0
+        write_slow_config(world)
+        daemon = DaemonProcess(world.config_path)
+        try:
+            daemon.wait_log(r"job over its deadline: cancelled.* job=reconcile")
+            daemon.wait_log(r'msg="job started" job=reconcile', count=2)  # the slot is free
+        finally:
+            daemon.kill()
+        outcomes = run_outcomes(world.ledger_url)
+        assert outcomes[0] == "interrupted" and len(outcomes) >= 2, outcomes
 
 
 def test_cli_apply_stops_on_ctrl_c_while_a_terminal_hangs(tmp_path: Path) -> None:
