@@ -10,7 +10,9 @@ daemons on PostgreSQL with one active and a takeover after kill -9.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -151,3 +153,81 @@ def _assert_ledger_agrees(world: DaemonWorld) -> None:
             assert subject[key] == record[key], (row.person_key, key)
         assert info["card"] == record["card"]
     assert "interrupted" in outcomes and "running" not in outcomes
+
+
+def test_sighup_with_broken_config_keeps_old_one(world: DaemonWorld, daemon: DaemonProcess) -> None:
+    daemon.wait_log(r'msg="job done" job=reconcile')
+    good = world.config_path.read_text(encoding="utf-8")
+    world.config_path.write_text(
+        good.replace("[daemon]", "[daemon]\nno_such_key = 1\nstop_timeout_s = -5\n", 1).replace(
+            "stop_timeout_s = 10.0\n", "", 1
+        ),
+        encoding="utf-8",
+    )
+    daemon.signal(signal.SIGHUP)
+    refused = daemon.wait_log(r"config reload refused")[0]
+    assert "no_such_key" in refused and "stop_timeout_s" in refused
+    before = len(daemon.matching(r'msg="job done" job=reconcile'))
+    daemon.wait_log(r'msg="job done" job=reconcile', count=before + 2)
+    assert daemon.get("/healthz").status_code == 200
+    world.config_path.write_text(good, encoding="utf-8")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r'msg="config reloaded"')
+    assert daemon.stop() == 0
+
+
+def test_sd_notify_ready_watchdog_stopping(world: DaemonWorld, tmp_path: Path) -> None:
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        sock.settimeout(15)
+        env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"}
+        daemon = DaemonProcess(world.config_path, env=env)
+        try:
+            seen: list[str] = []
+
+            def receive_until(field: str) -> None:
+                while not any(field in message for message in seen):
+                    seen.append(sock.recv(4096).decode())
+
+            receive_until("READY=1")
+            receive_until("WATCHDOG=1")
+            receive_until("STATUS=last reconcile ok")
+            daemon.signal(signal.SIGTERM)
+            receive_until("STOPPING=1")
+            assert daemon.proc.wait(timeout=15) == 0
+        finally:
+            daemon.kill()
+    ready = next(m for m in seen if "READY=1" in m)
+    assert "STATUS=" in ready
+    assert sum(m == "WATCHDOG=1" for m in seen) >= 1
+
+
+@pytest.mark.slow
+def test_two_daemons_on_postgres_one_active_then_takeover(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    for world in make_world(tmp_path, postgres_url, people=10):
+        second = world.write_config(tmp_path / "second.toml")
+        first = DaemonProcess(world.config_path)
+        other: DaemonProcess | None = None
+        try:
+            first.wait_log(r"active: this daemon runs the jobs")
+            other = DaemonProcess(second)  # started second, so `first` is the active one
+            other.wait_log(r"standby: another daemon holds the lead")
+            first.wait_log(r'msg="job done" job=reconcile .*run=\d+', count=3)
+            assert not other.matching(r'msg="job done"')
+            assert other.metric("syncd_leader") == 0 and first.metric("syncd_leader") == 1
+            assert other.get("/healthz").text.strip() == "ok standby"
+            refused = world.cli("trigger", "reconcile", config=second)
+            assert refused.returncode != 0 and "standby" in refused.stderr
+            os.kill(first.proc.pid, signal.SIGKILL)
+            killed = time.monotonic()
+            other.wait_log(r"active: this daemon runs the jobs", timeout=10)
+            # standby_poll_s is 0.3 s; the slack is for a loaded CI machine.
+            assert time.monotonic() - killed < INTERVAL + 4.0
+            other.wait_log(r'msg="job done" job=reconcile .*run=\d+', count=2)
+        finally:
+            first.kill()
+            if other is not None:
+                other.kill()
