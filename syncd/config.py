@@ -154,7 +154,9 @@ def _check_zone(name: str) -> None:
 
 
 class ApplyConfig(_Strict):
-    """How apply retries: within a run (bounded backoff), then across runs."""
+    """How apply retries: within a run (bounded backoff), then across runs; how long an
+    action (all its tries) and a target (all its actions) may take in one run; how long a
+    stopped apply waits for its terminal locks to be released."""
 
     retries: int = Field(default=3, ge=0, le=20)
     retry_initial_s: float = Field(default=0.5, ge=0)
@@ -163,6 +165,9 @@ class ApplyConfig(_Strict):
     next_attempt_max_s: float = Field(default=3600.0, ge=0)
     quarantine_after: int = Field(default=5, ge=1)
     quarantine_retry_s: float = Field(default=3600.0, ge=0)
+    action_deadline_s: float = Field(default=120.0, gt=0)
+    target_deadline_s: float = Field(default=1800.0, gt=0)
+    release_timeout_s: float = Field(default=5.0, gt=0)
 
 
 class CsvSourceConfig(_Strict):
@@ -335,6 +340,9 @@ class DaemonConfig(_Strict):
     device_clock_cron: str = Field(default="15 3 * * *", pattern=_CRON)
     misfire_grace_s: float = Field(default=60.0, gt=0)
     stop_timeout_s: float = Field(default=30.0, gt=0)
+    # A job still running this long after it started is cancelled (its run recorded as
+    # interrupted), so that no job holds the daemon's single job slot for good.
+    job_deadline_s: float = Field(default=3600.0, gt=0)
     log_format: Literal["kv", "json"] = "kv"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics_listen: str = Field(default="127.0.0.1:9464", pattern=r"^$|^\[?[^\s\]]*\]?:\d{1,5}$")

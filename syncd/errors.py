@@ -11,10 +11,18 @@
     ├── RecordError                 one source record cannot be mapped (the read goes on)
     ├── TargetError                 exit 8: a target failed, or actions are deferred
     │   ├── TemporaryTargetError    retry later: timeouts, connection errors, 5xx, lock busy
-    │   │   └── TargetStorm         actions in a row failed with temporary errors
+    │   │   ├── TargetStorm         actions in a row failed with temporary errors
+    │   │   ├── ActionDeadline      one action's tries outlasted `apply.action_deadline_s`
+    │   │   └── TargetDeadline      a target's actions outlasted `apply.target_deadline_s`
     │   └── PermanentTargetError    retrying will not help: validation, "DB is full", 401
     ├── SourceProblems              exit 9: source records were skipped (the run went on)
-    └── AssumptionsDiffer           exit 10: `syncd probe` found the device differs
+    ├── AssumptionsDiffer           exit 10: `syncd probe` found the device differs
+    ├── HostError                   exit 11: the host refused: disk full, address in use…
+    └── Interrupted                 exit 130: stopped by Ctrl-C, SIGTERM or a deadline
+
+Environmental faults that reach the CLI or the daemon as foreign exceptions (a ledger
+connection lost mid-run, a full disk) are turned into one of these by `environmental`:
+the user sees one line; the traceback goes to the debug log.
 
 Exit 1 is not an error: `plan --check` found pending changes. When several apply
 outcomes hold at once, the code is the first of: 8 (actions failed or deferred), 7
@@ -32,6 +40,8 @@ are cut short with `cut` before they enter a message.
 """
 
 from __future__ import annotations
+
+import sys
 
 BODY_LIMIT = 300
 
@@ -121,6 +131,18 @@ class TargetStorm(TemporaryTargetError):
     in trouble, not one record."""
 
 
+class ActionDeadline(TemporaryTargetError):
+    """One action's tries (its retries and their pauses included) outlasted
+    `apply.action_deadline_s`: that action fails; the next one goes on."""
+
+    target_level = False
+
+
+class TargetDeadline(TemporaryTargetError):
+    """A target's actions outlasted `apply.target_deadline_s`: the target is given up
+    for this run (its remaining actions fail), the other targets go on."""
+
+
 class PermanentTargetError(TargetError):
     """A failure that retrying will not fix (validation, "DB is full", key refused).
 
@@ -143,6 +165,39 @@ class AssumptionsDiffer(SyncdError):
     table names the configuration keys to set."""
 
     exit_code = 10
+
+
+class HostError(SyncdError):
+    """The host refused what syncd needed: a full disk, a read-only file system, a
+    network address in use."""
+
+    exit_code = 11
+
+
+class Interrupted(SyncdError):
+    """Stopped on request (Ctrl-C, SIGTERM) or by a deadline before the work was done;
+    what was not done is planned again by the next run."""
+
+    exit_code = 130
+
+
+def environmental(error: BaseException) -> SyncdError | None:
+    """Return the SyncdError an environmental fault stands for, None if `error` is not one.
+
+    A database error (SQLAlchemy's, looked up only if SQLAlchemy is loaded) is the
+    ledger's: LedgerError. An OSError (disk full, permission denied, address in use) is
+    the host's: HostError. The message is one line, the remote text cut short.
+    """
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(error, sa_exc.SQLAlchemyError):
+        cause = getattr(error, "orig", None) or error
+        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+        return LedgerError(f"ledger unreachable or failing: {type(cause).__name__}: {cut(detail)}")
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        text = error.strerror or str(error) or type(error).__name__
+        return HostError(f"{cut(text)}{where}")
+    return None
 
 
 def is_target_level(error: BaseException) -> bool:

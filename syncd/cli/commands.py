@@ -16,11 +16,11 @@ from rich.console import Console
 from syncd.cli import tables
 from syncd.cli.progress import TargetBars
 from syncd.config import Config, load_config
-from syncd.engine import narrow, report
+from syncd.engine import narrow, report, stopping
 from syncd.engine.report_html import render_html
 from syncd.engine.run import Engine
 from syncd.engine.saved import SavedPlan, load_saved_plan
-from syncd.errors import ConfigError, SafetyBlocked, SourceProblems, TargetError
+from syncd.errors import ConfigError, Interrupted, SafetyBlocked, SourceProblems, TargetError
 from syncd.ledger import migrate, queries
 from syncd.ledger.events import last_access
 from syncd.ledger.pinkey import seal_clear_pins
@@ -101,6 +101,8 @@ def db_upgrade(config: ConfigOption = None) -> None:
 def open_engine(settings: Config, targets: list[str] | None) -> Engine:
     """Return an Engine for `settings`, limited to `targets` when given."""
     only = frozenset(targets) if targets else None
+    if isinstance(stop := stopping.current(), stopping.Stop):
+        stop.limit_s = settings.daemon.stop_timeout_s  # Ctrl-C: leave by then (cli.main)
     return Engine.from_config(settings, only_targets=only)
 
 
@@ -253,6 +255,11 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
         f"run {run_id}: {applied} applied, {failed} failed, {result.blocked} blocked, "
         f"{deferred} deferred, {len(_skipped(engine))} source record(s) skipped"
     )
+    if outcome.stopped:
+        raise Interrupted(
+            f"run {run_id} interrupted ({stopping.reason_of(stopping.current())}); what it "
+            "did not do is planned again by the next run"
+        )
     if failed or deferred:
         raise TargetError(
             f"{failed} action(s) failed, {deferred} deferred (a failed record waiting for its "

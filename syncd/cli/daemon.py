@@ -7,6 +7,7 @@ from loopback clients only.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -44,7 +45,13 @@ def run(config: ConfigOption = None) -> None:
     path = _config_path(config)
     settings = load_config(path)
     setup_logging(settings.daemon.log_format, settings.daemon.log_level)
-    code = Daemon(path, settings).run()
+    daemon = Daemon(path, settings)
+    code = daemon.run()
+    if daemon.runner.busy:
+        # A job still runs past stop_timeout_s (stuck outside any loop the stop reaches):
+        # the interpreter would wait for its thread at exit, so leave at once instead.
+        logging.shutdown()
+        os._exit(code)
     raise typer.Exit(code)
 
 

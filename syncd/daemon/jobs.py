@@ -74,7 +74,7 @@ def _reconcile(
     plan, result, run_id = engine.apply(trigger=trigger, stop=stop, **extra)
     applied, failed = result.count("applied"), result.count("failed")
     problems = engine.applied.problems if engine.applied is not None else ()
-    outcome = "stopped" if result.stopped else "failed" if failed else "ok"
+    outcome = "interrupted" if result.stopped else "failed" if failed else "ok"
     if problems:
         by_decision = Counter(str(p.decision) for p in problems)
         shown = ",".join(f"{d}:{n}" for d, n in sorted(by_decision.items()))

@@ -6,17 +6,22 @@ collapse into one), and a run later than `misfire_grace_s` is skipped until the 
 Interval jobs run once at start, then every interval; cron jobs at their times.
 
 Each run opens an `Engine` for the current config (so a reloaded config applies from
-the next run on), calls the job with the daemon's stop event, and closes the engine. A
-job that raises is logged with its job run id and counted; it never stops the daemon.
+the next run on), calls the job with a stop of its own (`engine.stopping.Stop`), and
+closes the engine. That stop is set by the daemon's (SIGTERM) and by the job's deadline
+(`daemon.job_deadline_s`): the job's requests in flight are cancelled and its run is
+recorded as interrupted, so no job holds the single job slot for good. A job that raises
+is logged with its job run id (one line; an environmental fault's traceback only at
+debug level) and counted; it never stops the daemon.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +33,10 @@ from tzlocal import get_localzone
 
 from syncd.config import Config
 from syncd.daemon.jobs import JobFunction, JobResult, run_job
+from syncd.engine import stopping
 from syncd.engine.run import Engine
-from syncd.errors import RunLockBusy, SyncdError, cut
+from syncd.engine.stopping import Stop
+from syncd.errors import Interrupted, RunLockBusy, SyncdError, cut, environmental
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +73,9 @@ class JobRunner:
         engine: Engine | None = None
         result: JobResult | None = None
         try:
-            engine = Engine.from_config(self.config())
-            result = run_job(self.functions[name], engine, trigger=trigger, stop=self.stop)
-        except RunLockBusy as exc:
-            result = JobResult("busy", summary=str(exc))
-            log.warning("job skipped: run lock busy", extra={**fields, "error": str(exc)})
-        except SyncdError as exc:
-            log.error("job failed", extra={**fields, "error": cut(f"{type(exc).__name__}: {exc}")})
-        except Exception:
-            log.exception("job crashed", extra=fields)
+            with stopping.linked(self.stop) as stop, self._deadline(stop, fields):
+                engine = Engine.from_config(self.config())
+                result = self._call(name, engine, trigger, stop, fields)
         finally:
             seconds = time.monotonic() - started
             self._log_end(result, seconds, fields)
@@ -84,6 +85,48 @@ class JobRunner:
             with self._idle:
                 self._running -= 1
                 self._idle.notify_all()
+
+    def _call(
+        self, name: str, engine: Engine, trigger: str, stop: Stop, fields: dict[str, Any]
+    ) -> JobResult | None:
+        """Run the job under `stop`; return its result (None if it failed: logged)."""
+        try:
+            with stopping.scope(stop):
+                return run_job(self.functions[name], engine, trigger=trigger, stop=stop)
+        except RunLockBusy as exc:
+            log.warning("job skipped: run lock busy", extra={**fields, "error": str(exc)})
+            return JobResult("busy", summary=str(exc))
+        except Interrupted as exc:
+            return JobResult("interrupted", summary=str(exc))
+        except Exception as exc:
+            self._log_failure(exc, fields)
+            return None
+
+    @contextlib.contextmanager
+    def _deadline(self, stop: Stop, fields: dict[str, Any]) -> Iterator[None]:
+        """Set `stop` once the job has run `daemon.job_deadline_s`, and log it."""
+        deadline_s = self.config().daemon.job_deadline_s
+        timer = threading.Timer(deadline_s, stop.set, [f"job_deadline_s of {deadline_s:g} s"])
+        timer.daemon = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            if stop.is_set() and not self.stop.is_set():
+                log.error(
+                    "job over its deadline: cancelled",
+                    extra={**fields, "job_deadline_s": deadline_s},
+                )
+
+    def _log_failure(self, exc: Exception, fields: dict[str, Any]) -> None:
+        """Log a job's error in one line; a crash (a bug) with its traceback."""
+        error = exc if isinstance(exc, SyncdError) else environmental(exc)
+        if error is None:
+            log.exception("job crashed", extra=fields)
+            return
+        log.debug("job failed", exc_info=exc, extra=fields)
+        log.error("job failed", extra={**fields, "error": cut(f"{type(error).__name__}: {error}")})
 
     def _log_end(self, result: JobResult | None, seconds: float, fields: dict[str, Any]) -> None:
         if result is None or result.outcome == "busy":

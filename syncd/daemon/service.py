@@ -12,9 +12,13 @@ upcoming hire is created ahead) is queued as a one-off reconcile `access.boundar
 after it, so a door opens or closes within seconds of the boundary, not at the next poll.
 
 Signals only set flags, read by the main loop:
-- SIGTERM / SIGINT: `STOPPING=1`, no new job starts, the stop event tells the apply in
-  flight to stop between actions (the action under way finishes and is recorded, the
-  EF-45 session releases its lock on the way out), then exit within `stop_timeout_s`.
+- SIGTERM / SIGINT: `STOPPING=1`, no new job starts, the stop (`engine.stopping.Stop`)
+  cancels the job's requests in flight at once, its EF-45 sessions release their locks
+  (best effort, within `apply.release_timeout_s`), its run is recorded as interrupted
+  with the counts it reached, and the process exits within `stop_timeout_s` whatever
+  the peers do (exit 1 if a job still ran then).
+
+A metrics port already taken is one line and exit 3 (ConfigError) before READY=1.
 - SIGHUP: reload the config file; one that fails validation is refused (logged with
   every problem) and the running config is kept. `ledger.url` cannot change by reload.
 """
@@ -40,6 +44,7 @@ from syncd.daemon.leader import Leadership, leadership_for
 from syncd.daemon.metrics import DaemonMetrics
 from syncd.daemon.notify import Notifier, Watchdog, watchdog_interval
 from syncd.daemon.scheduler import JobRunner, Scheduler
+from syncd.engine import stopping
 from syncd.engine.factory import build_sources, build_targets
 from syncd.engine.run import Engine
 from syncd.errors import ConfigError, SyncdError
@@ -86,7 +91,7 @@ class Daemon:
         self.config_path = config_path
         self.config = config
         self.notifier = notifier or Notifier()
-        self.stop = threading.Event()
+        self.stop = stopping.Stop()
         self._wake = threading.Event()
         self._reload_asked = False
         self._told_standby = False
@@ -123,12 +128,11 @@ class Daemon:
         validate(self.config)
         self.runner.functions.update(jobs.available_jobs())
         self.leadership = leadership_for(self.config.ledger.url)
-        self._install_signals()
-        self.scheduler.start()
         listen = self.config.daemon.metrics_listen
         if listen:
-            hooks = Hooks(self.metrics.registry, self.health, self.trigger)
-            self.listener = Listener(hooks, listen).start()
+            self.listener = self._listen(listen)
+        self._install_signals()
+        self.scheduler.start()
         log.info(
             "syncd daemon started",
             extra={
@@ -139,6 +143,17 @@ class Daemon:
             },
         )
         self.notifier.ready("started; waiting for leadership")
+
+    def _listen(self, listen: str) -> Listener:
+        """Start the HTTP listener; raise ConfigError if its address cannot be bound."""
+        hooks = Hooks(self.metrics.registry, self.health, self.trigger)
+        try:
+            return Listener(hooks, listen).start()
+        except OSError as exc:
+            raise ConfigError(
+                f"daemon.metrics_listen = {listen!r}: cannot listen there "
+                "(the port is taken, or the address is not this host's)"
+            ) from exc
 
     def _start_watchdog(self) -> Watchdog | None:
         interval = watchdog_interval()
@@ -152,7 +167,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def _on_stop(self, signum: int, _frame: FrameType | None) -> None:
-        self.stop.set()
+        self.stop.set(signal.Signals(signum).name)
         self._wake.set()
 
     def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
@@ -169,7 +184,7 @@ class Daemon:
             self._wake.clear()
 
     def _shutdown(self) -> int:
-        log.info("stopping: no new jobs; the action in flight finishes")
+        log.info("stopping: no new jobs; the requests in flight are cancelled")
         self.notifier.stopping()
         self.stop.set()
         self.scheduler.shutdown()

@@ -37,6 +37,8 @@ grows with the record's attempts. Whose failure it is decides what happens next
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import threading
 from collections import Counter
@@ -55,12 +57,23 @@ from tenacity import (
 )
 
 from syncd.config import ApplyConfig
+from syncd.engine import stopping
 from syncd.engine.writer import GroupWriter
-from syncd.errors import SyncdError, TargetStorm, TemporaryTargetError, cut, is_target_level
+from syncd.errors import (
+    ActionDeadline,
+    SyncdError,
+    TargetDeadline,
+    TargetStorm,
+    TemporaryTargetError,
+    cut,
+    is_target_level,
+)
 from syncd.ledger.outcomes import Outcome
 from syncd.ledger.store import Ledger
 from syncd.model import Action, Op, Plan
 from syncd.targets.base import Target, TargetSession
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -130,8 +143,9 @@ class Applier:
         stop: threading.Event | None = None,
     ) -> None:
         self.ledger = ledger
-        # Checked between actions: once set, actions not yet started are left for the
-        # next run (its plan recomputes them); the one in flight finishes and is recorded.
+        # Once set, the requests in flight are cancelled and the sessions closed (locks
+        # released, bounded by `release_timeout_s`); what was not done is left for the
+        # next run (its plan recomputes it).
         self.stop = stop
         self.run_id = run_id
         self.settings = settings
@@ -143,64 +157,118 @@ class Applier:
         self._written_ahead: set[int] = set()  # id() of creates whose pending is committed
 
     async def run(self, plan: Plan, targets: Mapping[str, Target]) -> ApplyResult:
-        """Record the plan's blocked actions, apply the rest; return the counts."""
+        """Record the plan's blocked actions, apply the rest; return the counts.
+
+        Once `stop` is set, every target's request in flight is cancelled and its
+        session closed (its lock released) within `release_timeout_s`: `result.stopped`.
+        """
         try:
             blocked = [a for a in plan.actions if a.blocked is not None]
             await self._group.write([self._outcome(a, "blocked", error=a.blocked) for a in blocked])
             runnable = plan.runnable()
             names = sorted({a.target for a in runnable})
             self._group.producers = len(names)
-            # return_exceptions: every target ends before the writer shuts down.
-            ended = await asyncio.gather(
-                *(
+            tasks = [
+                asyncio.create_task(
                     self._apply_target(targets[n], [a for a in runnable if a.target == n])
-                    for n in names
-                ),
-                return_exceptions=True,
-            )
-            for outcome in ended:
-                if isinstance(outcome, BaseException):
-                    raise outcome
+                )
+                for n in names
+            ]
+            await self._until_done_or_stopped(tasks)
+            # Every target has ended before the writer shuts down; a target's own crash
+            # (not a SyncdError: a ledger lost, a bug) is raised once all have.
+            for task in tasks:
+                if not task.cancelled() and (error := task.exception()) is not None:
+                    raise error
         finally:
             self._writer.shutdown(wait=True)
         return self.result
 
+    async def _until_done_or_stopped(self, tasks: Sequence[asyncio.Task[None]]) -> None:
+        """Wait for `tasks`; if the stop comes first, cancel them within the release time."""
+        if not tasks:
+            return
+        async with stopping.bridged(self.stop) as flag:
+            stopper = asyncio.create_task(flag.wait())
+            try:
+                await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                while not stopper.done() and not all(t.done() for t in tasks):
+                    await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopper.cancel()
+            if all(t.done() for t in tasks):
+                return
+            self.result.stopped = True
+            ended = await stopping.cancel_within(tasks, self.settings.release_timeout_s)
+            if not ended:
+                log.warning("a target's session did not close within release_timeout_s")
+
     async def _apply_target(self, target: Target, actions: Sequence[Action]) -> None:
+        """Apply one target's actions within `target_deadline_s`; record what fails.
+
+        A stop (cancellation) records nothing more: what was not done, the action in
+        flight included, is planned again by the next run (a create in flight has its
+        pending record already).
+        """
         self.progress.start(target.name, len(actions))
-        done = 0
-        committing: asyncio.Future[None] | None = None  # the last outcome queued
+        state = _TargetState()
+        deadline = self.settings.target_deadline_s
+        body = asyncio.create_task(self._sessions(target, actions, state))
         try:
-            async for attempt in self._retrying():
-                with attempt:
-                    async with target.session() as session:
-                        streak = 0  # temporary failures in a row in this session
-                        for index in range(done, len(actions)):
-                            if self.stop is not None and self.stop.is_set():
-                                self.result.stopped = True
-                                return
-                            await self._write_ahead(actions, index)
-                            outcome, temporary = await self._apply_one(session, actions[index])
-                            if committing is not None:
-                                await committing
-                            committing = self._group.submit(outcome)
-                            self.progress.advance(target.name)
-                            done += 1
-                            streak = streak + 1 if temporary else 0
-                            if streak >= STORM_AFTER:
-                                raise TargetStorm(
-                                    f"{streak} actions in a row failed with temporary "
-                                    f"errors; the last: {outcome.error}"
-                                )
+            try:
+                done, _ = await asyncio.wait({body}, timeout=deadline)
+            except asyncio.CancelledError:
+                await stopping.cancel_within([body], self.settings.release_timeout_s)
+                raise
+            if not done:
+                await stopping.cancel_within([body], self.settings.release_timeout_s)
+                raise TargetDeadline(
+                    f"target_deadline_s of {deadline:g} s passed with "
+                    f"{len(actions) - state.done} action(s) not done; they are retried "
+                    "on a later run"
+                )
+            body.result()  # raises what the sessions raised
         except SyncdError as exc:
             self.result.errors[target.name] = str(exc)
-            failed = [self._outcome(a, "failed", error=_describe(exc)) for a in actions[done:]]
+            if state.committing is not None:
+                await _settled(state.committing)
+            failed = [
+                self._outcome(a, "failed", error=_describe(exc)) for a in actions[state.done :]
+            ]
             await self._group.write(failed)
             for _ in failed:
                 self.progress.advance(target.name)
         finally:
             self._group.producers -= 1  # the others' groups stop waiting for this target
-            if committing is not None:
-                await committing
+            if state.committing is not None:
+                await state.committing
+
+    async def _sessions(
+        self, target: Target, actions: Sequence[Action], state: _TargetState
+    ) -> None:
+        """Apply `actions` in sessions of `target`, reopened (with backoff) after a
+        target-level temporary error; `state` counts what is done."""
+        async for attempt in self._retrying():
+            with attempt:
+                async with target.session() as session:
+                    streak = 0  # temporary failures in a row in this session
+                    for index in range(state.done, len(actions)):
+                        if self.stop is not None and self.stop.is_set():
+                            self.result.stopped = True
+                            return
+                        await self._write_ahead(actions, index)
+                        outcome, temporary = await self._apply_one(session, actions[index])
+                        if state.committing is not None:
+                            await state.committing
+                        state.committing = self._group.submit(outcome)
+                        self.progress.advance(target.name)
+                        state.done += 1
+                        streak = streak + 1 if temporary else 0
+                        if streak >= STORM_AFTER:
+                            raise TargetStorm(
+                                f"{streak} actions in a row failed with temporary "
+                                f"errors; the last: {outcome.error}"
+                            )
 
     async def _write_ahead(self, actions: Sequence[Action], index: int) -> None:
         """Commit "pending" for the creates from `index` on, unless already done."""
@@ -221,7 +289,7 @@ class Applier:
         marks the target's run as failed.
         """
         try:
-            remote_id = await self._with_retries(session, action)
+            remote_id = await self._within_deadline(session, action)
         except TemporaryTargetError as exc:
             if exc.target_level:
                 raise
@@ -232,6 +300,21 @@ class Applier:
                 self.result.errors.setdefault(action.target, str(exc))
             return self._outcome(action, "failed", error=_describe(exc)), False
         return self._outcome(action, "applied", remote_id=remote_id), False
+
+    async def _within_deadline(self, session: TargetSession, action: Action) -> str | None:
+        """Execute `action` with its retries, all within `action_deadline_s`; raise
+        ActionDeadline when it passes (the request in flight is cancelled)."""
+        limit = self.settings.action_deadline_s
+        try:
+            async with asyncio.timeout(limit) as deadline:
+                return await self._with_retries(session, action)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise ActionDeadline(
+                f"action_deadline_s of {limit:g} s passed before the target answered "
+                "(retries included)"
+            ) from None
 
     async def _with_retries(self, session: TargetSession, action: Action) -> str | None:
         try:  # the first try outside tenacity: building its machinery per action cost more
@@ -283,6 +366,20 @@ class Applier:
             settings.next_attempt_base_s * (2**action.attempts), settings.next_attempt_max_s
         )
         return now + timedelta(seconds=delay)
+
+
+@dataclass
+class _TargetState:
+    """How far one target's apply got: actions done, and the last outcome's commit."""
+
+    done: int = 0
+    committing: asyncio.Future[None] | None = None
+
+
+async def _settled(future: asyncio.Future[None]) -> None:
+    """Wait for `future`, ignoring its error (raised again where it is awaited last)."""
+    with contextlib.suppress(Exception):
+        await asyncio.shield(future)
 
 
 def _worth_retrying(exc: BaseException) -> bool:

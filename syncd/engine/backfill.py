@@ -32,13 +32,14 @@ only).
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.config import ClueTargetConfig, Ef45TargetConfig
+from syncd.engine import stopping
 from syncd.engine.backfill_scan import Candidate, Judge, ScanState
 from syncd.engine.run import Engine
 from syncd.errors import ConfigError, SyncdError, TargetError, cut
@@ -100,7 +101,15 @@ def backfill(
         )
         people = {k: p.person for k, p in engine.ledger.load_people().items()}
         runner = _Backfill(engine, engine.vault, terminals, people, run_id, face_images)
-        result = asyncio.run(runner.run())
+        try:
+            result = stopping.run(runner.run(), what="the backfill")
+        except BaseException as exc:  # no run stays "running" (best effort: see run.py)
+            with contextlib.suppress(Exception):
+                engine.ledger.finish_run(
+                    run_id, outcome="interrupted", counts={}, now=engine.clock(),
+                    message=cut(f"{type(exc).__name__}: {exc}"),
+                )  # fmt: skip
+            raise
         message = "; ".join(f"{t}: {e}" for t, e in sorted(result.errors.items())) or None
         engine.ledger.finish_run(
             run_id, outcome=result.outcome, counts=result.as_counts(),

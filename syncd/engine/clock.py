@@ -12,6 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
+from syncd.engine import stopping
 from syncd.engine.run import Engine
 from syncd.errors import cut
 from syncd.targets.base import HasClock
@@ -39,7 +40,8 @@ def set_device_clocks(engine: Engine) -> dict[str, ClockResult]:
     async def run() -> list[ClockResult]:
         return list(await asyncio.gather(*(_set_one(t, now) for t in devices)))
 
-    return {result.target: result for result in asyncio.run(run())}
+    done = stopping.run(run(), what="setting device clocks")
+    return {result.target: result for result in done}
 
 
 async def _set_one(target: HasClock, now: datetime) -> ClockResult:

@@ -37,6 +37,7 @@ from typing import Protocol, runtime_checkable
 
 import sqlalchemy as sa
 
+from syncd.engine import stopping
 from syncd.engine.plan import Desired, field_changes, summarise
 from syncd.errors import cut
 from syncd.ledger.findings import sync_findings
@@ -144,7 +145,7 @@ async def observe_targets(targets: Mapping[str, Target]) -> dict[str, Observatio
 
 def look(targets: Mapping[str, Target], held: HeldMap, desired: Desired) -> DeepView:
     """Observe the targets (in parallel, on a fresh event loop) and return the deep view."""
-    observations = asyncio.run(observe_targets(targets))
+    observations = stopping.run(observe_targets(targets), what="the deep look")
     return deep_view(observations, held, desired, targets)
 
 

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from syncd.engine import stopping
 from syncd.engine.apply import Clock
 from syncd.engine.run import Engine
 from syncd.errors import SyncdError, cut
@@ -73,7 +74,8 @@ def collect_from(ledger: Ledger, targets: Mapping[str, Target], clock: Clock) ->
     Targets of kinds without events are left out. A target that fails (down, key
     refused) gets a result with `error`; the others are collected all the same.
     """
-    return CollectReport(tuple(asyncio.run(_collect_all(ledger, targets, clock))))
+    found = stopping.run(_collect_all(ledger, targets, clock), what="the events collect")
+    return CollectReport(tuple(found))
 
 
 async def _collect_all(

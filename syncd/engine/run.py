@@ -15,15 +15,18 @@ cursors. A dry run writes nothing but its own `runs` row and its skipped records
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from syncd.config import Config
+from syncd.engine import stopping
 from syncd.engine.access import next_boundary, upcoming_on_targets
 from syncd.engine.apply import Applier, ApplyResult, Progress
 from syncd.engine.capping import cap_removals, record_released
@@ -36,7 +39,7 @@ from syncd.engine.health import record_health, resting_targets
 from syncd.engine.narrow import defer_targets, restrict_to
 from syncd.engine.plan import Desired, Policy, compute_plan, with_held_records
 from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
-from syncd.errors import SourceError, SourceRefused
+from syncd.errors import SourceError, SourceRefused, cut
 from syncd.gcpause import gc_paused
 from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.pinkey import open_pins
@@ -51,6 +54,8 @@ from syncd.targets.base import Target
 
 if TYPE_CHECKING:
     import httpx  # for annotations only: the HTTP stack loads with a target kind
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -317,9 +322,11 @@ class Engine:
         """Under the run lock: read, plan, apply, record. Return (plan, result, run id).
 
         `before_apply` sees the plan made under the lock and may return False to stop
-        (nothing is then applied; the run is recorded as cancelled). `stop`, once set
-        (the daemon's SIGTERM), ends the apply between actions: the run is recorded as
-        "stopped" and what was not started is left for the next run. `released` are
+        (nothing is then applied; the run is recorded as cancelled). `stop` (default:
+        this thread's, `engine.stopping`), once set (SIGTERM, Ctrl-C, a job's deadline),
+        cancels the requests in flight: the run is recorded as "interrupted" with the
+        counts it reached and what was not done is left for the next run; so is a run
+        that an error ends before its outcomes are recorded. `released` are
         approved removals (see `plan`). With `saved`, raise PlanStale unless source and
         ledger are as they were when it was made, and apply only its actions. With `deep`,
         the plan repairs what the targets really hold and records orphans (see `plan`).
@@ -336,20 +343,44 @@ class Engine:
             run_id = self.ledger.start_run(
                 kind="apply", trigger=trigger, dry_run=False, now=self.clock()
             )
-            record_problems(self.ledger.engine, run_id, reading.problems)
-            if before_apply is not None and not before_apply(plan):
-                self.ledger.finish_run(run_id, outcome="cancelled", counts={}, now=self.clock())
-                return plan, ApplyResult(), run_id
-            self._save_people(reading)
-            record_released(self.ledger.engine, run_id, plan, self.clock(), allow_deletes, released)
-            applier = Applier(
-                self.ledger, run_id, self.config.apply, self.clock, progress, stop=stop
-            )
-            result = asyncio.run(applier.run(plan, self.targets))
-            self._finish(run_id, plan, result, reading)
+            with self._interrupted_on_error(run_id):
+                record_problems(self.ledger.engine, run_id, reading.problems)
+                if before_apply is not None and not before_apply(plan):
+                    self.ledger.finish_run(run_id, outcome="cancelled", counts={}, now=self.clock())
+                    return plan, ApplyResult(), run_id
+                self._save_people(reading)
+                record_released(
+                    self.ledger.engine, run_id, plan, self.clock(), allow_deletes, released
+                )
+                applier = Applier(
+                    self.ledger,
+                    run_id,
+                    self.config.apply,
+                    self.clock,
+                    progress,
+                    stop=stop if stop is not None else stopping.current(),
+                )
+                result = asyncio.run(applier.run(plan, self.targets))
+                self._finish(run_id, plan, result, reading, stopping.reason_of(applier.stop))
             days = timedelta(days=self.config.safety.delete_after_days)
             purge_gone(self.ledger.engine, delete_after=days, now=self.clock(), run_id=run_id)
             return plan, result, run_id
+
+    @contextlib.contextmanager
+    def _interrupted_on_error(self, run_id: int) -> Iterator[None]:
+        """Record run `run_id` as interrupted if the block raises (best effort: the ledger
+        may be what failed), so that no run stays "running"; the error goes on."""
+        try:
+            yield
+        except BaseException as exc:
+            try:
+                self.ledger.finish_run(
+                    run_id, outcome="interrupted", counts={}, now=self.clock(),
+                    message=cut(f"{type(exc).__name__}: {exc}"),
+                )  # fmt: skip
+            except Exception:
+                log.debug("run %s not marked interrupted", run_id, exc_info=True)
+            raise
 
     def _save_people(self, reading: Reading) -> None:
         now = self.clock()
@@ -361,7 +392,9 @@ class Engine:
             seen.update((k, present[k]) for k in read.disabled if k in present)
             self.ledger.save_people(name, seen, reading.newly_gone.get(name, frozenset()), now)
 
-    def _finish(self, run_id: int, plan: Plan, result: ApplyResult, reading: Reading) -> None:
+    def _finish(
+        self, run_id: int, plan: Plan, result: ApplyResult, reading: Reading, why: str = ""
+    ) -> None:
         failed = result.count("failed")
         outcome = (
             "failed" if failed and not result.count("applied") else "partial" if failed else "ok"
@@ -369,8 +402,10 @@ class Engine:
         if plan.blocked and outcome == "ok":
             outcome = "blocked"
         if result.stopped:
-            outcome = "stopped"
+            outcome = "interrupted"
         message = "; ".join(f"{t}: {e}" for t, e in sorted(result.errors.items())) or None
+        if result.stopped:
+            message = f"interrupted: {why}" + (f"; {message}" if message else "")
         self.ledger.finish_run(
             run_id, outcome=outcome, counts=result.as_counts(), now=self.clock(), message=message
         )

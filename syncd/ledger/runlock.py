@@ -24,7 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from filelock import FileLock, Timeout
 
-from syncd.errors import RunLockBusy
+from syncd.errors import LedgerError, RunLockBusy
 
 ADVISORY_KEY = 0x5359_4E43  # "SYNC"; the second half of the lock id is the schema's hash
 
@@ -68,11 +68,24 @@ def _advisory_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
         try:
             yield
         finally:
-            unlock = sa.text(
-                "SELECT pg_advisory_unlock(:key, hashtext(coalesce(current_schema(), '')))"
-            )
-            conn.execute(unlock, {"key": ADVISORY_KEY})
-            conn.commit()
+            _advisory_unlock(conn)
+
+
+def _advisory_unlock(conn: sa.Connection) -> None:
+    """Release the advisory lock; raise LedgerError if its connection was lost meanwhile
+    (PostgreSQL then released the lock already: another process may have taken it
+    while this one still worked, so the run must not pass for a clean one)."""
+    unlock = sa.text("SELECT pg_advisory_unlock(:key, hashtext(coalesce(current_schema(), '')))")
+    try:
+        conn.execute(unlock, {"key": ADVISORY_KEY})
+        conn.commit()
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        raise LedgerError(
+            "the ledger connection holding the run lock was lost during the run "
+            f"({type(exc.orig).__name__}); what the ledger recorded stands: run again"
+        ) from None
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.errors import LedgerError
+from syncd.errors import ConfigError, LedgerError
 from syncd.ledger import migrate
 from syncd.ledger.files import prepare_sqlite_file, sqlite_path
 from syncd.ledger.heldload import load_held_tables, load_records
@@ -59,16 +59,39 @@ class StoredPerson:
     gone_since: datetime | None
 
 
+SCHEMES = ("sqlite", "postgresql")
+"""The databases a ledger may live in (a URL's scheme before any "+driver")."""
+
+
+def check_url(url: str) -> None:
+    """Raise ConfigError unless `url` names a supported database (`SCHEMES`)."""
+    scheme = url.partition(":")[0].partition("+")[0].lower()
+    if scheme not in SCHEMES:
+        shown = scheme or url[:20]
+        raise ConfigError(
+            f"ledger.url: unsupported database {shown!r}: use one of {', '.join(SCHEMES)} "
+            "(sqlite:///path/ledger.db, postgresql://user@host/db)"
+        )
+
+
 def create_ledger_engine(url: str) -> sa.Engine:
     """Return an engine for `url`; SQLite gets WAL, a busy timeout and cross-thread use,
-    and a database file private to this user (`files.prepare_sqlite_file`)."""
+    and a database file private to this user (`files.prepare_sqlite_file`).
+
+    Raise ConfigError for a database other than SQLite or PostgreSQL, or a URL SQLAlchemy
+    cannot read.
+    """
+    check_url(url)
     if (path := sqlite_path(url)) is not None:
         prepare_sqlite_file(path)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConfigError(f"ledger.url: {type(exc).__name__}: {exc}") from None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:

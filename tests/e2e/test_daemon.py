@@ -1,10 +1,10 @@
 """`syncd run` as a real process against emulated EF-45 terminals over loopback.
 
 Covers: HR changes reach the terminal within two intervals and /metrics counts them;
-SIGTERM during a slow apply stops between actions with the terminal unlocked and the
-ledger agreeing with it; SIGHUP with a broken config is refused and the old one kept;
-sd_notify READY/WATCHDOG/STOPPING; `syncd trigger`; two daemons on PostgreSQL with one
-active and a takeover after kill -9.
+SIGTERM during a slow apply stops at once (the request in flight cancelled) with the
+terminal unlocked and the ledger agreeing with it; SIGHUP with a broken config is
+refused and the old one kept; sd_notify READY/WATCHDOG/STOPPING; `syncd trigger`; two
+daemons on PostgreSQL with one active and a takeover after kill -9.
 """
 
 from __future__ import annotations
@@ -123,29 +123,36 @@ def test_sigterm_during_apply_stops_cleanly(tmp_path: Path) -> None:
         assert state.lock_uid is None
         assert len(state.subjects) < 30  # it stopped between actions
         _assert_ledger_agrees(world)
-        assert daemon.matching(r"outcome=stopped")
+        assert daemon.matching(r"outcome=interrupted")
 
 
 def _assert_ledger_agrees(world: DaemonWorld) -> None:
+    """The ledger's "ok" records are what the terminal holds; the create that was in
+    flight when the stop cancelled it may have reached the terminal, and its record is
+    then "pending" (written ahead), so the next run finds it and converges."""
     state = world.terminals["lobby"]
     engine = sa.create_engine(world.ledger_url)
     try:
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.select(target_records).where(target_records.c.state == "ok")
+                sa.select(target_records).where(target_records.c.state.in_(("ok", "pending")))
             ).all()
             outcomes = {r.outcome for r in conn.execute(sa.select(runs.c.outcome))}
     finally:
         engine.dispose()
-    assert rows and len(rows) == len(state.subjects)
+    ok = {r.person_key for r in rows if r.state == "ok"}
+    assert ok and ok <= set(state.subjects) <= {r.person_key for r in rows}
+    assert len(set(state.subjects) - ok) <= 1
     for row in rows:
+        if row.state != "ok":
+            continue
         record = json.loads(row.record)
         subject = state.subjects[row.person_key]
         info = state.user_info[row.person_key]
         for key in ("first_name", "last_name", "access_allowed", "match_until"):
             assert subject[key] == record[key], (row.person_key, key)
         assert info["card"] == record["card"]
-    assert "stopped" in outcomes and "running" not in outcomes
+    assert "interrupted" in outcomes and "running" not in outcomes
 
 
 def test_sighup_with_broken_config_keeps_old_one(world: DaemonWorld, daemon: DaemonProcess) -> None:
