@@ -256,6 +256,15 @@ class Ef45TargetConfig(_Strict):
     0 writes as few bytes as the number needs."""
     image_dir: str = Field(default="/usr/local/share/CMITECH/Images", pattern=r"^/")
     """The terminal's image directory: `load-file` is asked for `<image_dir>/<name>`."""
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024, le=1024**3)
+    """The largest answer body read from the terminal (8 MiB); past it the request fails
+    (Ef45Unavailable), whatever the terminal announces or streams."""
+    max_list_body_bytes: int = Field(default=64 * 1024 * 1024, ge=64 * 1024, le=4 * 1024**3)
+    """The largest page of a list read (64 MiB): a page of subjects or faces carries
+    templates (some kilobytes each; `page_size` of them)."""
+    max_pages: int = Field(default=10_000, ge=1, le=10_000_000)
+    """The most pages one list may take, whatever the terminal claims (with `page_size`
+    50: 500 000 users); a list also stops one page past what its reported total implies."""
 
 
 CLUE_EVENTS_PATH = "/v1/be/events"

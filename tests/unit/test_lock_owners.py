@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from syncd.owners import Owner, ProcessId, pid_alive, process_start
 from syncd.targets.ef45.lockstate import LockState, Verdict
 
 ME = Owner(ProcessId.current())
+UID = "0f6c2a4e-8d1b-4c3a-9e7f-112233445566"
 
 
 def held_by(process: ProcessId, uid: str | None = "u1", pending: bool = False) -> LockState:
@@ -58,9 +61,20 @@ def test_state_round_trip_and_transitions() -> None:
     again = LockState.decode(asked.encode()).requesting(ME, now=200.0)
     assert again.lost_at == 200.0  # the first request went unanswered
     assert LockState.decode(again.refused().encode()).lost_at == 200.0
-    taken = again.taken("u2")
-    assert taken.held == "u2" and taken.lost_at is None and taken.owner == ME
+    taken = again.taken(UID)
+    assert taken.held == UID and taken.lost_at is None and taken.owner == ME
     assert LockState.decode(taken.encode()) == taken
     assert taken.released().encode() is None
     assert LockState.decode("not json") == LockState()
     assert "pid" in taken.holder_text() and "(run " not in taken.holder_text()
+
+
+def test_a_remembered_uid_that_is_not_a_lock_uid_is_discarded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hostile = LockState(held="x\r\nX: 1", owner=Owner(ME.process, run=3)).encode()
+    state = LockState.decode(hostile, source="EF-45 http://door")
+    assert state.held is None and state.judge(ME, ()) is Verdict.NOTHING
+    assert "EF-45 http://door: discarded a remembered lock uid" in caplog.text
+    assert "\r\n" not in caplog.text  # shown escaped, never raw
+    assert LockState.decode(LockState(held=UID).encode()).held == UID

@@ -4,8 +4,10 @@
 `HeldTemplates`, checkable on the device) and then `/faces` (one face each), one page of
 `page_size` at a time, so only one page of templates is in memory. Subjects without a
 uuid or without any eye template, and faces without a uuid or an integer `sub_id`, hold
-nothing to read back and are skipped. A face image is the `{uuid}_faroff.jpg` the
-terminal captured at face enrollment; a 404 means none was captured.
+nothing to read back and are skipped; so is an item whose uuid is malformed
+(`ids.is_user_uuid`), with a warning naming the terminal. A face image is the
+`{uuid}_faroff.jpg` the terminal captured at face enrollment; a 404 means none was
+captured.
 
 What the ledger does with them (unchanged, refused, superseded, stored) is the engine's
 decision (`syncd.engine.backfill`).
@@ -18,6 +20,7 @@ from typing import Any
 
 from syncd.targets.base import HeldTemplates, TemplateCapture
 from syncd.targets.ef45.client import Ef45Client, Ef45Rejected
+from syncd.targets.ef45.ids import is_sub_id, is_user_uuid, with_user_uuid
 from syncd.targets.templates import (
     EYE_FIELDS,
     FACE_IMAGE,
@@ -38,9 +41,12 @@ class Ef45TemplateReader:
 
     async def pages(self) -> AsyncIterator[Sequence[HeldTemplates]]:
         """Yield the subjects' eye templates, then the faces, a device page at a time."""
-        async for batch in _batches(self.client.iter_subjects(), self.page_size):
+        where = f"EF-45 {self.client.base_url}"
+        subjects = with_user_uuid(self.client.iter_subjects(), "subjects", where)
+        async for batch in _batches(subjects, self.page_size):
             yield [held for s in batch if (held := subject_templates(s, self.record_version))]
-        async for batch in _batches(self.client.iter_faces(), self.page_size):
+        faces = with_user_uuid(self.client.iter_faces(), "faces", where)
+        async for batch in _batches(faces, self.page_size):
             yield [held for f in batch if (held := face_templates(f, self.record_version))]
 
     async def find_match(self, held: HeldTemplates) -> str | None:
@@ -70,24 +76,33 @@ def subject_templates(subject: Mapping[str, Any], version: int) -> HeldTemplates
 
     `version` stands in for a subject without its own `record_version`.
     """
-    uuid = str(subject.get("user_uuid") or "")
+    uuid = subject.get("user_uuid")
     texts = {m: subject.get(f) for m, f in EYE_FIELDS.items()}
     eyes = {m: t for m, t in texts.items() if isinstance(t, str) and t}
-    if not uuid or not eyes:
+    if not is_user_uuid(uuid) or not eyes:
         return None
-    own = int(subject.get("record_version") or version)
+    own = _record_version(subject.get("record_version"), version)
     captures = tuple(TemplateCapture(m, t.encode(), own) for m, t in sorted(eyes.items()))
     return HeldTemplates(uuid, "eye templates", captures, checkable=True)
 
 
 def face_templates(face: Mapping[str, Any], version: int) -> HeldTemplates | None:
     """Return one `/faces` item as templates (None: no uuid or no integer sub_id)."""
-    uuid = str(face.get("user_uuid") or "")
+    uuid = face.get("user_uuid")
     sub_id = face.get("sub_id")
-    if not uuid or not isinstance(sub_id, int):
+    if not is_user_uuid(uuid) or not is_sub_id(sub_id):
         return None
     capture = TemplateCapture(face_modality(sub_id), face_plaintext(face), version)
     return HeldTemplates(uuid, "face", (capture,))
+
+
+def _record_version(value: object, default: int) -> int:
+    """Return a subject's own record version; `default` when it has none or a bad one."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 10:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+        return value
+    return default
 
 
 async def _batches(

@@ -17,6 +17,11 @@ without faces answers `GET /faces/{uuid}` with 404 (no faces), an empty log rang
 `GET /logs/from/to` with 404 (no entries). The faces' query parameter is
 `face_sub_id_param` (the SDK's `subId`; the REST reference says `sub_id`).
 
+Reads are bounded (`Ef45Connection`): each answer by `max_body_bytes` (a page of a list,
+or one user's faces, by `max_list_body_bytes`), each list by `max_pages` and the totals
+the terminal reports (`paging`). A face of one user read back without an integer
+`sub_id` is skipped with a warning (it cannot be addressed).
+
 `PUT /subjects/{uuid}` and `PUT /user-info/uuid/{uuid}` very likely replace the record
 (the SDK always sends it whole): callers send whole records (`Ef45Session` does).
 
@@ -37,7 +42,14 @@ from typing import Any
 
 import httpx
 
-from syncd.targets.ef45.connection import Ef45Connection, Params, int_field, json_dict
+from syncd.targets.ef45.connection import (
+    MAX_BODY_BYTES,
+    MAX_LIST_BODY_BYTES,
+    Ef45Connection,
+    Params,
+    int_field,
+    json_dict,
+)
 from syncd.targets.ef45.device import IMAGE_DIR, DeviceCalls
 from syncd.targets.ef45.errors import (
     CardInUse,
@@ -53,7 +65,7 @@ from syncd.targets.ef45.errors import (
     UserExists,
 )
 from syncd.targets.ef45.lockstate import LockMemo, LockPolicy
-from syncd.targets.ef45.paging import iter_pages, page_items
+from syncd.targets.ef45.paging import MAX_PAGES, iter_pages, page_items
 
 __all__ = [
     "CardInUse",
@@ -71,6 +83,7 @@ __all__ = [
     "UserExists",
 ]
 
+from syncd.targets.ef45.ids import is_sub_id
 from syncd.targets.ef45.records import Ef45User, version_key
 from syncd.targets.ef45.records import seg as _seg
 from syncd.targets.ef45.records import uuid_of as _uuid_of
@@ -98,6 +111,9 @@ class Ef45Client(DeviceCalls):
         lock_policy: LockPolicy | None = None,
         face_sub_id_param: str = "subId",
         image_dir: str = IMAGE_DIR,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_list_body_bytes: int = MAX_LIST_BODY_BYTES,
+        max_pages: int = MAX_PAGES,
     ) -> None:
         self._conn = Ef45Connection(
             base_url=base_url,
@@ -106,9 +122,12 @@ class Ef45Client(DeviceCalls):
             transport=transport,
             lock_memo=lock_memo,
             lock_policy=lock_policy,
+            max_body_bytes=max_body_bytes,
+            max_list_body_bytes=max_list_body_bytes,
         )
         self.batch_min_version = batch_min_version
         self.page_size = page_size
+        self.max_pages = max_pages
         self.face_sub_id_param = face_sub_id_param
         self.image_dir = image_dir
         self.app_version = ""
@@ -353,10 +372,17 @@ class Ef45Client(DeviceCalls):
     async def _faces_of(self, uuid: str) -> list[dict[str, Any]]:
         # 404: the user has no faces (the device's answer, also on old firmware).
         path = f"/faces/{_seg(uuid)}"
-        response = await self._conn.call("GET", path, allow=(404,))
+        response = await self._conn.call("GET", path, allow=(404,), listing=True)
         if self._conn.absent(response):
             return []
-        return page_items(json_dict(response, self._conn.where("GET", path)), path)
+        where = self._conn.where("GET", path)
+        faces = page_items(json_dict(response, where), where)
+        kept = [face for face in faces if is_sub_id(face.get("sub_id"))]
+        if len(kept) < len(faces):
+            log.warning(
+                "%s: %d face(s) without an integer sub_id skipped", where, len(faces) - len(kept)
+            )
+        return kept
 
     # -- lists -----------------------------------------------------------------------
 
@@ -389,10 +415,10 @@ class Ef45Client(DeviceCalls):
     def _iter(self, path: str, params: Params | None = None) -> AsyncIterator[dict[str, Any]]:
         async def fetch(page: int) -> dict[str, Any] | None:
             query = {**(params or {}), "page": page, "page_size": self.page_size}
-            response = await self._conn.call("GET", path, params=query, allow=(404,))
+            response = await self._conn.call("GET", path, params=query, allow=(404,), listing=True)
             # "Log entries within range … do not exist": an empty range, not an error.
             if self._conn.absent(response):
                 return None
             return json_dict(response, self._conn.where("GET", path))
 
-        return iter_pages(fetch, self._conn.where("GET", path))
+        return iter_pages(fetch, self._conn.where("GET", path), max_pages=self.max_pages)

@@ -13,6 +13,13 @@ If a locked call is refused because the device forgot the lock (a status in
 never a body text), the lock is retaken once and the call retried once; if that fails
 too, `LockLost`. Errors are those of `errors`.
 
+Bounds (`syncd.targets.limits`): every request, connection and whole answer included,
+ends within `timeout_s` (one overall deadline: a body dripping a byte a second cannot
+stretch it); an answer body is read up to `max_body_bytes`, or `max_list_body_bytes` for
+the paged lists (`call(..., listing=True)`), and past it the request fails with
+Ef45Unavailable naming the terminal, method, path and limit. A lock uid the device hands
+out must be a UUID (`ids.is_lock_uid`); any other is Ef45Unavailable, never stored.
+
 Lock etiquette (see `lockstate`): a lock held by anyone else is taken only with
 `steal_lock`; after an unanswered lock request of syncd's the session waits up to
 `LockPolicy.wait_s` for the lock to come free, then LockBusy; a lock remembered in the
@@ -41,9 +48,11 @@ from syncd.targets.ef45.errors import (
     redact,
     secrets_of,
 )
+from syncd.targets.ef45.ids import is_lock_uid, shown
 from syncd.targets.ef45.keepalive import KeepAliveTransport
 from syncd.targets.ef45.lockstate import LockMemo, LockPolicy, LockState, Verdict
 from syncd.targets.ef45.records import seg
+from syncd.targets.limits import BodyTooLarge, EncodedBody, MiB, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,11 @@ API_PREFIX = "/1.0"
 RELEASE_ATTEMPTS = 4
 RELEASE_PAUSE_S = 0.05
 Params = Mapping[str, str | int]
+MAX_BODY_BYTES = 8 * MiB
+"""Default bound of one answer's body (`max_body_bytes`)."""
+MAX_LIST_BODY_BYTES = 64 * MiB
+"""Default bound of one page of a list (`max_list_body_bytes`): a page of subjects or
+faces carries templates, some kilobytes a user."""
 
 _LIVE_UIDS: set[str] = set()
 """The lock uids this process's open sessions hold: a memo naming this very process
@@ -69,8 +83,12 @@ class Ef45Connection:
         transport: httpx.AsyncBaseTransport | None,
         lock_memo: LockMemo | None = None,
         lock_policy: LockPolicy | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_list_body_bytes: int = MAX_LIST_BODY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.max_body_bytes = max_body_bytes
+        self.max_list_body_bytes = max_list_body_bytes
         self.lock_memo = lock_memo
         self.policy = lock_policy or LockPolicy()
         self.timeout_s = timeout_s
@@ -152,7 +170,8 @@ class Ef45Connection:
             await self.close()
 
     def _state(self) -> LockState:
-        return LockState.decode(self.lock_memo.recall() if self.lock_memo is not None else None)
+        text = self.lock_memo.recall() if self.lock_memo is not None else None
+        return LockState.decode(text, source=self.base_url)
 
     def _store(self, state: LockState) -> None:
         if self.lock_memo is not None:
@@ -273,9 +292,14 @@ class Ef45Connection:
 
     def _lock_uid_of(self, response: httpx.Response, method: str, label: str) -> str:
         uid = json_dict(response, self.where(method, label)).get("lock_uid")
-        if not isinstance(uid, str) or not uid:
+        if uid is None or uid == "":
             raise Ef45Unavailable(f"{self.where(method, label)}: answer has no lock_uid")
-        return uid
+        if not is_lock_uid(uid):
+            raise Ef45Unavailable(
+                f"{self.where(method, label)}: answer's lock_uid is not a UUID "
+                f"(8-4-4-4-12 hex): {shown(uid)}; refused, not stored"
+            )
+        return str(uid)
 
     async def _release_with_retries(self, uid: str) -> None:
         for attempt in range(1, RELEASE_ATTEMPTS + 1):
@@ -322,19 +346,23 @@ class Ef45Connection:
         params: Params | None = None,
         body: Any = None,
         allow: tuple[int, ...] = (),
+        listing: bool = False,
     ) -> httpx.Response:
         """Send one locked request and return its answer if 2xx or its status is in `allow`.
 
         Retake the lock and retry once if the device forgot it (LockLost if that fails);
-        raise the `errors` exception for any other answer.
+        raise the `errors` exception for any other answer. `listing`: a page of a list,
+        whose body may be up to `max_list_body_bytes` (else `max_body_bytes`).
         """
         where = self.where(method, path)
         secrets = secrets_of(body)
         uid = self._lock_uid
-        response = await self._send(method, path, params=params, body=body, uid=uid)
+        response = await self._send(
+            method, path, params=params, body=body, uid=uid, listing=listing
+        )
         if self._lost_lock(response):
             await self._retake_lock(uid, where)
-            response = await self._send(method, path, params=params, body=body)
+            response = await self._send(method, path, params=params, body=body, listing=listing)
             if self._lost_lock(response):
                 raise LockLost(
                     f"{where}: HTTP {response.status_code}: lock refused again after retaking",
@@ -382,6 +410,7 @@ class Ef45Connection:
         locked: bool = True,
         uid: str | None = None,
         label: str | None = None,
+        listing: bool = False,
     ) -> httpx.Response:
         if self._http is None:
             raise RuntimeError("Ef45Connection used outside its session (call open first)")
@@ -389,17 +418,28 @@ class Ef45Connection:
         if locked:
             query["lock_uid"] = uid or self._lock_uid or ""
         where = self.where(method, label or path)
+        limit = self.max_list_body_bytes if listing else self.max_body_bytes
         request = httpx.Request(
             method,
             httpx.URL(self.base_url + API_PREFIX + path, params=query),
             json=body,
-            extensions={"timeout": self._timeouts},
+            extensions={"timeout": self._timeouts, "max_body_bytes": limit},
         )
         async with self._io:
             try:
-                response = await _complete(self._http, request)
-            except httpx.TimeoutException as exc:
-                raise Ef45Unavailable(f"{where}: no answer within {self.timeout_s:g} s") from exc
+                async with asyncio.timeout(self.timeout_s):  # the whole request, body included
+                    response = await _complete(self._http, request, limit)
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                raise Ef45Unavailable(
+                    f"{where}: no answer within {self.timeout_s:g} s (timeout_s, the whole answer)"
+                ) from exc
+            except BodyTooLarge as exc:
+                key = "max_list_body_bytes" if listing else "max_body_bytes"
+                raise Ef45Unavailable(
+                    f"{where}: answer body over the limit of {exc.limit} bytes ({key}); not read"
+                ) from exc
+            except EncodedBody as exc:
+                raise Ef45Unavailable(f"{where}: {exc}; not read") from exc
             except httpx.HTTPError as exc:
                 detail = redact(str(exc), [self._lock_uid or "", uid or ""])
                 raise Ef45Unavailable(f"{where}: {type(exc).__name__}: {detail}") from exc
@@ -407,14 +447,13 @@ class Ef45Connection:
         return response
 
 
-async def _complete(http: httpx.AsyncBaseTransport, request: httpx.Request) -> httpx.Response:
-    """Return the answer to `request` with its body read (the stream closed either way)."""
+async def _complete(
+    http: httpx.AsyncBaseTransport, request: httpx.Request, limit: int
+) -> httpx.Response:
+    """Return the answer to `request` with its body read, at most `limit` bytes (the
+    stream closed either way; BodyTooLarge or EncodedBody past the limits)."""
     response = await http.handle_async_request(request)
-    try:
-        await response.aread()
-    finally:
-        await response.aclose()
-    return response
+    return await read_bounded(response, limit)
 
 
 def _own_transport(base_url: str) -> httpx.AsyncBaseTransport:
@@ -444,5 +483,5 @@ def int_field(answer: Mapping[str, Any], name: str, where: str) -> int:
     """Return `answer[name]` as an int; raise Ef45Unavailable if it is missing or not one."""
     try:
         return int(answer[name])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise Ef45Unavailable(f"{where}: answer has no integer {name}") from None

@@ -13,6 +13,7 @@ from typing import Any
 
 from syncd.targets.ef45.connection import Ef45Connection, json_dict
 from syncd.targets.ef45.errors import Ef45Rejected, Ef45Unavailable, FileMissing
+from syncd.targets.ef45.ids import is_user_uuid, shown
 from syncd.targets.ef45.records import seg as _seg
 
 DEVICE_TIME_FORMAT = "%m%d%H%M%Y.%S"
@@ -27,12 +28,21 @@ class DeviceCalls:
     image_dir: str = IMAGE_DIR
 
     async def find_duplicate(self, left_eye_template: str, right_eye_template: str) -> str | None:
-        """Return the uuid of an enrolled subject with a matching template, or None."""
+        """Return the uuid of an enrolled subject with a matching template, or None.
+
+        Raise Ef45Unavailable if the answer names a uuid that is not one (`ids`).
+        """
         body = {"left_eye_template": left_eye_template, "right_eye_template": right_eye_template}
         path = "/subjects/is-exist/template"
-        response = await self._conn.call("PUT", path, body=body)
-        duplicate = json_dict(response, self._conn.where("PUT", path)).get("duplicate_uuid")
-        return str(duplicate) if duplicate else None
+        where = self._conn.where("PUT", path)
+        duplicate = json_dict(await self._conn.call("PUT", path, body=body), where).get(
+            "duplicate_uuid"
+        )
+        if duplicate is None or duplicate == "":
+            return None
+        if not is_user_uuid(duplicate):
+            raise Ef45Unavailable(f"{where}: duplicate_uuid is not a user uuid: {shown(duplicate)}")
+        return str(duplicate)
 
     async def get_config(self, title: str, type_: str) -> Any:
         """Return the value of configuration `title` read as `type_` (bool, int, …)."""

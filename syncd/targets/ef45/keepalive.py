@@ -10,12 +10,18 @@ error handling and the test seam are unchanged) and does the wire work with asyn
 
 Contract: requests go out one at a time (a second caller waits); the body is sent whole
 (the request must not be a stream); `extensions["timeout"]` gives the `connect` and
-`read` limits in seconds. A connection whose answer did not arrive completely (timeout,
-cancellation, a drop, a parse error) is closed, so a late answer can never be taken for
-the next request's. An answer with neither Content-Length nor chunked encoding (HTTP/1.0
-style) ends when the terminal closes the connection. The errors are httpx's:
-`ConnectError`, `ConnectTimeout`, `ReadTimeout`, `RemoteProtocolError`, and
-`UnsupportedProtocol` (anything but `http://`).
+`read` limits in seconds (`read` bounds the whole answer, not one read: a body dripping
+a byte at a time ends there too); `extensions["max_body_bytes"]` bounds the answer's
+body (default `DEFAULT_MAX_BODY`): a declared Content-Length over it, or more bytes than
+it arriving (chunked or ended by the close alike), fail with `limits.BodyTooLarge`
+before more is kept, and an answer in a content encoding fails with
+`limits.EncodedBody` (`syncd.targets.limits`). A connection whose answer did not arrive
+completely (timeout, cancellation, a drop, a parse error, a limit) is closed, so a late
+answer can never be taken for the next request's. An answer with neither Content-Length
+nor chunked encoding (HTTP/1.0 style) ends when the terminal closes the connection. The
+errors are httpx's: `ConnectError`, `ConnectTimeout`, `ReadTimeout`, `RemoteProtocolError`,
+and `UnsupportedProtocol` (anything but `http://`), plus the two of `limits` (httpx
+`TransportError`s as well).
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ from typing import Any, cast
 
 import httptools
 import httpx
+
+from syncd.targets.limits import BodyTooLarge, ByteBudget, EncodedBody, MiB, check_head
+
+DEFAULT_MAX_BODY = 8 * MiB
 
 
 class _Answer(asyncio.Protocol):
@@ -37,14 +47,18 @@ class _Answer(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._headers: list[tuple[bytes, bytes]] = []
         self._body: list[bytes] = []
+        self._budget = ByteBudget(DEFAULT_MAX_BODY)
+        self._failed = False  # the answer was refused: nothing more of it is kept
         self._ends_at_close = False  # an answer without length: its body ends with the close
 
-    def expect(self, waiter: asyncio.Future[httpx.Response]) -> None:
-        """Start reading the next response into `waiter`."""
+    def expect(self, waiter: asyncio.Future[httpx.Response], max_body: int) -> None:
+        """Start reading the next response into `waiter`, its body at most `max_body` bytes."""
         self._waiter = waiter
         self._parser = httptools.HttpResponseParser(self)
         self._headers = []
         self._body = []
+        self._budget = ByteBudget(max_body)
+        self._failed = False
         self._ends_at_close = False
 
     # asyncio.Protocol -----------------------------------------------------------------
@@ -60,10 +74,13 @@ class _Answer(asyncio.Protocol):
             self._fail("the terminal closed the connection before answering in full")
 
     def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return  # the connection is closing: what still arrives is dropped unread
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(f"unreadable HTTP answer: {exc}")
+            if not self._failed:
+                self._fail(f"unreadable HTTP answer: {exc}")
 
     # httptools callbacks --------------------------------------------------------------
 
@@ -74,14 +91,27 @@ class _Answer(asyncio.Protocol):
         names = {name.lower(): value.lower() for name, value in self._headers}
         chunked = b"chunked" in names.get(b"transfer-encoding", b"")
         self._ends_at_close = b"content-length" not in names and not chunked
+        try:
+            check_head(httpx.Headers(self._headers), self._budget.limit)
+        except (BodyTooLarge, EncodedBody) as exc:
+            self._refuse(exc)
 
     def on_body(self, body: bytes) -> None:
+        if self._failed:
+            return
+        try:
+            self._budget.take(len(body))
+        except BodyTooLarge as exc:
+            self._refuse(exc)
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
         self._complete(keep_alive=self._parser.should_keep_alive())
 
     def _complete(self, *, keep_alive: bool) -> None:
+        if self._failed:
+            return
         waiter, self._waiter = self._waiter, None
         self._ends_at_close = False
         if waiter is None or waiter.done():
@@ -96,9 +126,16 @@ class _Answer(asyncio.Protocol):
         waiter.set_result(response)
 
     def _fail(self, message: str) -> None:
+        self._refuse(httpx.RemoteProtocolError(message))
+
+    def _refuse(self, error: httpx.TransportError) -> None:
+        """Fail the waiting request with `error`, drop what was read, close the connection."""
+        self._failed = True
+        self._body = []
+        self._ends_at_close = False
         waiter, self._waiter = self._waiter, None
         if waiter is not None and not waiter.done():
-            waiter.set_exception(httpx.RemoteProtocolError(message))
+            waiter.set_exception(error)
         if self.transport is not None:
             self.transport.close()
 
@@ -118,7 +155,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         async with self._turn:
             answer = await self._connection(request, timeouts.get("connect"))
             waiter: asyncio.Future[httpx.Response] = asyncio.get_running_loop().create_future()
-            answer.expect(waiter)
+            max_body = int(request.extensions.get("max_body_bytes", DEFAULT_MAX_BODY))
+            answer.expect(waiter, max_body)
             assert answer.transport is not None
             answer.transport.write(_wire(request))
             try:
@@ -127,8 +165,12 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             except TimeoutError:
                 self._drop()
                 raise httpx.ReadTimeout("no answer in time", request=request) from None
+            except httpx.TransportError as exc:
+                self._drop()  # failed: the answer may still come
+                exc.request = request
+                raise
             except BaseException:
-                self._drop()  # cancelled or failed: the answer may still come
+                self._drop()  # cancelled: the answer may still come
                 raise
             if not response.extensions["keep_alive"]:
                 self._drop()

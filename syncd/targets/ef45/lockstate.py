@@ -23,6 +23,7 @@ is left alone.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import Enum
@@ -30,7 +31,9 @@ from typing import Protocol
 
 from syncd.config import Ef45TargetConfig
 from syncd.owners import Owner, ProcessId
+from syncd.targets.ef45.ids import is_lock_uid, shown
 
+log = logging.getLogger(__name__)
 DEFAULT_LOST_LOCK_STATUSES = (401, 403, 423)
 
 
@@ -99,11 +102,23 @@ class LockState:
     owner: Owner | None = None
 
     @classmethod
-    def decode(cls, text: str | None) -> LockState:
-        """Return the state stored as `text` (anything unreadable reads as nothing held)."""
+    def decode(cls, text: str | None, *, source: str = "lock memo") -> LockState:
+        """Return the state stored as `text` (anything unreadable reads as nothing held).
+
+        A held uid that is not a lock uid (`ids.is_lock_uid`: a value a hostile or broken
+        terminal handed an older syncd) is discarded with a warning naming `source`: it is
+        never sent back to the terminal, and the next session goes on as if none is held.
+        """
         try:
             data = json.loads(text) if text else {}
             held, lost_at = data.get("held"), data.get("lost_at")
+            if held is not None and held != "" and not is_lock_uid(held):
+                log.warning(
+                    "%s: discarded a remembered lock uid that is not a UUID: %s",
+                    source,
+                    shown(held),
+                )
+                held = None
             process = ProcessId.from_json(data.get("process"))
             run = data.get("run")
             owner = Owner(process, run if isinstance(run, int) else None) if process else None
@@ -113,7 +128,7 @@ class LockState:
                 float(lost_at) if isinstance(lost_at, int | float) else None,
                 owner,
             )
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             return cls()
 
     def encode(self) -> str | None:

@@ -15,8 +15,10 @@ syncd would push (`digest_of`: the ledger's keyed digest, `Ledger.record_digest`
 both sides), templates included: a deep reconcile converges once templates exist.
 
 A user info without a subject is not a user (the terminal cannot match it) and is left
-out. Whether the real device returns the `pin` in `GET /user-info` is *unverified*: if it
-does not, every user with a PIN looks altered to a deep plan.
+out. An item whose `user_uuid` is missing or malformed (`ids.is_user_uuid`: control
+characters, CR/LF, too long) is skipped with a warning naming the terminal: it is never
+stored nor put in a path. Whether the real device returns the `pin` in `GET /user-info`
+is *unverified*: if it does not, every user with a PIN looks altered to a deep plan.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from syncd.model import Record
 from syncd.targets.ef45.client import Ef45Client
+from syncd.targets.ef45.ids import with_user_uuid
 from syncd.targets.templates import EYE_FIELDS, face_plaintext
 
 TemplateDigest = Callable[[bytes], str]
@@ -41,13 +44,15 @@ async def observe_users(
 ) -> dict[str, Record]:
     """Given an open (locked) client, return user uuid → flat record for every user
     (templates included when `template_digest` is given)."""
-    subjects = {str(s.get("user_uuid", "")): s async for s in client.iter_subjects()}
-    infos = {str(i.get("user_uuid", "")): i async for i in client.iter_user_info()}
-    subjects.pop("", None)
+    where = f"EF-45 {client.base_url}"
+    listed = with_user_uuid(client.iter_subjects(), "subjects", where)
+    subjects = {str(s["user_uuid"]): s async for s in listed}
+    listed = with_user_uuid(client.iter_user_info(), "user infos", where)
+    infos = {str(i["user_uuid"]): i async for i in listed}
     faces: dict[str, list[dict[str, Any]]] = {}
     if template_digest is not None:
-        async for face in client.iter_faces():
-            faces.setdefault(str(face.get("user_uuid", "")), []).append(face)
+        async for face in with_user_uuid(client.iter_faces(), "faces", where):
+            faces.setdefault(str(face["user_uuid"]), []).append(face)
     records: dict[str, Record] = {}
     for uuid, subject in subjects.items():
         record = observed_record(subject, infos.get(uuid), card_bytes=card_bytes)

@@ -202,6 +202,9 @@ class Ef45Target:
             lock_policy=policy_of(config),
             face_sub_id_param=config.face_sub_id_param,
             image_dir=config.image_dir,
+            max_body_bytes=config.max_body_bytes,
+            max_list_body_bytes=config.max_list_body_bytes,
+            max_pages=config.max_pages,
         )
 
     async def observe(self) -> dict[str, Record]:
