@@ -262,6 +262,9 @@ class CsvSourceConfig(_Strict):
     encoding: Literal["auto", "utf-8", "utf-8-sig", "cp1252"] = "auto"
     delimiter: Literal["auto", ",", ";", "\t"] = "auto"
     max_bad_share: float = Field(default=0.05, ge=0.0, le=1.0)
+    # A larger file is refused unread; a larger cell makes its row a named bad row.
+    max_file_bytes: int = Field(default=512 * 1024**2, ge=1)
+    max_cell_bytes: int = Field(default=128 * 1024, ge=16)
 
 
 class LdapSourceConfig(_Strict):

@@ -85,10 +85,14 @@ def test_detect_encoding_and_sniff_delimiter(tmp_path: Path) -> None:
     assert sniff_delimiter("single") == ","
 
 
-def test_wrong_explicit_encoding_is_refused(tmp_path: Path) -> None:
+def test_wrong_explicit_encoding_names_every_row_it_cannot_decode(tmp_path: Path) -> None:
     path = write(tmp_path, [HEADER, *GOOD], encoding="cp1252")
-    with pytest.raises(SourceRefused, match=r"people\.csv: not utf-8-sig text"):
+    with pytest.raises(SourceRefused, match=r"3 of 3 rows") as info:
         read(path, encoding="utf-8")
+    assert (
+        "people.csv:2:first_name: (cell): status active; not valid UTF-8 at byte 1 of the cell"
+        in str(info.value)
+    )
 
 
 # -- line numbers, blank lines, bad rows ------------------------------------------------
@@ -249,11 +253,16 @@ def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
         read(tmp_path / "absent.csv")
 
 
-def test_cp1252_with_undefined_bytes_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "people.csv"
-    path.write_bytes((HEADER + "\r\n").encode() + b"E1,\x81\x8d,B,,E,active,2026-01-01,,,\r\n")
-    with pytest.raises(SourceRefused, match="not cp1252 text"):
-        read(path)
+def test_cp1252_with_undefined_bytes_names_that_row(tmp_path: Path) -> None:
+    path = write(tmp_path, [HEADER, *GOOD], encoding="cp1252")
+    with path.open("ab") as handle:
+        handle.write(b"E4,\x81\x8d,B,,E,active,2026-01-01,,,\r\n")
+    result = read(path)
+    assert result.people["E1"].last_name == "Weiß"
+    (problem,) = result.problems
+    assert problem.where == "people.csv:5:first_name"
+    assert problem.message == "status active; not valid cp1252 at byte 0 of the cell"
+    assert result.held == {"E4"}
 
 
 # -- generated files ------------------------------------------------------------------
