@@ -195,7 +195,7 @@ class CsvSource:
         # The reader's own cell limit (128 Ki characters by default) would refuse the whole
         # file unnamed; cells are bounded by `lines` and checked per row instead. The limit
         # is process-wide, so it is only ever raised.
-        csv.field_size_limit(max(csv.field_size_limit(), 4 * lines.bound))
+        csv.field_size_limit(max(csv.field_size_limit(), lines.cap + lines.bound))
         triage = Triage(self.name, key_label(self._mapping.key_attributes), self._place)
         take = self._take  # bound once: this loop runs once a row
         max_cell = self._config.max_cell_bytes

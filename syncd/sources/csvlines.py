@@ -13,9 +13,10 @@ holding only its structure; the caller reports the row (`next_record()` returns 
 instead of reading it, and the rows after it are read as usual.
 
 `Overlong` is raised when even that cannot be bounded: the file passes `file_limit`
-characters, a line holds more than `bound` delimiters and quotes, a record passes three
-times `bound` (a quoted cell that never ends: an unclosed quote), or before `rows()` is
-called (the header) a line passes `bound`. Imports nothing of syncd.
+characters, a line holds more than `bound` delimiters and quotes, a skimmed record passes
+`skim_cap` characters (a quoted cell that never ends: an unclosed quote; each skimmed
+line still costs a character or two), or before `rows()` is called (the header) a line
+passes `bound`. Imports nothing of syncd.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from __future__ import annotations
 import re
 from typing import TextIO
 
+SKIM_CAP = 1 << 22
+"""Characters a skimmed record may hold (its line breaks, quotes, delimiters): millions of
+lines of one quoted cell, and still a few MiB."""
 SKIMMED = "\x00"
 """Stands for a run of skimmed characters in the cells of a skimmed record."""
 
@@ -41,12 +45,16 @@ class BoundedLines:
         self._total = 0
         self._pending = ""
         self._run: re.Pattern[str] | None = None  # set by rows(): skimming allowed
+        self.cap = bound
+        """The most characters a record may reach in `csv.reader`'s hands."""
         self._record = 0
         self._skimmed = False
 
-    def rows(self, delimiter: str, bound: int) -> None:
-        """From now on lines are rows split by `delimiter`: records over `bound` are skimmed."""
+    def rows(self, delimiter: str, bound: int, skim_cap: int = SKIM_CAP) -> None:
+        """From now on lines are rows split by `delimiter`: records over `bound` are skimmed,
+        up to `skim_cap` characters in all."""
         self.bound = bound
+        self.cap = max(skim_cap, 2 * bound)
         self._run = re.compile(f'[^"{re.escape(delimiter)}\r\n]+')
 
     def next_record(self) -> bool:
@@ -86,10 +94,8 @@ class BoundedLines:
                 raise Overlong(f"more than {self.bound} delimiters and quotes in one line")
         line = "".join(parts)
         self._record += len(line)
-        if self._record > 3 * self.bound:
-            raise Overlong(
-                f"a row runs on past {3 * self.bound} characters (a quote that is never closed?)"
-            )
+        if self._record > self.cap:
+            raise Overlong(f"a row runs on past {self.cap} characters (a quote never closed?)")
         return line
 
     def _piece(self) -> str:
