@@ -138,14 +138,17 @@ class CsvSource:
         path = self._config.path
         try:
             check_file(path, self._config.max_file_bytes)
+        except ValueError as exc:
+            raise self._refuse(str(exc)) from None
+        except OSError as exc:
+            raise SourceError(f"{self.name}: cannot read {path}: {exc.strerror}") from None
+        try:
             encoding = self._encoding(path)
             with (
                 path.open(encoding=encoding, errors="surrogateescape", newline="") as handle,
                 gc_paused(),
             ):
                 triage = self._read_rows(handle, encoding)
-        except ValueError as exc:
-            raise self._refuse(str(exc)) from None
         except csv.Error as exc:
             raise self._refuse(f"malformed CSV: {exc}") from None
         except OSError as exc:
