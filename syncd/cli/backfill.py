@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from syncd.config import check_private_file, load_config
+from syncd.config import check_private_file, load_config, read_secret_file
 from syncd.engine.backfill import BackfillResult, backfill, failed_terminals
 from syncd.engine.run import Engine
 from syncd.errors import ConfigError
@@ -98,10 +98,7 @@ def keys_rotate(
         raise ConfigError("keys rotate: syncd.toml has no [templates] key (the current key)")
     old = TemplateKey.from_ref(settings.templates.key)
     check_private_file(new_key_file, "--new-key-file")
-    try:
-        text = new_key_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--new-key-file: cannot read {new_key_file}: {exc.strerror}") from None
+    text = read_secret_file(new_key_file, "--new-key-file")
     new = TemplateKey.from_text(text, "--new-key-file")
     ledger = Ledger.open(settings.ledger.url)
     try:

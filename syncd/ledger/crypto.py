@@ -92,7 +92,7 @@ class TemplateKey:
     @classmethod
     def from_ref(cls, ref: SecretRef, where: str = "templates.key") -> TemplateKey:
         """Read the key named by `ref`; raise ConfigError if absent or malformed."""
-        return cls.from_text(ref.read(), where)
+        return cls.from_text(ref.read(where), where)
 
     def hmac_key(self, label: bytes) -> bytes:
         """Return 32 bytes for keyed digests, derived as `derive(label)` is (HKDF-SHA256)."""

@@ -140,7 +140,7 @@ class LdapSource:
             return ""
         if self.config.password is None:
             raise ConfigError(f"sources.{self.name}.password: required with bind_dn")
-        password = self.config.password.read()
+        password = self.config.password.read(f"sources.{self.name}.password")
         if not password:
             # An empty password makes a simple bind "unauthenticated": it succeeds as anyone.
             raise ConfigError(f"sources.{self.name}.password: the secret is empty")
