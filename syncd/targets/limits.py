@@ -62,7 +62,7 @@ async def exchange(
     encoding that cannot be decoded, or httpx's transport errors.
     """
     for name, value in IDENTITY.items():
-        request.headers.setdefault(name, value)
+        request.headers[name] = value
     async with asyncio.timeout(total_s):
         response = await http.send(request, stream=True)
         try:
