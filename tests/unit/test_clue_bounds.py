@@ -214,3 +214,31 @@ def test_the_gate_reopens_after_its_time() -> None:
         gate.check("GET /x")
     now[0] += 60
     gate.check("GET /x")
+
+
+async def test_listed_auths_are_kept_without_their_credentials() -> None:
+    listed = {
+        "authId": 3,
+        "lastModifiedAt": 17,
+        "user": {"key": "k", "name": "N" * 1000, "userId": 9},
+        "auth": {"activeStatus": "ACTIVE", "credentials": {"faceImages": ["A" * 100_000]}},
+        "padding": "P" * 100_000,
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"data": [listed], "total": 1})
+
+    async with _client(handler) as clue:
+        [found] = [a async for a in clue.iter_auths()]
+    assert (found.auth_id, found.user_key, found.active, found.last_modified_at) == (
+        3,
+        "k",
+        True,
+        17,
+    )
+    assert found.raw == {
+        "authId": 3,
+        "lastModifiedAt": 17,
+        "user": {"key": "k", "name": "N" * 255, "userId": 9},
+        "auth": {"activeStatus": "ACTIVE"},
+    }

@@ -121,7 +121,9 @@ MIB = 1024 * 1024
 
 @dataclass(frozen=True)
 class ClueAuth:
-    """One auth as CLUe returns it: its id, the user key, and the whole `data` object.
+    """One auth as CLUe returns it: its id, the user key, and its `data` object without
+    its credentials (`_slim`: a session keeps every auth of the place, and face images
+    in each would make that copy as large as a peer cares to send).
 
     Equality and hash use `auth_id` and `user_key` only.
     """
@@ -159,7 +161,7 @@ class ClueAuth:
             return f"authId {ids.shown(raw_id)} is not a positive integer"
         if user_key is None:
             return f"user.key {ids.shown(raw_key)} is missing, too long or holds control characters"
-        return cls(auth_id=auth_id, user_key=user_key, raw=dict(data))
+        return cls(auth_id=auth_id, user_key=user_key, raw=_slim(data))
 
     @classmethod
     def from_data(cls, data: object) -> ClueAuth:
@@ -534,6 +536,30 @@ def _items(answer: Mapping[str, Any], error: type[ClueError]) -> tuple[list[Any]
     if not isinstance(data, list):
         raise error(f"CLUe answered a list without a data list: {_cut(answer)}")
     return data, total if isinstance(total, int) else None
+
+
+SLIM_TEXT = 255
+"""Longest text kept of a listed auth's other fields (a name, a status)."""
+
+
+def _slim(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the parts of an auth's `data` syncd reads: authId, lastModifiedAt, user
+    (key, name, userId) and auth without credentials; each a scalar, text cut short."""
+    slim: dict[str, Any] = {k: _scalar(data.get(k)) for k in ("authId", "lastModifiedAt")}
+    for part, keys in (("user", ("key", "name", "userId")), ("auth", _AUTH_KEYS)):
+        inner = data.get(part)
+        if isinstance(inner, Mapping):
+            slim[part] = {k: _scalar(inner[k]) for k in keys if k in inner}
+    return slim
+
+
+_AUTH_KEYS = ("activeStatus", "startTime", "endTime", "doorAccessType", "scheduleType")
+
+
+def _scalar(value: object) -> object:
+    if isinstance(value, str):
+        return value[:SLIM_TEXT]
+    return value if isinstance(value, int | float | bool) or value is None else None
 
 
 class _PageCap:
