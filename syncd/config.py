@@ -402,6 +402,16 @@ class ClueTargetConfig(_Strict):
     """Each collect reads again this far before the newest event it stored: a device
     that was offline uploads its events late, with their own (earlier) times. Events are
     stored once by `logId`, so the overlap costs reading, never duplicates."""
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    """The longest answer body read (an auth, an events page); longer: the place fails."""
+    max_list_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    """The longest auth list page read (100 auths, each perhaps with its face images)."""
+    max_pages: int = Field(default=1000, ge=1, le=1_000_000)
+    """Most pages one list walk reads (the auths; one 7-day window of events), whatever
+    the answers' `total` says; a list that goes on is an error, never read to its end."""
+    max_429_wait_s: float = Field(default=60.0, gt=0)
+    """How long one request rides out 429s in all (Retry-After included); then the place
+    is left alone this long too: its remaining actions wait for the next run."""
 
     def clue_auth_paths(self) -> tuple[str, str]:
         """Return (collection path, item path) of auths, with `{place_id}` and

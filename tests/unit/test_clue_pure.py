@@ -83,7 +83,10 @@ async def test_bearer_header_and_spring_style_page() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.headers["authorization"])
         page = int(request.url.params["page"])
-        content = [_auth(page * 2 + i, f"k{page * 2 + i}") for i in range(2)] if page < 2 else []
+        # authIds from 1: an authId must be a positive integer (ids.auth_id)
+        content = (
+            [_auth(page * 2 + i + 1, f"k{page * 2 + i}") for i in range(2)] if page < 2 else []
+        )
         return httpx.Response(200, json={"data": {"content": content, "totalElements": 4}})
 
     async with _client(handler) as clue:

@@ -4,7 +4,9 @@
     └── ClueError                      any failure talking to CLUe; `status` is the HTTP status
         ├── ClueUnavailable            + TemporaryTargetError: timeout, connection error, 408
         │   └── ClueServerError        5xx: CLUe is up, this request failed (record-level)
-        ├── ClueRateLimited            + TemporaryTargetError: 429 after every retry
+        │       └── ClueBadAnswer      a write answered with an unusable authId/user.key
+        ├── ClueRateLimited            + TemporaryTargetError: 429 for max_429_wait_s, or
+        │                              the place is still cooling off (target-level)
         ├── ClueKeyRefused             + PermanentTargetError: 401/403, the API key was refused
         ├── ClueTlsError               + PermanentTargetError: server certificate not trusted
         │                              (both target-level: every call would fail alike)
@@ -23,9 +25,20 @@ Contract:
 - Writes (create, update, delete) start at least `min_interval_ms` apart: the vendor asks
   for 300 ms between calls during bulk enrolment.
 - HTTP 429 is retried after `Retry-After` (seconds or an HTTP date, capped at
-  `RETRY_AFTER_CAP_S`; 1, 2, 4 … s without one), up to `max_retries_429` times; the write
-  is sent again, so none is lost. Other failures are raised at once: the engine retries
-  temporary errors on a later run.
+  `RETRY_AFTER_CAP_S` and at what is left of `max_429_wait_s`; 1, 2, 4 … s without one),
+  up to `max_retries_429` times and never past `max_429_wait_s` after the first try; the
+  write is sent again, so none is lost. A request that runs out closes the place's
+  `RateLimitGate` (`syncd.targets.clue.ratelimit`): its later requests fail at once.
+  Other failures are raised at once: the engine retries temporary errors on a later run.
+- Every exchange is bounded (`syncd.targets.exchange`): at most `timeout_s` in all (a body
+  that drips in cannot stretch it), at most `max_body_bytes` of body
+  (`max_list_body_bytes` for auth list pages); over either: ClueUnavailable naming the
+  request and the limit. Paging stops after the pages the first page's `total` implies
+  (plus one: the list may grow while read), never after more than `max_pages`; a list
+  that goes on, or a page with nothing new, is an error, never read as the whole list.
+- Identifiers are checked (`syncd.targets.clue.ids`): a listed auth or event whose id
+  or key is malformed (control characters, too long, out of range) is skipped with a
+  warning naming the place; a write answered with one raises ClueBadAnswer.
 - The service may answer HTTP 200 with `status: false` in the body; then the body's
   `code` decides, as if it were the HTTP status.
 
@@ -48,6 +61,8 @@ making a second auth: syncd never relies on the refusal).
 from __future__ import annotations
 
 import asyncio
+import json as jsonlib
+import logging
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -59,9 +74,11 @@ from typing import Any
 import httpx
 
 from syncd.errors import cut
+from syncd.targets.clue import ids
 from syncd.targets.clue.errors import (
     AuthKeyExists,
     AuthListUnavailable,
+    ClueBadAnswer,
     ClueError,
     ClueKeyRefused,
     ClueRateLimited,
@@ -74,13 +91,16 @@ from syncd.targets.clue.errors import (
     error_for_status,
     tls_verification_failed,
 )
+from syncd.targets.clue.ratelimit import RateLimitGate
 from syncd.targets.clue.timing import RETRY_AFTER_CAP_S, event_windows, retry_after_s
+from syncd.targets.exchange import BodyTooLarge, BodyUndecodable, Exchanged, exchange
 
 __all__ = [
     "RETRY_AFTER_CAP_S",
     "AuthKeyExists",
     "AuthListUnavailable",
     "ClueAuth",
+    "ClueBadAnswer",
     "ClueClient",
     "ClueError",
     "ClueKeyRefused",
@@ -94,10 +114,16 @@ __all__ = [
     "retry_after_s",
 ]
 
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+
 
 @dataclass(frozen=True)
 class ClueAuth:
-    """One auth as CLUe returns it: its id, the user key, and the whole `data` object.
+    """One auth as CLUe returns it: its id, the user key, and its `data` object without
+    its credentials (`_slim`: a session keeps every auth of the place, and face images
+    in each would make that copy as large as a peer cares to send).
 
     Equality and hash use `auth_id` and `user_key` only.
     """
@@ -123,13 +149,27 @@ class ClueAuth:
         return auth if isinstance(auth, Mapping) else {}
 
     @classmethod
+    def parse(cls, data: object) -> ClueAuth | str:
+        """Return the ClueAuth of a response `data` object, or why it is unusable: no
+        authId or user.key, or one that fails `syncd.targets.clue.ids`."""
+        if not isinstance(data, Mapping):
+            return f"not an object: {ids.shown(data)}"
+        user = data.get("user")
+        raw_id, raw_key = data.get("authId"), user.get("key") if isinstance(user, Mapping) else None
+        auth_id, user_key = ids.auth_id(raw_id), ids.user_key(raw_key)
+        if auth_id is None:
+            return f"authId {ids.shown(raw_id)} is not a positive integer"
+        if user_key is None:
+            return f"user.key {ids.shown(raw_key)} is missing, too long or holds control characters"
+        return cls(auth_id=auth_id, user_key=user_key, raw=_slim(data))
+
+    @classmethod
     def from_data(cls, data: object) -> ClueAuth:
-        """Return the ClueAuth of a response `data` object; raise ClueRejected if malformed."""
-        if isinstance(data, Mapping):
-            user, auth_id = data.get("user"), data.get("authId")
-            if isinstance(user, Mapping) and isinstance(auth_id, int) and "key" in user:
-                return cls(auth_id=auth_id, user_key=str(user["key"]), raw=dict(data))
-        raise ClueRejected(f"CLUe answered an auth without authId or user.key: {_cut(data)}")
+        """Return the ClueAuth of a write's answer `data`; raise ClueBadAnswer if unusable."""
+        parsed = cls.parse(data)
+        if isinstance(parsed, str):
+            raise ClueBadAnswer(f"CLUe answered an auth syncd cannot use: {parsed}")
+        return parsed
 
 
 class ClueClient:
@@ -148,11 +188,17 @@ class ClueClient:
         auth_item_path: str = "/v1/places/{place_id}/auths/{auth_id}",
         events_path: str = "/v1/be/events",
         max_retries_429: int = 8,
+        max_429_wait_s: float = 60.0,
+        max_body_bytes: int = 8 * MIB,
+        max_list_body_bytes: int = 32 * MIB,
+        max_pages: int = 1000,
+        gate: RateLimitGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._place_id = place_id
         self._authorization = api_key if api_key.startswith("Bearer ") else f"Bearer {api_key}"
+        self._timeout_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s)
         self._min_interval_s = min_interval_ms / 1000
         self._ca_file = ca_file
@@ -160,6 +206,11 @@ class ClueClient:
         self._auth_item_path = auth_item_path
         self._events_path = events_path
         self._max_retries_429 = max_retries_429
+        self._max_429_wait_s = max_429_wait_s
+        self._max_body_bytes = max_body_bytes
+        self._max_list_body_bytes = max_list_body_bytes
+        self._max_pages = max_pages
+        self._gate = gate or RateLimitGate()
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._write_lock = asyncio.Lock()
@@ -167,6 +218,11 @@ class ClueClient:
 
     def __repr__(self) -> str:
         return f"ClueClient(base_url={self._base_url!r}, place_id={self._place_id})"
+
+    @property
+    def place(self) -> str:
+        """The place as warnings name it: "CLUe place ID at URL"."""
+        return f"CLUe place {self._place_id} at {self._base_url}"
 
     async def __aenter__(self) -> ClueClient:
         self._http = httpx.AsyncClient(
@@ -232,30 +288,41 @@ class ClueClient:
     async def iter_auths(self, *, page_size: int = 100) -> AsyncIterator[ClueAuth]:
         """Yield every auth of the place, page by page (page 0-based).
 
-        Raise AuthListUnavailable if the list path is missing (404, 405) or the server
-        does not advance through pages (a list cut short must never read as "these auths
-        are gone").
+        An auth whose authId or user.key is malformed is skipped with a warning. Raise
+        AuthListUnavailable if the list path is missing (404, 405), the server does not
+        advance through pages, or the list goes on past its page cap (a list cut short
+        must never read as "these auths are gone").
         """
         seen: set[int] = set()
-        page = 0
+        cap = _PageCap(self._max_pages)
+        page = read = 0
         while True:
             answer = await self._list_page(page, page_size)
-            items, total = _items(answer)
-            fresh = [ClueAuth.from_data(item) for item in items]
-            fresh = [auth for auth in fresh if auth.auth_id not in seen]
-            if items and not fresh:
+            items, total = _items(answer, AuthListUnavailable)
+            parsed = [ClueAuth.parse(item) for item in items]
+            fresh = [a for a in parsed if isinstance(a, ClueAuth) and a.auth_id not in seen]
+            skipped = [why for why in parsed if isinstance(why, str)]
+            if items and not fresh and not skipped:
                 raise AuthListUnavailable(f"CLUe list paging did not advance at page {page}")
+            for why in skipped:
+                log.warning("%s: auth list page %d: an auth skipped: %s", self.place, page, why)
             for auth in fresh:
                 seen.add(auth.auth_id)
                 yield auth
-            if _last_page(len(items), page_size, len(seen), total):
+            read += len(fresh) + len(skipped)  # distinct: a repeated auth is not progress
+            if _last_page(len(items), page_size, read, total):
                 return
+            if cap.exceeded(page, len(items), total):
+                raise AuthListUnavailable(
+                    f"{self.place}: the auth list did not end after {page + 1} pages "
+                    f"({cap.describe(total)})"
+                )
             page += 1
 
     async def _list_page(self, page: int, page_size: int) -> dict[str, Any]:
         params = {"page": page, "size": page_size}
         try:
-            return await self._request("GET", self._collection(), params=params)
+            return await self._request("GET", self._collection(), params=params, listing=True)
         except ClueRejected as exc:
             if exc.status not in (404, 405):
                 raise
@@ -284,33 +351,62 @@ class ClueClient:
         """
         seen: set[str] = set()
         for start, end in event_windows(since_ms, until_ms):
-            async for event in self._window_events(start, end, page_size, event_types):
-                log_id = event.get("logId")
-                if log_id is None:
-                    yield event  # nothing to tell it apart by: never drop an event
-                elif str(log_id) not in seen:
-                    seen.add(str(log_id))
-                    yield event
+            async for event in self._window_events(start, end, page_size, event_types, seen):
+                yield event
 
     async def _window_events(
-        self, start: int, end: int, page_size: int, event_types: Sequence[str]
+        self, start: int, end: int, page_size: int, event_types: Sequence[str], seen: set[str]
     ) -> AsyncIterator[dict[str, Any]]:
-        page = 0
+        """Yield one window's events not in `seen` (by logId; adding theirs); one without
+        a logId is always yielded (nothing to tell it apart by: never drop an event), one
+        with a malformed logId never (skipped with a warning). Raise ClueUnavailable for
+        paging that does not advance or goes on past its cap."""
+        page = read = 0
         params: dict[str, Any] = {"startTime": start, "endTime": end, "size": page_size}
         params |= {"sort": "id,asc", "placeId": self._place_id}
         if event_types:
             params["filterEvents"] = ",".join(event_types)
-        read = 0
+        cap = _PageCap(self._max_pages)
         while True:
             answer = await self._request("GET", self._events_path, params=params | {"page": page})
-            items, total = _items(answer)
-            for item in items:
-                if isinstance(item, dict):
-                    yield item
+            items, total = _items(answer, ClueUnavailable)
+            fresh = [item for item in items if self._fresh_event(item, page, seen)]
+            if items and not fresh:
+                raise ClueUnavailable(f"{self.place}: events paging did not advance at page {page}")
+            for item in fresh:
+                yield item
             read += len(items)
             if _last_page(len(items), page_size, read, total):
                 return
+            if cap.exceeded(page, len(items), total):
+                raise ClueUnavailable(
+                    f"{self.place}: the events query did not end after {page + 1} pages "
+                    f"({cap.describe(total)})"
+                )
             page += 1
+
+    def _fresh_event(self, item: object, page: int, seen: set[str]) -> bool:
+        """True if `item` is an event to yield; note its logId in `seen`."""
+        if not isinstance(item, dict):
+            log.warning("%s: events page %d: not an object, skipped", self.place, page)
+            return False
+        raw = item.get("logId")
+        if raw is None:
+            return True
+        log_id = ids.log_id(raw)
+        if log_id is None:
+            log.warning(
+                "%s: events page %d: an event skipped: logId %s is too long or holds "
+                "control characters",
+                self.place,
+                page,
+                ids.shown(raw),
+            )
+            return False
+        if log_id in seen:
+            return False
+        seen.add(log_id)
+        return True
 
     # --- transport ------------------------------------------------------------------
 
@@ -329,21 +425,32 @@ class ClueClient:
         params: Mapping[str, Any] | None = None,
         write: bool = False,
         not_found: NotFound | None = None,
+        listing: bool = False,
     ) -> dict[str, Any]:
-        """Send one request, riding out 429s; return the decoded body or raise ClueError."""
+        """Send one request, riding out 429s for at most `max_429_wait_s`; return the
+        decoded body or raise ClueError. `listing`: an auth list page (its own limit)."""
         what = f"{method} {path}"
-        for attempt in range(self._max_retries_429 + 1):
+        self._gate.check(what)
+        began = time.monotonic()
+        tries = 0
+        while True:
             if write:
                 await self._pace()
-            response = await self._send(method, path, json, params)
-            if response.status_code != 429:
-                return _decode(response, what, not_found)
-            if attempt < self._max_retries_429:
-                await asyncio.sleep(retry_after_s(response.headers.get("Retry-After"), attempt))
-        raise ClueRateLimited(
-            f"{what}: CLUe answered 429 (rate limited) {self._max_retries_429 + 1} times",
-            status=429,
+            answer = await self._send(method, path, json, params, listing=listing)
+            tries += 1
+            if answer.response.status_code != 429:
+                return _decode(answer, what, not_found)
+            left = began + self._max_429_wait_s - time.monotonic()
+            if tries > self._max_retries_429 or left <= 0:
+                break
+            header = answer.response.headers.get("Retry-After")
+            await asyncio.sleep(min(retry_after_s(header, tries - 1), left))
+        why = (
+            f"CLUe answered 429 (rate limited) {tries} times in {time.monotonic() - began:.0f} s "
+            f"(max_429_wait_s {self._max_429_wait_s:g})"
         )
+        self._gate.close(self._max_429_wait_s, why)
+        raise ClueRateLimited(f"{what}: {why}; the place's requests wait for the next run", 429)
 
     async def _pace(self) -> None:
         """Wait until `min_interval_ms` has passed since the previous write started."""
@@ -359,14 +466,27 @@ class ClueClient:
         path: str,
         json: Mapping[str, Any] | None,
         params: Mapping[str, Any] | None,
-    ) -> httpx.Response:
+        *,
+        listing: bool,
+    ) -> Exchanged:
         if self._http is None:
             raise RuntimeError("ClueClient used outside `async with`")
         what = f"{method} {path}"
+        limit = self._max_list_body_bytes if listing else self._max_body_bytes
+        request = self._http.build_request(method, path, json=json, params=params)
         try:
-            return await self._http.request(method, path, json=json, params=params)
-        except httpx.TimeoutException:
-            raise ClueUnavailable(f"{what}: CLUe did not answer in time") from None
+            return await exchange(self._http, request, limit=limit, total_s=self._timeout_s)
+        except (httpx.TimeoutException, TimeoutError):
+            raise ClueUnavailable(
+                f"{what}: CLUe did not answer in full within timeout_s ({self._timeout_s:g} s)"
+            ) from None
+        except BodyTooLarge as exc:
+            key = "max_list_body_bytes" if listing else "max_body_bytes"
+            raise ClueUnavailable(
+                f"{what}: {self.place} answered a body over {exc.limit} bytes ({key}); not read"
+            ) from None
+        except BodyUndecodable as exc:
+            raise ClueUnavailable(f"{what}: {self.place}: {exc}") from None
         except httpx.TransportError as exc:
             if tls_verification_failed(exc):
                 raise ClueTlsError(
@@ -382,17 +502,17 @@ def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca_file))
 
 
-def _decode(response: httpx.Response, what: str, not_found: NotFound | None) -> dict[str, Any]:
+def _decode(answer: Exchanged, what: str, not_found: NotFound | None) -> dict[str, Any]:
     """Return the JSON body of a successful answer; raise the ClueError its status means."""
-    status = response.status_code
+    status = answer.response.status_code
     try:
-        decoded: object = response.json()
-    except ValueError:
+        decoded: object = jsonlib.loads(answer.body)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json takes
         decoded = None
     if not isinstance(decoded, dict):
         if status < 400:
             raise ClueUnavailable(f"{what}: CLUe answered {status} without a JSON object", status)
-        decoded = {"message": response.text}
+        decoded = {"message": answer.body[:1000].decode("utf-8", "replace")}
     body: dict[str, Any] = decoded
     if status < 400 and body.get("status") is False:
         # Some answers carry the failure in the body with HTTP 200.
@@ -403,8 +523,9 @@ def _decode(response: httpx.Response, what: str, not_found: NotFound | None) -> 
     raise error_for_status(status, what, _cut(body.get("message", "")), not_found)
 
 
-def _items(answer: Mapping[str, Any]) -> tuple[list[Any], int | None]:
-    """Return (items, total) of a list answer: `data` list, or a `data.content` page."""
+def _items(answer: Mapping[str, Any], error: type[ClueError]) -> tuple[list[Any], int | None]:
+    """Return (items, total) of a list answer: `data` list, or a `data.content` page;
+    raise `error` if it holds no list."""
     data = answer.get("data")
     total = answer.get("total")
     if isinstance(data, Mapping):
@@ -413,8 +534,51 @@ def _items(answer: Mapping[str, Any]) -> tuple[list[Any], int | None]:
     if data is None:
         return [], total if isinstance(total, int) else None
     if not isinstance(data, list):
-        raise ClueRejected(f"CLUe answered a list without a data list: {_cut(answer)}")
+        raise error(f"CLUe answered a list without a data list: {_cut(answer)}")
     return data, total if isinstance(total, int) else None
+
+
+SLIM_TEXT = 255
+"""Longest text kept of a listed auth's other fields (a name, a status)."""
+
+
+def _slim(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the parts of an auth's `data` syncd reads: authId, lastModifiedAt, user
+    (key, name, userId) and auth without credentials; each a scalar, text cut short."""
+    slim: dict[str, Any] = {k: _scalar(data.get(k)) for k in ("authId", "lastModifiedAt")}
+    for part, keys in (("user", ("key", "name", "userId")), ("auth", _AUTH_KEYS)):
+        inner = data.get(part)
+        if isinstance(inner, Mapping):
+            slim[part] = {k: _scalar(inner[k]) for k in keys if k in inner}
+    return slim
+
+
+_AUTH_KEYS = ("activeStatus", "startTime", "endTime", "doorAccessType", "scheduleType")
+
+
+def _scalar(value: object) -> object:
+    if isinstance(value, str):
+        return value[:SLIM_TEXT]
+    return value if isinstance(value, int | float | bool) or value is None else None
+
+
+class _PageCap:
+    """How many pages a list may take: what the first page's `total` implies (pages of
+    the first page's length, plus one: the list may grow while read), never over `hard`."""
+
+    def __init__(self, hard: int) -> None:
+        self.hard = hard
+        self.implied: int | None = None
+
+    def exceeded(self, page: int, count: int, total: int | None) -> bool:
+        """True if reading a page after `page` (0-based; `count` items) would pass the cap."""
+        if self.implied is None and total is not None and count > 0:
+            self.implied = -(-max(total, 0) // count) + 1
+        return page + 1 >= min(self.hard, self.implied or self.hard)
+
+    def describe(self, total: int | None) -> str:
+        """The cap as an error names it."""
+        return f"total {total}, max_pages {self.hard}"
 
 
 def _last_page(count: int, size: int, read: int, total: int | None) -> bool:

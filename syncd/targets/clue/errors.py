@@ -30,6 +30,12 @@ class ClueServerError(ClueUnavailable):
     target_level = False
 
 
+class ClueBadAnswer(ClueServerError):
+    """CLUe answered a write with an identifier syncd cannot use (an authId that is not a
+    positive integer, a user.key with control characters): nothing of it is stored, and
+    the write may have been carried out (the next lookup by key finds it)."""
+
+
 class ClueRateLimited(ClueError, TemporaryTargetError):
     """CLUe kept answering 429 after every allowed retry: retry later."""
 

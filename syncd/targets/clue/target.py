@@ -64,8 +64,10 @@ from syncd.targets.clue.client import (
     UnknownAuth,
 )
 from syncd.targets.clue.events import ClueEventReader
+from syncd.targets.clue.ids import auth_id_text, shown
 from syncd.targets.clue.known import KnownAuths
 from syncd.targets.clue.probe import probe_clue
+from syncd.targets.clue.ratelimit import RateLimitGate
 from syncd.targets.clue.timing import EPOCH, epoch_ms
 from syncd.targets.probing import ProbeReport
 
@@ -117,6 +119,7 @@ class ClueTarget:
         self.open_end = _far_future(config, name, self.zone)
         self._transport = transport
         self._face_images = face_images
+        self._gate = RateLimitGate()  # shared by this place's clients (ratelimit)
 
     @property
     def render_key(self) -> Hashable:
@@ -211,6 +214,11 @@ class ClueTarget:
             auth_path=auth_path,
             auth_item_path=auth_item_path,
             events_path=config.events_path,
+            max_429_wait_s=config.max_429_wait_s,
+            max_body_bytes=config.max_body_bytes,
+            max_list_body_bytes=config.max_list_body_bytes,
+            max_pages=config.max_pages,
+            gate=self._gate,
             transport=self._transport,
         )
 
@@ -287,7 +295,13 @@ def _grants(body: Mapping[str, Any]) -> bool:
 
 
 def _auth_id(remote_id: str | None) -> int | None:
-    return int(remote_id) if remote_id is not None and remote_id.isdigit() else None
+    """Return the authId a stored remote id names, or None (then the auth is looked up
+    by key). A stored value that is not one (from an older syncd, or edited by hand) is
+    discarded with a warning, never put into a path."""
+    found = auth_id_text(remote_id)
+    if found is None and remote_id is not None:
+        log.warning("stored CLUe remote id %s is not an authId: discarded", shown(remote_id))
+    return found
 
 
 class ClueSession:
@@ -392,14 +406,14 @@ class ClueSession:
         if auth_id is None:
             found = await self._known.one(action.person_key)
             if found is None:
-                return action.remote_id
+                return None  # nothing held (a malformed stored id is not kept either)
             auth_id = found.auth_id
         try:
             await self.client.delete_auth(auth_id)
         except UnknownAuth:
             found = await self._known.one(action.person_key, fresh=True)
             if found is None:
-                return action.remote_id  # confirmed gone
+                return str(auth_id)  # confirmed gone
             if found.auth_id == auth_id:
                 raise  # listed yet "unknown": a wrong item path, not a missing auth
             auth_id = found.auth_id
