@@ -1,6 +1,7 @@
 """Bounded exchanges with a remote peer (CLUe, over httpx): a body read up to a limit, an
-answer within a deadline. (`syncd.targets.limits` does the same job for the EF-45's own
-transport; the two are to become one.)
+answer within a deadline. The limit itself is `syncd.targets.limits` (shared with the
+EF-45's own transport); this module adds what httpx answers need on top: the deadline and
+gzip or deflate decoded within the limit.
 
 A peer that misbehaves (a firmware bug, a half-dead link, a compromised device) can send
 an endless body, a huge one, a gzip bomb, or a byte a second for ever. Whatever it sends,
@@ -25,25 +26,15 @@ from dataclasses import dataclass
 
 import httpx
 
-__all__ = ["BodyError", "BodyTooLarge", "BodyUndecodable", "Exchanged", "exchange", "read_body"]
+from syncd.targets.limits import BodyTooLarge, ByteBudget, check_length
+
+__all__ = ["BodyTooLarge", "BodyUndecodable", "Exchanged", "exchange", "read_body"]
 
 IDENTITY = {"Accept-Encoding": "identity"}
 """Headers that ask a peer for an uncompressed answer (merge into a request's)."""
 
 
-class BodyError(Exception):
-    """An answer's body that cannot be read within its bounds."""
-
-
-class BodyTooLarge(BodyError):
-    """The body is (or says it is) longer than the limit; `limit` in bytes."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"answer body over the limit of {limit} bytes")
-        self.limit = limit
-
-
-class BodyUndecodable(BodyError):
+class BodyUndecodable(Exception):
     """The body comes in a content encoding syncd does not decode, or a broken one."""
 
 
@@ -77,16 +68,12 @@ async def exchange(
 async def read_body(response: httpx.Response, limit: int) -> bytes:
     """Return the (decoded) body of the streamed `response`, never holding more than
     `limit` bytes of it; raise BodyTooLarge or BodyUndecodable."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(limit)
+    check_length(response.headers, limit)
+    budget = ByteBudget(limit)
     chunks: list[bytes] = []
-    size = 0
     try:
         async for chunk in response.aiter_raw():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(limit)
+            budget.take(len(chunk))
             chunks.append(chunk)
     except httpx.StreamConsumed:
         # Built with its body in memory (httpx.MockTransport in tests): nothing to stream.

@@ -46,15 +46,20 @@ class ByteBudget:
             raise BodyTooLarge(self.limit)
 
 
+def check_length(headers: httpx.Headers, limit: int) -> None:
+    """Raise BodyTooLarge if the answer declares a Content-Length over `limit`."""
+    declared = headers.get("content-length", "").strip()
+    if declared.isascii() and declared.isdigit() and int(declared[:20]) > limit:
+        raise BodyTooLarge(limit)
+
+
 def check_head(headers: httpx.Headers, limit: int) -> None:
     """Refuse an answer from its headers alone: a declared Content-Length over `limit`
     (BodyTooLarge) or a content encoding other than identity (EncodedBody)."""
     encoding = headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise EncodedBody(f"answer in content encoding {encoding[:40]!r}, which was not asked")
-    declared = headers.get("content-length", "").strip()
-    if declared.isdigit() and int(declared[:20]) > limit:
-        raise BodyTooLarge(limit)
+    check_length(headers, limit)
 
 
 async def read_bounded(response: httpx.Response, limit: int) -> httpx.Response:
