@@ -269,8 +269,10 @@ def test_account_expired_in_the_past_loses_access_on_the_terminal(
     state = Ef45State()
     server = EmulatorServer(create_ef45_app(state, Faults())).start()
     conn = dc.admin()
-    conn.search(PEOPLE_OU, "(sAMAccountName=erin)", attributes=["cn"])
-    erin_dn = conn.response[0]["dn"]  # an earlier test may have renamed her
+    erin = _guids(dc)["erin"]
+    # By GUID, not by name: an earlier test renames her, and a search by name can still
+    # answer her old DN for a moment after the rename (seen under load in CI).
+    erin_dn = f"<GUID={erin}>"
     try:
         config = tmp_path / "syncd.toml"
         config.write_text(
@@ -284,7 +286,6 @@ def test_account_expired_in_the_past_loses_access_on_the_terminal(
         ledger = create_ledger_engine(ledger_url)
         migrate.upgrade(ledger)
         ledger.dispose()
-        erin = _guids(dc)["erin"]
         _apply_ad(config)
         assert state.subjects[erin]["access_allowed"] is True
         past = datetime.now(UTC) - timedelta(days=1)
