@@ -318,6 +318,9 @@ class Ef45TargetConfig(_Strict):
     url: str = Field(pattern=r"^https?://")
     groups: tuple[str, ...] = ()
     timeout_s: float = Field(default=10.0, gt=0)
+    ca_file: Path | None = None
+    """For an `https://` terminal: the PEM file its certificate (usually self-signed) is
+    verified against. Unset: the system's trust store. Verification is never off."""
     steal_lock: bool = False
     """Take the lock from whoever holds it (`PUT /lock`), e.g. an operator enrolling at
     the vendor software. Off: a lock held by anyone else is never taken."""

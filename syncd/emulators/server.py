@@ -59,6 +59,7 @@ class EmulatorServer:
         keyfile: Path | None = None,
     ) -> None:
         self.app = app
+        self.certfile = certfile  # a client trusts the server with this as its CA file
         self.host = host
         self.port = port or free_port(host)
         scheme = "https" if certfile else "http"

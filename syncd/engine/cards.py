@@ -27,7 +27,6 @@ from datetime import datetime
 
 from syncd.engine.order import CardRules, Cards, Moves, cards_moved, order_actions
 from syncd.engine.plan import field_changes, summarise
-from syncd.gcpause import gc_paused
 from syncd.model import (
     Action,
     Digest,
@@ -62,8 +61,7 @@ def with_card_moves(
     plan's actions where already loaded (else taken from `held`, else from `load`, which
     also loads the records without access that may have to give a card up).
     """
-    with gc_paused():  # a large plan's objects all live until it ends: syncd.gcpause
-        return _moved(plan, targets, held, records, load, digest_of)
+    return _moved(plan, targets, held, records, load, digest_of)
 
 
 def _moved(

@@ -40,7 +40,6 @@ from syncd.engine.narrow import defer_targets, restrict_to
 from syncd.engine.plan import Desired, Policy, compute_plan, with_held_records
 from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
 from syncd.errors import SourceError, SourceRefused, cut
-from syncd.gcpause import gc_paused
 from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.pinkey import open_pins
 from syncd.ledger.purge import purge_gone
@@ -228,20 +227,19 @@ class Engine:
         held = self.ledger.load_held(with_records=deep)
         view = look(self.targets, held, reading.desired) if deep else None
         targets = list(self.targets.values())
-        with gc_paused():  # a large plan's objects all live until it ends: syncd.gcpause
-            plan = compute_plan(
-                reading.desired,
-                targets,
-                view.held if view else held,
-                policy,
-                self.clock(),
-                diff_fields=view is not None,
-            )
-            records = {}
-            if view is None:
-                keys = [(a.target, a.person_key) for a in plan.actions if a.before_digest]
-                records = self.ledger.load_records(keys)
-                plan = with_held_records(plan, records, targets)
+        plan = compute_plan(
+            reading.desired,
+            targets,
+            view.held if view else held,
+            policy,
+            self.clock(),
+            diff_fields=view is not None,
+        )
+        records = {}
+        if view is None:
+            keys = [(a.target, a.person_key) for a in plan.actions if a.before_digest]
+            records = self.ledger.load_records(keys)
+            plan = with_held_records(plan, records, targets)
         if view is not None:
             plan = self._with_deep_view(plan, view, policy, findings)
         capped = cap_removals(plan, held, safety, self.ledger.engine, self.clock(),

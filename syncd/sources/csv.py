@@ -54,7 +54,6 @@ from typing import TextIO
 
 from syncd.config import CsvSourceConfig
 from syncd.errors import RecordError, SourceError, SourceRefused
-from syncd.gcpause import gc_paused
 from syncd.mapping import FieldError
 from syncd.sources.base import RecordMapper, SourceRead
 from syncd.sources.csvlines import SKIMMED, BoundedLines, Overlong
@@ -144,10 +143,7 @@ class CsvSource:
             raise SourceError(f"{self.name}: cannot read {path}: {exc.strerror}") from None
         try:
             encoding = self._encoding(path)
-            with (
-                path.open(encoding=encoding, errors="surrogateescape", newline="") as handle,
-                gc_paused(),
-            ):
+            with path.open(encoding=encoding, errors="surrogateescape", newline="") as handle:
                 triage = self._read_rows(handle, encoding)
         except csv.Error as exc:
             raise self._refuse(f"malformed CSV: {exc}") from None

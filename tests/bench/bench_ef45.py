@@ -37,7 +37,6 @@ from syncd.emulators.server import free_port
 from syncd.engine.run import Engine
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
-from syncd.targets.ef45.keepalive import KeepAliveTransport
 
 TERMINALS = int(os.environ.get("BENCH_EF45_TERMINALS", "10"))
 USERS = int(os.environ.get("BENCH_EF45_USERS", "2000"))
@@ -50,7 +49,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
     """Counts requests by kind (per session or per user) on the way through."""
 
     def __init__(self, counts: Counter[str]) -> None:
-        self.inner = KeepAliveTransport()  # what a session uses for http://
+        self.inner = httpx.AsyncHTTPTransport()  # what a session's client uses
         self.counts = counts
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -123,7 +122,7 @@ async def _bare_round_trips(base: int) -> float:
     """Return the wall time of USERS sequential GET /version per terminal, all at once."""
 
     async def one_terminal(port: int) -> None:
-        transport = KeepAliveTransport()
+        transport = httpx.AsyncHTTPTransport()
         request = httpx.Request("GET", f"http://127.0.0.1:{port}/1.0/version")
         try:
             for _ in range(USERS):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,7 +26,8 @@ from syncd.targets.ef45.client import (
     UserExists,
 )
 from syncd.targets.ef45.errors import FileMissing
-from tests.fixtures.ef45 import EF45_FIRMWARES, EF45_PROFILE_NAMES
+from syncd.targets.tls import ssl_context
+from tests.fixtures.ef45 import EF45_FIRMWARES, EF45_PROFILE_NAMES, EF45_SCHEMES
 
 
 @pytest.fixture(params=EF45_PROFILE_NAMES)
@@ -35,13 +37,21 @@ def ef45_profile(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=EF45_SCHEMES)
+def ef45_scheme(request: pytest.FixtureRequest) -> str:
+    """Every test runs over HTTP and over HTTPS (a self-signed certificate given as the
+    client's `ca_file`): one client, one code path for both."""
+    return str(request.param)
+
+
 both_firmwares = pytest.mark.parametrize("ef45_firmware", EF45_FIRMWARES)
 PIN = "90210"
 TEMPLATE = base64.b64encode(bytes(range(256)) * 2).decode()
 
 
 def client(server: EmulatorServer, **options: object) -> Ef45Client:
-    return Ef45Client(base_url=server.url, timeout_s=2.0, **options)  # type: ignore[arg-type]
+    options = {"ca_file": server.certfile, "timeout_s": 2.0, **options}
+    return Ef45Client(base_url=server.url, **options)  # type: ignore[arg-type]
 
 
 def subject(uuid: str, **fields: object) -> dict[str, object]:
@@ -175,8 +185,8 @@ async def test_lock_lost_is_recovered_by_stealing_when_allowed(
 class CountingTransport(httpx.AsyncBaseTransport):
     """A real transport that records how many requests were in flight at once."""
 
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport()
+    def __init__(self, ca_file: Path | None) -> None:
+        self.inner = httpx.AsyncHTTPTransport(verify=ssl_context(ca_file))
         self.active = self.peak = self.sent = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -196,7 +206,7 @@ async def test_one_request_at_a_time_and_the_transport_stays_open(
     ef45_server: EmulatorServer, ef45_state: Ef45State, ef45_faults: Faults
 ) -> None:
     ef45_faults.latency_ms = 20
-    transport = CountingTransport()
+    transport = CountingTransport(ef45_server.certfile)
     for _ in range(2):  # two sessions share the caller's transport
         async with client(ef45_server, transport=transport) as ef45:
             await asyncio.gather(*(ef45.get_user(f"u{n}") for n in range(5)))
@@ -384,7 +394,7 @@ async def test_dropped_connection_is_unavailable(
 async def test_timeout_is_unavailable(ef45_server: EmulatorServer, ef45_faults: Faults) -> None:
     ef45_faults.timeout_s = 0.5
     with pytest.raises(Ef45Unavailable, match=r"no answer within 0\.2 s"):
-        async with Ef45Client(base_url=ef45_server.url, timeout_s=0.2) as ef45:
+        async with client(ef45_server, timeout_s=0.2) as ef45:
             ef45_faults.timeout_rate = 1.0
             await ef45.get_user("a")
 
@@ -403,7 +413,8 @@ async def test_connection_refused_is_unavailable() -> None:
 async def test_emulator_refuses_calls_without_the_lock(
     ef45_server: EmulatorServer, ef45_state: Ef45State, ef45_firmware: str
 ) -> None:
-    async with httpx.AsyncClient(base_url=ef45_server.url + "/1.0") as http:
+    verify = ssl_context(ef45_server.certfile)
+    async with httpx.AsyncClient(base_url=ef45_server.url + "/1.0", verify=verify) as http:
         refused = await http.get("/subjects")
         assert refused.status_code == 403 and "lock" in refused.json()["message"]
         uid = (await http.post("/lock")).json()["lock_uid"]
@@ -413,4 +424,16 @@ async def test_emulator_refuses_calls_without_the_lock(
         assert batch.status_code == (200 if ef45_firmware == "new" else 404)
         assert (await http.delete("/lock/not-the-uid")).status_code == 404
         assert (await http.delete(f"/lock/{uid}")).status_code == 200
+    assert ef45_state.lock_uid is None
+
+
+@pytest.mark.parametrize("ef45_scheme", ["https"])
+async def test_an_untrusted_certificate_is_refused_with_the_key_to_set(
+    ef45_server: EmulatorServer, ef45_state: Ef45State
+) -> None:
+    """Over https, a terminal whose certificate is not trusted is never talked to: the
+    error names `ca_file`; no lock is taken."""
+    with pytest.raises(Ef45Unavailable, match=r"not trusted.*ca_file"):
+        async with client(ef45_server, ca_file=None):
+            pass
     assert ef45_state.lock_uid is None

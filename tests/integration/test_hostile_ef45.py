@@ -148,7 +148,7 @@ LIST_CASES = {
     "endless_chunked": "over the limit of 67108864 bytes (max_list_body_bytes)",
     "never_answers": f"no answer within {TIMEOUT_S:g} s",
     "drip": f"no answer within {TIMEOUT_S:g} s",
-    "drop_mid_body": "closed the connection before answering in full",
+    "drop_mid_body": "peer closed connection without sending complete message body",
 }
 
 

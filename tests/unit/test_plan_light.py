@@ -10,14 +10,12 @@ from datetime import timedelta
 from syncd.engine.plan import (
     Desired,
     Policy,
-    _with_changes,
     compute_plan,
     field_changes,
     with_held_records,
 )
 from syncd.errors import RecordError
 from syncd.model import (
-    Action,
     Enrollment,
     FieldChange,
     HeldRecord,
@@ -171,31 +169,6 @@ def test_held_table_reads_like_the_dict_it_stands_for() -> None:
     assert "same" in table and "nobody" not in table and table.get("nobody") is None
     assert table["remote"].remote_id == "auth-17" and table["same"].remote_id == "same"
     assert count_present(table) == count_present(expected) == len(held) - 2
-
-
-def test_with_changes_carries_every_field_of_the_action() -> None:
-    action = Action(
-        target="t",
-        person_key="k",
-        op=Op.DISABLE,
-        record={"a": 1},
-        after_digest="d2",
-        before_digest="d1",
-        remote_id="r",
-        changes=(),
-        active_after=False,
-        attempts=3,
-        blocked="cap",
-    )
-    changes = (FieldChange("a", 0, 1),)
-
-    assert _with_changes(action, {"b": 2}, changes) == dataclasses.replace(
-        action, record={"b": 2}, changes=changes
-    )
-    assert {f.name for f in dataclasses.fields(Action)} == {
-        "target", "person_key", "op", "record", "after_digest", "before_digest",
-        "remote_id", "changes", "active_after", "attempts", "blocked",
-    }  # fmt: skip
 
 
 def test_field_changes_of_records_of_different_shapes() -> None:

@@ -63,7 +63,6 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import logging
-import ssl
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,11 +88,11 @@ from syncd.targets.clue.errors import (
     NotFound,
     UnknownAuth,
     error_for_status,
-    tls_verification_failed,
 )
 from syncd.targets.clue.ratelimit import RateLimitGate
 from syncd.targets.clue.timing import RETRY_AFTER_CAP_S, event_windows, retry_after_s
 from syncd.targets.exchange import BodyTooLarge, BodyUndecodable, Exchanged, exchange
+from syncd.targets.tls import ssl_context, verification_failed
 
 __all__ = [
     "RETRY_AFTER_CAP_S",
@@ -228,7 +227,7 @@ class ClueClient:
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             timeout=self._timeout,
-            verify=_ssl_context(self._ca_file),
+            verify=ssl_context(self._ca_file),
             transport=self._transport,
             headers={
                 "Authorization": self._authorization,
@@ -488,18 +487,12 @@ class ClueClient:
         except BodyUndecodable as exc:
             raise ClueUnavailable(f"{what}: {self.place}: {exc}") from None
         except httpx.TransportError as exc:
-            if tls_verification_failed(exc):
+            if verification_failed(exc):
                 raise ClueTlsError(
                     f"{what}: the CLUe server's TLS certificate is not trusted; if it is "
                     "signed by a private CA, set ca_file to that CA's PEM file"
                 ) from None
             raise ClueUnavailable(f"{what}: cannot reach CLUe: {type(exc).__name__}") from None
-
-
-def _ssl_context(ca_file: Path | None) -> ssl.SSLContext:
-    if ca_file is None:
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=str(ca_file))
 
 
 def _decode(answer: Exchanged, what: str, not_found: NotFound | None) -> dict[str, Any]:

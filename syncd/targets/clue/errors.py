@@ -5,7 +5,6 @@ The tree is drawn in `syncd.targets.clue.client`, which re-exports every class h
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 
 from syncd.errors import PermanentTargetError, TargetError, TemporaryTargetError
@@ -102,14 +101,3 @@ def error_for_status(status: int, what: str, message: str, not_found: NotFound |
     if status == 408:
         return ClueUnavailable(f"{what}: CLUe answered HTTP {status}: {message}", status)
     return ClueRejected(f"{what}: CLUe refused the request (HTTP {status}): {message}", status)
-
-
-def tls_verification_failed(exc: BaseException) -> bool:
-    """True if `exc` (an httpx transport error) comes from certificate verification."""
-    # httpx wraps the ssl error; look down the chain, then at the text as a last resort.
-    current: BaseException | None = exc
-    while current is not None:
-        if isinstance(current, ssl.SSLCertVerificationError):
-            return True
-        current = current.__cause__ or current.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(exc)

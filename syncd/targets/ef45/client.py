@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -114,6 +115,7 @@ class Ef45Client(DeviceCalls):
         max_body_bytes: int = MAX_BODY_BYTES,
         max_list_body_bytes: int = MAX_LIST_BODY_BYTES,
         max_pages: int = MAX_PAGES,
+        ca_file: Path | None = None,
     ) -> None:
         self._conn = Ef45Connection(
             base_url=base_url,
@@ -124,6 +126,7 @@ class Ef45Client(DeviceCalls):
             lock_policy=lock_policy,
             max_body_bytes=max_body_bytes,
             max_list_body_bytes=max_list_body_bytes,
+            ca_file=ca_file,
         )
         self.batch_min_version = batch_min_version
         self.page_size = page_size

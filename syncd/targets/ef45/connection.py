@@ -1,9 +1,9 @@
 """One locked session with one EF-45 terminal: HTTP, the device lock, retries of the lock.
 
-`Ef45Connection` is the layer under `Ef45Client`: it sends httpx requests straight to a
-transport (`keepalive.KeepAliveTransport` for `http://`, httpx's own for `https://`; the
-AsyncClient's cookies, redirects and hooks have no use here and cost more CPU than the
-request), takes the device lock on `open` (POST /lock; PUT /lock to steal when allowed),
+`Ef45Connection` is the layer under `Ef45Client`: it sends its requests through one
+`httpx.AsyncClient` per session, for `http://` and `https://` alike (https verified
+against `ca_file`, else the system's trust store: `syncd.targets.tls`), takes the device
+lock on `open` (POST /lock; PUT /lock to steal when allowed),
 adds `lock_uid` to every locked call, sends one request at a time (the terminal is a
 small embedded box), and releases the lock on `close`, whatever happened before. A
 transport passed in (the test seam) belongs to the caller and is left open.
@@ -32,6 +32,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -49,10 +50,10 @@ from syncd.targets.ef45.errors import (
     secrets_of,
 )
 from syncd.targets.ef45.ids import is_lock_uid, shown
-from syncd.targets.ef45.keepalive import KeepAliveTransport
 from syncd.targets.ef45.lockstate import LockMemo, LockPolicy, LockState, Verdict
 from syncd.targets.ef45.records import seg
 from syncd.targets.limits import BodyTooLarge, EncodedBody, MiB, read_bounded
+from syncd.targets.tls import ssl_context, verification_failed
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,10 @@ class Ef45Connection:
         lock_policy: LockPolicy | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_list_body_bytes: int = MAX_LIST_BODY_BYTES,
+        ca_file: Path | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.ca_file = ca_file
         self.max_body_bytes = max_body_bytes
         self.max_list_body_bytes = max_list_body_bytes
         self.lock_memo = lock_memo
@@ -94,8 +97,7 @@ class Ef45Connection:
         self.timeout_s = timeout_s
         self.steal_lock = steal_lock
         self._borrowed = transport
-        self._http: httpx.AsyncBaseTransport | None = None
-        self._timeouts = dict.fromkeys(("connect", "read", "write", "pool"), timeout_s)
+        self._http: httpx.AsyncClient | None = None
         self._lock_uid: str | None = None
         self._io = asyncio.Lock()
         self._relock = asyncio.Lock()
@@ -105,6 +107,17 @@ class Ef45Connection:
         """Whether this session believes it holds the device lock."""
         return self._lock_uid is not None
 
+    def _new_client(self) -> httpx.AsyncClient:
+        """Return the session's HTTP client: no redirects, no cookies kept across
+        sessions, `timeout_s` for each phase (the whole answer is bounded in `_send`)."""
+        return httpx.AsyncClient(
+            transport=self._borrowed,
+            verify=ssl_context(self.ca_file),
+            timeout=self.timeout_s,
+            follow_redirects=False,
+            headers={"Accept-Encoding": "identity"},  # never a compressed answer: limits
+        )
+
     def where(self, method: str, label: str) -> str:
         """Return "EF-45 <url> <METHOD> /1.0<path>" for messages (never the query)."""
         return f"EF-45 {self.base_url} {method} {API_PREFIX}{label}"
@@ -113,7 +126,7 @@ class Ef45Connection:
 
     async def open(self) -> None:
         """Open the HTTP transport and take the lock; raise LockBusy or Ef45Unavailable."""
-        self._http = self._borrowed or _own_transport(self.base_url)
+        self._http = self._new_client()
         try:
             self._lock_uid = await self._take_lock()
         except BaseException:
@@ -139,8 +152,8 @@ class Ef45Connection:
                 _LIVE_UIDS.discard(self._lock_uid)
             self._lock_uid = None
             http, self._http = self._http, None
-            if http is not None and http is not self._borrowed:
-                await http.aclose()
+            if http is not None and self._borrowed is None:
+                await http.aclose()  # a borrowed transport stays open: its owner closes it
 
     async def unlock(self) -> str:
         """Release the terminal's lock whoever holds it (`syncd unlock`); return what was done.
@@ -150,7 +163,7 @@ class Ef45Connection:
         cleared. Raise an Ef45Error if the device refuses or does not answer (a lock
         taken and not released is then in the memo, for the next run to release).
         """
-        self._http = self._borrowed or _own_transport(self.base_url)
+        self._http = self._new_client()
         try:
             state = self._state()
             if state.held is not None:
@@ -419,11 +432,12 @@ class Ef45Connection:
             query["lock_uid"] = uid or self._lock_uid or ""
         where = self.where(method, label or path)
         limit = self.max_list_body_bytes if listing else self.max_body_bytes
-        request = httpx.Request(
+        request = self._http.build_request(
             method,
-            httpx.URL(self.base_url + API_PREFIX + path, params=query),
+            self.base_url + API_PREFIX + path,
+            params=query,
             json=body,
-            extensions={"timeout": self._timeouts, "max_body_bytes": limit},
+            extensions={"max_body_bytes": limit},
         )
         async with self._io:
             try:
@@ -441,26 +455,22 @@ class Ef45Connection:
             except EncodedBody as exc:
                 raise Ef45Unavailable(f"{where}: {exc}; not read") from exc
             except httpx.HTTPError as exc:
+                if verification_failed(exc):
+                    raise Ef45Unavailable(
+                        f"{where}: the terminal's TLS certificate is not trusted; for a "
+                        "self-signed one, set ca_file to its PEM file"
+                    ) from None
                 detail = redact(str(exc), [self._lock_uid or "", uid or ""])
                 raise Ef45Unavailable(f"{where}: {type(exc).__name__}: {detail}") from exc
         response.request = request
         return response
 
 
-async def _complete(
-    http: httpx.AsyncBaseTransport, request: httpx.Request, limit: int
-) -> httpx.Response:
+async def _complete(http: httpx.AsyncClient, request: httpx.Request, limit: int) -> httpx.Response:
     """Return the answer to `request` with its body read, at most `limit` bytes (the
     stream closed either way; BodyTooLarge or EncodedBody past the limits)."""
-    response = await http.handle_async_request(request)
+    response = await http.send(request, stream=True)
     return await read_bounded(response, limit)
-
-
-def _own_transport(base_url: str) -> httpx.AsyncBaseTransport:
-    """Return a new transport for one session with the terminal at `base_url`."""
-    if base_url.startswith("http://"):
-        return KeepAliveTransport()
-    return httpx.AsyncHTTPTransport()
 
 
 def json_of(response: httpx.Response, where: str) -> Any:

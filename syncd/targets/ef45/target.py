@@ -205,6 +205,7 @@ class Ef45Target:
             max_body_bytes=config.max_body_bytes,
             max_list_body_bytes=config.max_list_body_bytes,
             max_pages=config.max_pages,
+            ca_file=config.ca_file,
         )
 
     async def observe(self) -> dict[str, Record]:
