@@ -12,7 +12,7 @@ import sys
 
 import httpx
 
-from syncd.emulators.ef45 import create_ef45_app
+from syncd.emulators.ef45 import build_ef45_emulators, create_ef45_app
 from syncd.emulators.ef45_enroll import FAKE_JPEG, enroll_when_created
 from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.server import EmulatorServer
@@ -93,3 +93,11 @@ def test_cli_client_enrolls_and_names_a_missing_user() -> None:
     )
     assert state.subjects["E000001"]["left_eye_template"][:20] not in done.stdout
     assert missing.returncode == 2 and "holds no user 'NOPE'" in missing.stderr
+
+
+def test_emulate_enroll_flag_arms_the_first_terminal_only() -> None:
+    (first, _, _), (second, _, _) = build_ef45_emulators(count=2, base_port=0, enroll=("K1",))
+    for state in (first, second):
+        state.add_user({"user_uuid": "K1", "last_name": "Doe"})
+    assert first.subjects["K1"]["left_eye_template"]
+    assert "left_eye_template" not in second.subjects["K1"]
