@@ -1,16 +1,20 @@
-"""`syncd emulate ef45|clue`: serve emulated door systems on loopback, until interrupted."""
+"""`syncd emulate ef45|clue`: serve emulated door systems on loopback, until interrupted;
+`syncd emulate ef45-enroll`: fake an enrollment at a running emulated EF-45."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import quote
 
+import httpx
 import typer
 
 from syncd.emulators.clue import run_clue_emulator
 from syncd.emulators.clue_state import API_BASES, DUPLICATE_KEY_PROFILES
 from syncd.emulators.ef45 import run_ef45_emulators
 from syncd.emulators.ef45_behaviour import EF45_PROFILES
+from syncd.errors import TargetError, UsageError
 
 app = typer.Typer(help="Serve emulated door systems for tests, benchmarks and demos.")
 
@@ -44,8 +48,20 @@ def ef45(
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
     profile: Annotated[str, typer.Option(help=PROFILE_HELP)] = "device",
+    enroll: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="KEY",
+            help="The first terminal fakes an iris enrollment of KEY once syncd creates "
+            "it (repeatable); see also `syncd emulate ef45-enroll`.",
+        ),
+    ] = None,
 ) -> None:
-    """Serve COUNT emulated EF-45 terminals on PORT, PORT+1, … (http://127.0.0.1:PORT)."""
+    """Serve COUNT emulated EF-45 terminals on PORT, PORT+1, … (http://127.0.0.1:PORT).
+
+    Each also answers `POST /_emulator/enroll/{KEY}[?face=1]`, a fake enrollment at the
+    terminal (`syncd emulate ef45-enroll`).
+    """
     if firmware not in {"new", "old"}:
         raise typer.BadParameter("firmware must be 'new' or 'old'")
     if profile not in EF45_PROFILES:
@@ -65,7 +81,31 @@ def ef45(
         drop_lock_after=drop_lock_after,
         seed=seed,
         profile=profile,
+        enroll=tuple(enroll or ()),
     )
+
+
+@app.command("ef45-enroll")
+def ef45_enroll(
+    key: Annotated[str, typer.Argument(help="The person's key (the terminal's user_uuid).")],
+    url: Annotated[
+        str, typer.Option(help="The emulated terminal, as in syncd.toml.")
+    ] = "http://127.0.0.1:9980",
+    face: Annotated[bool, typer.Option(help="Also enroll a face (and its image).")] = False,
+) -> None:
+    """Fake an enrollment of KEY at an emulated EF-45 (irises, and a face with --face), as
+    a person enrolling at the door would; then try `syncd backfill` and `syncd apply`."""
+    address = f"{url.rstrip('/')}/_emulator/enroll/{quote(key, safe='')}"
+    try:
+        answer = httpx.post(address, params={"face": "1"} if face else None, timeout=10)
+    except httpx.HTTPError as exc:
+        raise TargetError(f"{url}: {type(exc).__name__}: {exc}") from None
+    if answer.status_code == 404:
+        raise UsageError(f"{url} holds no user {key!r}: apply first (one enrolls known users)")
+    if answer.status_code != 200:
+        raise TargetError(f"{url}: the emulator answered {answer.status_code}")
+    enrolled = ", ".join(answer.json()["enrolled"])
+    typer.echo(f"enrolled {key} at {url}: {enrolled}")
 
 
 @app.command("clue")

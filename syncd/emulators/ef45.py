@@ -15,6 +15,10 @@ All paths are under `/1.0`, bodies and answers are JSON:
     POST /camera/control/setDeviceTime/{MMddhhmmyyyy.ss}
     GET /biometric-data/load-file?filename, PUT /biometric-data/save-file?filename
 
+and one admin route, not the device's (no `/1.0`, no lock), for trying enrollments:
+
+    POST /_emulator/enroll/{uuid}?face=1   fake an enrollment at the terminal (`ef45_enroll`)
+
 Every other path needs `?lock_uid=` equal to the holder, else 403 (the behaviour's
 `lost_lock_status`) with a JSON message. Where the firmware's answer is a choice, the
 terminal's `Ef45Behaviour` decides (`ef45_behaviour`; profiles "device", the default,
@@ -46,6 +50,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from syncd.emulators import ef45_handlers as h
 from syncd.emulators.ef45_behaviour import profile as behaviour_profile
+from syncd.emulators.ef45_enroll import enroll_when_created
 from syncd.emulators.ef45_handlers import Handler
 from syncd.emulators.ef45_rules import DeviceError
 from syncd.emulators.ef45_state import Ef45State
@@ -94,7 +99,8 @@ async def _refuse_write(request: Request, state: Ef45State) -> None:
         raise DeviceError(status, "refused (fault injection)")
 
 
-_OPEN = {h.take_lock, h.steal_lock, h.release_lock, h.version}
+ADMIN_PREFIX = "/_emulator"
+_OPEN = {h.take_lock, h.steal_lock, h.release_lock, h.version, h.fake_enroll}
 _BATCH = {h.add_user, h.delete_user}
 _ROUTES: list[tuple[str, str, Handler]] = [
     ("POST", "/lock", h.take_lock),
@@ -134,16 +140,21 @@ _ROUTES: list[tuple[str, str, Handler]] = [
     ("GET", "/biometric-data/load-file", h.load_file),
     ("PUT", "/biometric-data/save-file", h.save_file),
 ]
+_ADMIN_ROUTES: list[tuple[str, str, Handler]] = [
+    ("POST", "/enroll/{uuid}", h.fake_enroll),
+]
 
 
 def _routes(state: Ef45State) -> list[BaseRoute]:
+    routes = [(PREFIX, *route) for route in _ROUTES]
+    routes += [(ADMIN_PREFIX, *route) for route in _ADMIN_ROUTES]
     return [
         Route(
-            PREFIX + path,
+            prefix + path,
             _endpoint(state, handler, locked=handler not in _OPEN, batch=handler in _BATCH),
             methods=[method],
         )
-        for method, path, handler in _ROUTES
+        for prefix, method, path, handler in routes
     ]
 
 
@@ -187,12 +198,14 @@ def build_ef45_emulators(
     drop_lock_after: int | None = None,
     seed: int = 0,
     profile: str = "device",
+    enroll: tuple[str, ...] = (),
 ) -> list[tuple[Ef45State, ASGIApp, int]]:
     """Return `count` independent terminals as (state, app, port), ports from `base_port`.
 
     Each terminal has its own state and its own fault sequence (seed + its index), and
     answers as the named `Ef45Behaviour` profile ("device" or "lenient"); raise
-    ValueError for an unknown profile.
+    ValueError for an unknown profile. The first terminal fakes an enrollment of each key
+    in `enroll` once syncd creates its subject (`ef45_enroll.enroll_when_created`).
     """
     behaviour = behaviour_profile(profile)
     terminals = []
@@ -204,6 +217,7 @@ def build_ef45_emulators(
             lock_held_by_other=lock_held_by_other,
             drop_lock_after=drop_lock_after,
             behaviour=behaviour,
+            after_create=enroll_when_created(enroll) if enroll and index == 0 else None,
         )
         faults = Faults(
             latency_ms=latency_ms,

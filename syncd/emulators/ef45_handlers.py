@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from syncd.emulators.ef45_enroll import enroll_fake
 from syncd.emulators.ef45_rules import DeviceError, Record, paginate
 from syncd.emulators.ef45_state import Ef45State
 
@@ -336,3 +337,14 @@ async def save_file(request: Request, state: Ef45State) -> Response:
     with state.mutex:
         state.files[name] = data
     return _empty(200)
+
+
+# -- emulator administration (not the device's API) -------------------------------------
+
+
+async def fake_enroll(request: Request, state: Ef45State) -> Response:
+    """`POST /_emulator/enroll/{uuid}?face=1`: fake an enrollment of an existing subject
+    (404 if absent); answer the modalities enrolled, never the templates."""
+    face = request.query_params.get("face", "").lower() in {"1", "true", "yes"}
+    uuid = _path(request, "uuid")
+    return _json({"user_uuid": uuid, "enrolled": list(enroll_fake(state, uuid, face=face))})

@@ -18,6 +18,8 @@
   client held the lock; PUT /lock still steals), `drop_lock_after` (after that many
   locked requests on one lock the device forgets it; later calls get 403 until re-locked),
   `refused_writes` (uuid → status every POST/PUT about that user answers: a bad record).
+- `after_create`: called with (state, uuid) under the mutex once a subject is created
+  (`syncd emulate ef45 --enroll KEY` fakes an enrollment there: `ef45_enroll`).
 
 Every method that reads or writes takes `mutex`: uvicorn serves on a background thread
 while tests inspect from the main thread. Rule violations raise `DeviceError(status,
@@ -76,6 +78,7 @@ class Ef45State:
     lock_held_by_other: bool = False
     drop_lock_after: int | None = None
     refused_writes: dict[str, int] = field(default_factory=dict)
+    after_create: Callable[[Ef45State, str], None] | None = None
     behaviour: Ef45Behaviour = field(default_factory=Ef45Behaviour)
     clock: Callable[[], datetime] = _now
     subjects: dict[str, Record] = field(default_factory=dict)
@@ -195,7 +198,12 @@ class Ef45State:
             subject = self._valid_new_subject(body)
             self.subjects[subject["user_uuid"]] = subject
             self.append_log("UserData", subject["user_uuid"], "AddUser")
+            self._created(subject["user_uuid"])
             return subject
+
+    def _created(self, uuid: str) -> None:
+        if self.after_create is not None:
+            self.after_create(self, uuid)
 
     def _valid_new_subject(self, body: Mapping[str, Any]) -> Record:
         uuid = require_uuid(body)
@@ -255,6 +263,30 @@ class Ef45State:
                 ):
                     return uuid
         return ""
+
+    def enroll(
+        self, uuid: str, *, left: str, right: str, face: str = "", image: bytes = b""
+    ) -> None:
+        """Store what an enrollment at the terminal leaves for subject `uuid`: both eye
+        templates (base64 text) on the subject, a face of sub_id 0 when `face`, and the
+        captured image `{uuid}_faroff.jpg` when `image`. Raise DeviceError(404) if the
+        subject is absent. No log entry: the device's log of an enrollment is unknown."""
+        with self.mutex:
+            subject = self.subjects.get(uuid)
+            if subject is None:
+                raise DeviceError(404, f"Subject uuid {uuid} does not exist")
+            subject["left_eye_template"] = left
+            subject["right_eye_template"] = right
+            if face:
+                self.faces.setdefault(uuid, {})[0] = {
+                    "user_uuid": uuid,
+                    "sub_id": 0,
+                    "face_feature": face,
+                    "face_score": 0.93,
+                    "face_eye_width": 61,
+                }
+            if image:
+                self.files[f"{uuid}_faroff.jpg"] = image
 
     # -- user info -------------------------------------------------------------------
 
@@ -390,6 +422,7 @@ class Ef45State:
             if faces:
                 self.faces[uuid] = faces
             self.append_log("UserData", uuid, "AddUser")
+            self._created(uuid)
 
     def _valid_batch_faces(self, uuid: str, faces: Any) -> dict[int, Record]:
         if not isinstance(faces, list):

@@ -151,3 +151,12 @@ def apply_demo_changes(path: Path) -> DemoChanges:
     )
     write_people_csv(path, rows)
     return changes
+
+
+def terminate(path: Path, keys: list[str]) -> None:
+    """Mark the HR rows of `keys` as terminated (the demo's wave of leavers)."""
+    rows = read_people_csv(path)
+    for row in rows:
+        if row["employee_id"] in keys:
+            row["status"] = "terminated"
+    write_people_csv(path, rows)
