@@ -116,8 +116,12 @@ def notify(
     *,
     planned: bool,
 ) -> None:
-    """Send the notice of run `run_id` through `[notify]` (nothing when it is off)."""
+    """Send the notice of run `run_id` through `[notify]` (nothing when it is off, or when
+    the report lists the same actions as the one stored before: told already)."""
     if not engine.config.notify.enabled:
+        return
+    if stored is not None and stored.same_as is not None:
+        log.info("not notified again", extra={"run": run_id, "same_as_run": stored.same_as})
         return
     send_notice(engine.config.notify, make_notice(run_id, plan, problems, stored, planned))
 

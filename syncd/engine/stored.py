@@ -3,13 +3,17 @@
 In `[daemon] mode = "plan"` each reconcile records a dry run and stores its report here
 (the JSON one with the fingerprint, so `syncd approve RUN_ID` applies exactly it, as
 `apply --plan FILE` would); a blocked apply stores one too (without a fingerprint: it
-is not a plan to approve). Only the newest `reports_keep` runs are kept. The state
+is not a plan to approve). Only the newest `reports_keep` runs are kept. A report listing the same
+actions as the run stored before it says so (`same_as`), so a plan awaiting approval is
+not notified again at every tick. The state
 directory is the PIN key's (`[ledger] state_directory`, else `$STATE_DIRECTORY`, …),
 private to syncd's user; the files are made 0600 as they name people and cards.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -33,6 +37,9 @@ class StoredReport:
     run_id: int
     json_path: Path
     html_path: Path
+    same_as: int | None = None
+    """The run before it whose stored report lists the very same actions (None: none, or
+    it differs): what was already told need not be told again."""
 
 
 def reports_directory(config: Config) -> Path:
@@ -75,8 +82,21 @@ def store_report(
     json_text, html_text = render_reports(plan, problems, fingerprint)
     _write_private(stored.json_path, json_text)
     _write_private(stored.html_path, html_text)
+    same_as = _same_actions_before(directory, run_id, json_text)
     prune_reports(directory, keep)
-    return stored
+    return dataclasses.replace(stored, same_as=same_as)
+
+
+def _same_actions_before(directory: Path, run_id: int, json_text: str) -> int | None:
+    """Return the newest earlier stored run if its report lists the same actions."""
+    earlier = [r for r in stored_runs(directory) if r < run_id]
+    if not earlier:
+        return None
+    try:
+        before = json.loads(report_paths(directory, earlier[-1]).json_path.read_text("utf-8"))
+        return earlier[-1] if before["targets"] == json.loads(json_text)["targets"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: told again rather than never
 
 
 def _write_private(path: Path, text: str) -> None:
