@@ -18,7 +18,7 @@ from syncd.daemon.alerts import Notice, send_notice
 from syncd.daemon.planonly import make_notice
 from syncd.emulators.server import free_port
 from syncd.engine.saved import load_saved_plan
-from syncd.engine.stored import prune_reports, stored_runs, store_report
+from syncd.engine.stored import prune_reports, store_report, stored_runs
 from syncd.model import Plan, TargetSummary
 from tests.fixtures.smtp import smtp_server
 from tests.fixtures.tls import make_tls_files
@@ -120,14 +120,14 @@ def test_command_gets_the_report_paths_and_the_summary(tmp_path: Path) -> None:
     assert send_notice(config, notice) == ["command"]
     html, json_path, run, summary = out.read_text().split("\n", 3)
     assert (html, json_path, run) == (
-        str(tmp_path / "run-42.html"), str(tmp_path / "run-42.json"), "42"
+        str(tmp_path / "run-42.html"),
+        str(tmp_path / "run-42.json"),
+        "42",
     )
     assert summary == notice.summary
 
 
-def test_failures_are_warnings_not_errors(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_failures_are_warnings_not_errors(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     notice = _notice(tmp_path)
     config = NotifyConfig(
         smtp_host="127.0.0.1",
