@@ -460,6 +460,46 @@ class DaemonConfig(_Strict):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     metrics_listen: str = Field(default="127.0.0.1:9464", pattern=r"^$|^\[?[^\s\]]*\]?:\d{1,5}$")
     standby_poll_s: float = Field(default=5.0, gt=0)
+    # "plan": reconciles only plan, store their report in <state directory>/reports/ and
+    # wait for `syncd approve RUN_ID`; jobs that write to terminals (backfill, device
+    # clock) do not run. "apply": reconciles apply (gated by the safety caps).
+    mode: Literal["apply", "plan"] = "apply"
+    reports_keep: int = Field(default=30, ge=1)
+
+
+class NotifyConfig(_Strict):
+    """`[notify]`: who hears of a plan that needs a person (changes awaiting approval in
+    plan mode, removals blocked in either mode): mail through an SMTP relay, and/or a
+    command run with the report's path as its argument and the summary on stdin.
+
+    Mail is on when `smtp_host` is set (then `mail_from` and `mail_to` are required);
+    the command when `command` is non-empty. Both are off by default.
+    """
+
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: SecretRef | None = None
+    smtp_timeout_s: float = Field(default=30.0, gt=0)
+    mail_from: str = ""
+    mail_to: tuple[str, ...] = ()
+    subject_prefix: str = "[syncd]"
+    command: tuple[str, ...] = ()
+    command_timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _mail_complete(self) -> NotifyConfig:
+        if self.smtp_host and not (self.mail_from and self.mail_to):
+            raise ValueError("smtp_host needs mail_from and mail_to")
+        if self.smtp_password is not None and not self.smtp_user:
+            raise ValueError("smtp_password needs smtp_user")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Return True when mail or a command is configured."""
+        return bool(self.smtp_host or self.command)
 
 
 class Config(_Strict):
@@ -470,6 +510,7 @@ class Config(_Strict):
     access: AccessConfig = AccessConfig()
     apply: ApplyConfig = ApplyConfig()
     daemon: DaemonConfig = DaemonConfig()
+    notify: NotifyConfig = NotifyConfig()
     templates: TemplatesConfig | None = None
     sources: dict[Annotated[str, Field(pattern=_ID_PATTERN)], SourceConfig]
     targets: dict[Annotated[str, Field(pattern=_ID_PATTERN)], TargetConfig]
@@ -532,6 +573,12 @@ def _resolve_ledger(ledger: LedgerConfig, base: Path) -> LedgerConfig:
     url = _absolute_sqlite(ledger.url, base)
     state = base / (ledger.state_directory or default_state_directory(url, base))
     return ledger.model_copy(update={"url": url, "state_directory": state})
+
+
+def state_directory(ledger: LedgerConfig) -> Path:
+    """Return syncd's state directory (pin.key, stored reports): `[ledger] state_directory`
+    as loaded, else its default seen from the working directory."""
+    return ledger.state_directory or default_state_directory(ledger.url, Path.cwd())
 
 
 def default_state_directory(url: str, base: Path) -> Path:

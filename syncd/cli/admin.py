@@ -9,8 +9,11 @@ from rich.console import Console
 from rich.table import Table
 
 from syncd.cli.commands import ApplyOptions, ConfigOption, open_engine, run_apply
-from syncd.config import load_config
-from syncd.errors import SyncdError
+from syncd.config import Config, load_config
+from syncd.engine.run import Engine
+from syncd.engine.saved import load_saved_plan
+from syncd.engine.stored import report_paths, reports_directory
+from syncd.errors import SyncdError, UsageError
 from syncd.ledger import migrate, queries
 from syncd.ledger.store import create_ledger_engine
 
@@ -24,23 +27,56 @@ def register(app: typer.Typer) -> None:
 
 
 def approve(
-    run_id: Annotated[int, typer.Argument(help="The run whose blocked removals to release.")],
+    run_id: Annotated[
+        int, typer.Argument(help="An apply whose blocked removals to release, or a stored plan.")
+    ],
     config: ConfigOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking.")] = False,
 ) -> None:
-    """Release the removals a run blocked, and apply them (with the rest of the plan).
+    """Release the removals a run blocked, and apply them (with the rest of the plan); or
+    apply a plan the plan-only daemon stored (RUN_ID a dry run), exactly as reviewed.
 
-    Only the removals blocked in RUN_ID that are still blocked are released; new removals
-    stay under the cap.
+    For an apply, only the removals blocked in RUN_ID that are still blocked are released;
+    new removals stay under the cap. For a stored plan, its actions (its blocked removals
+    included) are applied if the source and the ledger are as it saw them (else exit 6).
     """
     settings = load_config(config)
     engine = open_engine(settings, None)
+    try:
+        options = _approval(engine, settings, run_id, yes)
+    except BaseException:
+        engine.close()
+        raise
+    run_apply(engine, options)
+
+
+def _approval(engine: Engine, settings: Config, run_id: int, yes: bool) -> ApplyOptions:
+    """Return the apply that approves run `run_id`; raise UsageError for an unknown run or
+    a plan not stored, SyncdError for an apply with nothing still blocked."""
+    dry = queries.run_is_dry(engine.ledger.engine, run_id)
+    if dry is None:
+        raise UsageError(f"no run {run_id} in the ledger (see `syncd history`)")
+    if dry:
+        return _stored_plan(settings, run_id, yes)
     released = queries.blocked_in_run(engine.ledger.engine, run_id)
     if not released:
-        engine.close()
         raise SyncdError(f"run {run_id} has no removals still blocked: nothing to approve")
     console.print(f"releasing {len(released)} removal(s) blocked in run {run_id}")
-    run_apply(engine, ApplyOptions(yes=yes, released=released))
+    return ApplyOptions(yes=yes, released=released, trigger="approve")
+
+
+def _stored_plan(settings: Config, run_id: int, yes: bool) -> ApplyOptions:
+    """Return the apply options of plan run `run_id` as the plan-only daemon stored it;
+    raise UsageError if no report of it is stored."""
+    path = report_paths(reports_directory(settings), run_id).json_path
+    if not path.exists():
+        raise UsageError(
+            f"run {run_id} is a dry run without a stored plan ({path} does not exist): "
+            "only the plan-only daemon's last [daemon] reports_keep plans can be approved"
+        )
+    saved, released = load_saved_plan(path).approving_blocked()
+    console.print(f"applying the plan of run {run_id}: {path}", markup=False, highlight=False)
+    return ApplyOptions(yes=yes, saved=saved, released=released, trigger="approve")
 
 
 def audit(

@@ -190,6 +190,7 @@ class ApplyOptions:
     saved: SavedPlan | None = None
     released: frozenset[tuple[str, str]] = frozenset()
     deep: bool = False
+    trigger: str = "cli"
 
 
 def apply(
@@ -244,6 +245,7 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
                 saved=options.saved,
                 released=options.released,
                 deep=options.deep,
+                trigger=options.trigger,
             )
     finally:
         engine.close()

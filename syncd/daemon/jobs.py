@@ -6,6 +6,11 @@
     events          syncd.engine.events.collect_events          every events_every_s
     device_clock    syncd.engine.clock.set_device_clocks        device_clock_cron (daily)
 
+In `[daemon] mode = "plan"` both reconciles only plan (`daemon.planonly`: a dry run and
+its stored report, applied later by `syncd approve RUN_ID`); backfill and device_clock,
+which write to terminals, are not scheduled and cannot be triggered; events (a read of
+the terminals' logs) runs as in apply mode.
+
 Wiring a new job is one row of `JOBS`. An engine function is called as
 `fn(engine, trigger=…, stop=…)`, each keyword passed only when its signature takes it,
 under the ledger's run lock (`run_job`): every job locks terminals, and no other syncd
@@ -13,7 +18,9 @@ process may hold terminal sessions on the same ledger meanwhile (the lock is re-
 so `Engine.apply` taking it again costs nothing). Schedules of 0 seconds or an
 empty cron turn a job off; backfill reports "skipped" on a site without a template key.
 A reconcile whose sources had defective records logs the warning "source records
-skipped" with their count and reports the outcome "source_problems" instead of "ok".
+skipped" with their count and reports the outcome "source_problems" instead of "ok"; one
+whose removals a cap blocked logs the warning "removals blocked by a safety cap" (what,
+and the approve command) and reports "blocked".
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import inspect
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +39,7 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from syncd.config import DaemonConfig
+from syncd.daemon import planonly
 from syncd.engine.backfill import backfill
 from syncd.engine.clock import set_device_clocks
 from syncd.engine.events import collect_events
@@ -65,27 +73,55 @@ class JobDef:
     name: str
     function: JobFunction
     schedule: Schedule
+    in_plan_mode: bool = True
+    """False for a job that writes to terminals other than by a reconcile: it does not
+    run in `[daemon] mode = "plan"`, where nothing changes without approval."""
 
 
 def _reconcile(
     engine: Engine, *, trigger: str, stop: threading.Event, deep: bool = False
 ) -> JobResult:
+    if engine.config.daemon.mode == "plan":
+        return _plan_reconcile(engine, trigger=trigger, stop=stop, deep=deep)
     extra: dict[str, Any] = {"deep": True} if deep else {}
     plan, result, run_id = engine.apply(trigger=trigger, stop=stop, **extra)
     applied, failed = result.count("applied"), result.count("failed")
     problems = engine.applied.problems if engine.applied is not None else ()
     outcome = "interrupted" if result.stopped else "failed" if failed else "ok"
-    if problems:
-        by_decision = Counter(str(p.decision) for p in problems)
-        shown = ",".join(f"{d}:{n}" for d, n in sorted(by_decision.items()))
-        log.warning(
-            "source records skipped",
-            extra={"count": len(problems), "run": run_id, "decisions": shown},
-        )
-        outcome = "source_problems" if outcome == "ok" else outcome
+    if outcome == "ok" and plan.blocked:
+        outcome = "blocked"
+    planonly.after_apply(engine, run_id, plan, problems)
+    outcome = _with_problems(outcome, problems, run_id)
     summary = f"{applied} applied, {failed} failed, {plan.blocked} blocked"
     summary += f", {len(problems)} source record(s) skipped" if problems else ""
     return JobResult(outcome, run_id, summary, changes_run=run_id, problems=problems)
+
+
+def _plan_reconcile(
+    engine: Engine, *, trigger: str, stop: threading.Event, deep: bool
+) -> JobResult:
+    """The reconcile of `[daemon] mode = "plan"`: plan, store, notify; apply nothing."""
+    outcome, run_id, plan, problems = planonly.plan_only(
+        engine, trigger=trigger, stop=stop, deep=deep
+    )
+    outcome = _with_problems(outcome, problems, run_id)
+    summary = f"planned: {plan.pending} pending, {plan.blocked} blocked"
+    summary += f", {len(problems)} source record(s) skipped" if problems else ""
+    return JobResult(outcome, run_id, summary, problems=problems)
+
+
+def _with_problems(outcome: str, problems: Sequence[SourceProblem], run_id: int) -> str:
+    """Warn of the source records a reconcile skipped; return its outcome ("ok" becomes
+    "source_problems"; a worse outcome stays)."""
+    if not problems:
+        return outcome
+    by_decision = Counter(str(p.decision) for p in problems)
+    shown = ",".join(f"{d}:{n}" for d, n in sorted(by_decision.items()))
+    log.warning(
+        "source records skipped",
+        extra={"count": len(problems), "run": run_id, "decisions": shown},
+    )
+    return "source_problems" if outcome == "ok" else outcome
 
 
 def _backfill(engine: Engine, *, trigger: str) -> Any:
@@ -101,11 +137,21 @@ JOBS: tuple[JobDef, ...] = (
         functools.partial(_reconcile, deep=True),
         lambda d: (0, d.deep_reconcile_cron),
     ),
-    JobDef("backfill", _backfill, lambda d: (d.backfill_every_s, "")),
+    JobDef("backfill", _backfill, lambda d: (d.backfill_every_s, ""), in_plan_mode=False),
     JobDef("events", collect_events, lambda d: (d.events_every_s, "")),
-    JobDef("device_clock", set_device_clocks, lambda d: (0, d.device_clock_cron)),
+    JobDef(
+        "device_clock",
+        set_device_clocks,
+        lambda d: (0, d.device_clock_cron),
+        in_plan_mode=False,
+    ),
 )
 JOB_NAMES = tuple(job.name for job in JOBS)
+
+
+def runs_in_mode(name: str, config: DaemonConfig) -> bool:
+    """Return whether job `name` runs in `config`'s mode (plan mode: no terminal writes)."""
+    return config.mode != "plan" or next(j.in_plan_mode for j in JOBS if j.name == name)
 
 
 def available_jobs() -> dict[str, JobFunction]:
@@ -136,6 +182,8 @@ def triggers(config: DaemonConfig) -> dict[str, BaseTrigger]:
     result: dict[str, BaseTrigger] = {}
     problems: list[str] = []
     for job in JOBS:
+        if not runs_in_mode(job.name, config):
+            continue
         every_s, cron = job.schedule(config)
         try:
             trigger = make_trigger(every_s, cron)

@@ -131,7 +131,10 @@ class JobRunner:
     def _log_end(self, result: JobResult | None, seconds: float, fields: dict[str, Any]) -> None:
         if result is None or result.outcome == "busy":
             return
-        log.info(
+        # A blocked run waits for a person: a warning, so that it stands out in the journal.
+        level = logging.WARNING if result.outcome == "blocked" else logging.INFO
+        log.log(
+            level,
             "job done",
             extra={
                 **fields,

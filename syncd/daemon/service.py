@@ -316,6 +316,8 @@ class Daemon:
             return 404, f"unknown job {name!r}; jobs: {', '.join(jobs.JOB_NAMES)}"
         if name not in self.runner.functions:
             return 404, f"job {name} is not available in this installation"
+        if not jobs.runs_in_mode(name, self.config.daemon):
+            return 409, f"job {name} writes to terminals: it does not run in plan mode"
         if not self._leading():
             return 409, "this daemon is standby; the active one runs jobs"
         self.scheduler.run_now(name)

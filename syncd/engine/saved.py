@@ -31,6 +31,15 @@ class SavedPlan:
 
     fingerprint: Mapping[str, str]
     actions: frozenset[ActionKey]
+    blocked: frozenset[ActionKey] = frozenset()
+    """The removals the plan showed as blocked by a cap: not in `actions` (not applied)
+    unless `approving_blocked` is asked for."""
+
+    def approving_blocked(self) -> tuple[SavedPlan, frozenset[tuple[str, str]]]:
+        """Return this plan with its blocked removals approved too, and the (target,
+        person) pairs to release from the caps (`Engine.apply(released=…)`)."""
+        released = frozenset((target, person) for target, person, _ in self.blocked)
+        return SavedPlan(self.fingerprint, self.actions | self.blocked), released
 
 
 def _aggregate(lines: list[str]) -> str:
@@ -67,13 +76,14 @@ def load_saved_plan(path: Path) -> SavedPlan:
         document = json.loads(path.read_text(encoding="utf-8"))
         if document.get("schema") != SCHEMA or "fingerprint" not in document:
             raise ValueError("not a syncd.plan/1 report with a fingerprint")
-        actions = frozenset(
-            (target, str(a["person"]), str(a["op"]))
+        listed = [
+            ((target, str(a["person"]), str(a["op"])), bool(a.get("blocked")))
             for target, items in document["targets"].items()
             for a in items
-            if not a.get("blocked")
-        )
-        return SavedPlan(dict(document["fingerprint"]), actions)
+        ]
+        actions = frozenset(key for key, blocked in listed if not blocked)
+        blocked = frozenset(key for key, blocked in listed if blocked)
+        return SavedPlan(dict(document["fingerprint"]), actions, blocked)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path}: cannot use as a saved plan: {exc}") from None
 

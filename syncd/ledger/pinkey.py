@@ -27,7 +27,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from syncd.config import Config, SecretRef, default_state_directory
+from syncd.config import Config, SecretRef, state_directory
 from syncd.errors import ConfigError, LedgerError
 from syncd.ledger.crypto import TemplateKey, generate_key_text
 from syncd.ledger.pins import PinKeys, clear_pins, reseal, scrub, sealed_under, wrong_key_message
@@ -40,8 +40,7 @@ PIN_SUBKEY = b"syncd pin key v1"
 
 def pin_key_file(config: Config) -> Path:
     """Return the path of the PIN key file syncd reads, or makes, for `config`."""
-    state = config.ledger.state_directory
-    return (state or default_state_directory(config.ledger.url, Path.cwd())) / PIN_KEY_FILE
+    return state_directory(config.ledger) / PIN_KEY_FILE
 
 
 def open_pins(config: Config, engine: sa.Engine) -> PinKeys:

@@ -152,6 +152,13 @@ def audit(engine: sa.Engine, person_key: str, limit: int = 200) -> list[ChangeRo
     return rows[::-1]
 
 
+def run_is_dry(engine: sa.Engine, run_id: int) -> bool | None:
+    """Return whether run `run_id` was a dry run (a plan); None if there is no such run."""
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(runs.c.dry_run).where(runs.c.id == run_id)).first()
+    return None if found is None else bool(found.dry_run)
+
+
 def blocked_in_run(engine: sa.Engine, run_id: int) -> frozenset[tuple[str, str]]:
     """Return the (target, person) removals a run blocked and that are still blocked."""
     query = (
