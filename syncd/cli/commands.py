@@ -295,12 +295,16 @@ def status(config: ConfigOption = None) -> None:
 def history(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
+    everything: Annotated[
+        bool, typer.Option("--all", help="Show the dry runs (plan) too, not only applies.")
+    ] = False,
 ) -> None:
-    """The last runs with their counts and outcome."""
+    """The last runs that acted (apply, backfill) with their counts and outcome; --all adds
+    the dry runs."""
     settings = load_config(config)
     engine = create_ledger_engine(settings.ledger.url)
     try:
         migrate.check_schema(engine)
-        console.print(tables.history_table(queries.history(engine, limit)))
+        console.print(tables.history_table(queries.history(engine, limit, dry_runs=everything)))
     finally:
         engine.dispose()

@@ -5,9 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from rich.markup import escape
 from rich.table import Table
 
+from syncd.errors import cut
 from syncd.ledger.queries import RunRow, TargetStatus
+
+ERROR_WIDTH = 80
+"""A status line's last error is cut to this many characters (`syncd audit` has all)."""
 
 
 def _when(moment: datetime | None) -> str:
@@ -15,12 +20,14 @@ def _when(moment: datetime | None) -> str:
 
 
 def status_table(rows: Sequence[TargetStatus]) -> Table:
-    """Return one row per target: held, ok, failed, blocked, findings, last applied, health."""
+    """Return one row per target: held, ok, failed, blocked, findings, last applied,
+    health, and its last error (cut short; its text is never read as markup)."""
     table = Table(title="Targets", title_justify="left")
     names = ("target", "held", "ok", "failed", "blocked", "findings", "last applied (UTC)")
     for name in names:
         table.add_column(name, justify="left" if name == "target" else "right")
     table.add_column("health")
+    table.add_column("last error (UTC)")
     for row in rows:
         table.add_row(
             row.target,
@@ -31,8 +38,15 @@ def status_table(rows: Sequence[TargetStatus]) -> Table:
             str(row.open_findings),
             _when(row.last_applied),
             _health(row),
+            _last_error(row),
         )
     return table
+
+
+def _last_error(row: TargetStatus) -> str:
+    if row.last_error is None:
+        return ""
+    return escape(f"{_when(row.last_error_at)} {cut(row.last_error, ERROR_WIDTH)}")
 
 
 def _health(row: TargetStatus) -> str:

@@ -43,6 +43,7 @@ from syncd.engine import stopping
 from syncd.engine.backfill_scan import Candidate, Judge, ScanState
 from syncd.engine.run import Engine
 from syncd.errors import ConfigError, SyncdError, TargetError, cut
+from syncd.ledger.deadruns import close_dead_runs
 from syncd.ledger.findings import sync_findings
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.templates import TemplateVault, TemplateWrite
@@ -96,6 +97,7 @@ def backfill(
     if face_images is None:
         face_images = any(isinstance(c, ClueTargetConfig) for c in engine.config.targets.values())
     with run_lock(engine.ledger.engine, wait_s=wait_lock_s):
+        close_dead_runs(engine.ledger.engine)  # a killed apply's or backfill's row
         run_id = engine.ledger.start_run(
             kind="backfill", trigger=trigger, dry_run=False, now=engine.clock()
         )

@@ -40,6 +40,7 @@ from syncd.engine.narrow import defer_targets, restrict_to
 from syncd.engine.plan import Desired, Policy, compute_plan, with_held_records
 from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
 from syncd.errors import SourceError, SourceRefused, cut
+from syncd.ledger.deadruns import close_dead_runs, run_counts
 from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.pinkey import open_pins
 from syncd.ledger.purge import purge_gone
@@ -49,7 +50,7 @@ from syncd.ledger.store import Ledger, StoredPerson
 from syncd.ledger.templates import TemplateVault
 from syncd.model import Boundary, Person, Plan
 from syncd.sources.base import Source, SourceProblem, SourceRead
-from syncd.targets.base import Target
+from syncd.targets.base import NeedsSecrets, Target
 
 if TYPE_CHECKING:
     import httpx  # for annotations only: the HTTP stack loads with a target kind
@@ -324,12 +325,16 @@ class Engine:
         this thread's, `engine.stopping`), once set (SIGTERM, Ctrl-C, a job's deadline),
         cancels the requests in flight: the run is recorded as "interrupted" with the
         counts it reached and what was not done is left for the next run; so is a run
-        that an error ends before its outcomes are recorded. `released` are
+        that an error ends before its outcomes are recorded (with the counts its recorded
+        changes give). A run an earlier process left "running" (killed) is marked
+        interrupted first (`ledger.deadruns`). `released` are
         approved removals (see `plan`). With `saved`, raise PlanStale unless source and
         ledger are as they were when it was made, and apply only its actions. With `deep`,
         the plan repairs what the targets really hold and records orphans (see `plan`).
         """
+        self.check_secrets()
         with run_lock(self.ledger.engine, wait_s=wait_lock_s):
+            close_dead_runs(self.ledger.engine)
             reading = self.read(allow_shrink=allow_shrink, full=full)
             self.applied = reading
             plan = self.plan(
@@ -364,6 +369,13 @@ class Engine:
             purge_gone(self.ledger.engine, delete_after=days, now=self.clock(), run_id=run_id)
             return plan, result, run_id
 
+    def check_secrets(self) -> None:
+        """Raise ConfigError, naming the setting, if a target's secret (a CLUe API key)
+        cannot be read: a run refuses before it starts instead of failing every action."""
+        for target in self.targets.values():
+            if isinstance(target, NeedsSecrets):
+                target.check_secrets()
+
     @contextlib.contextmanager
     def _interrupted_on_error(self, run_id: int) -> Iterator[None]:
         """Record run `run_id` as interrupted if the block raises (best effort: the ledger
@@ -373,8 +385,8 @@ class Engine:
         except BaseException as exc:
             try:
                 self.ledger.finish_run(
-                    run_id, outcome="interrupted", counts={}, now=self.clock(),
-                    message=cut(f"{type(exc).__name__}: {exc}"),
+                    run_id, outcome="interrupted", counts=run_counts(self.ledger.engine, run_id),
+                    now=self.clock(), message=cut(f"{type(exc).__name__}: {exc}"),
                 )  # fmt: skip
             except Exception:
                 log.debug("run %s not marked interrupted", run_id, exc_info=True)

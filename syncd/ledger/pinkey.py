@@ -53,6 +53,31 @@ def open_pins(config: Config, engine: sa.Engine) -> PinKeys:
     path = pin_key_file(config)
     with engine.connect() as conn:
         marked = sealed_under(conn)
+    keys = _found_keys(config, path) or _keys_of(_make_key_file(path, marked), [], path)
+    if marked is not None and not keys.knows(marked):
+        raise LedgerError(wrong_key_message(marked, keys))
+    return keys
+
+
+def check_pin_key(config: Config, engine: sa.Engine) -> str:
+    """Check, reading only (no key file is made), that `open_pins` would succeed; return
+    which key seals PINs. Raise ConfigError / LedgerError as `open_pins` would."""
+    path = pin_key_file(config)
+    with engine.connect() as conn:
+        marked = sealed_under(conn)
+    keys = _found_keys(config, path)
+    if keys is None:
+        if marked is not None:
+            _make_key_file(path, marked)  # raises: the ledger's PINs need their key
+        return f"no PIN key yet: the first apply makes {path}"
+    if marked is not None and not keys.knows(marked):
+        raise LedgerError(wrong_key_message(marked, keys))
+    return f"PINs sealed with {keys.where}"
+
+
+def _found_keys(config: Config, path: Path) -> PinKeys | None:
+    """Return the PIN keys that exist for `config` (the first seals), None if none does;
+    raise ConfigError if a configured one is unreadable or malformed."""
     explicit = derived = on_file = None
     if config.ledger.pin_key is not None:
         explicit = TemplateKey.from_ref(config.ledger.pin_key, "ledger.pin_key")
@@ -60,17 +85,27 @@ def open_pins(config: Config, engine: sa.Engine) -> PinKeys:
         derived = TemplateKey.from_ref(config.templates.key).derive(PIN_SUBKEY)
     if path.exists():
         on_file = _read_key_file(path)
-    chosen = explicit or derived or on_file or _make_key_file(path, marked)
+    chosen = explicit or derived or on_file
+    if chosen is None:
+        return None
+    others = [k for k in (explicit, derived, on_file) if k is not None and k is not chosen]
+    return _keys_of(chosen, others, path, explicit=explicit, derived=derived)
+
+
+def _keys_of(
+    chosen: TemplateKey,
+    others: list[TemplateKey],
+    path: Path,
+    *,
+    explicit: TemplateKey | None = None,
+    derived: TemplateKey | None = None,
+) -> PinKeys:
     where = (
         "[ledger] pin_key" if chosen is explicit
         else "the PIN subkey of the [templates] key" if chosen is derived
         else f"the PIN key {path}"
     )  # fmt: skip
-    others = [k for k in (explicit, derived, on_file) if k is not None and k is not chosen]
-    keys = PinKeys(chosen, others, where)
-    if marked is not None and not keys.knows(marked):
-        raise LedgerError(wrong_key_message(marked, keys))
-    return keys
+    return PinKeys(chosen, others, where)
 
 
 def rotation_pins(config: Config, old: TemplateKey, new: TemplateKey) -> PinKeys | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from syncd.ledger.health import load_health
+from syncd.ledger.health import TargetHealth, load_health
 from syncd.ledger.runproblems import problem_counts
 from syncd.ledger.schema import changes, findings, runs, target_records
 
@@ -45,11 +45,18 @@ class TargetStatus:
     quarantined_since: datetime | None = None
     consecutive_failures: int = 0
     open_findings: int = 0
+    last_error: str | None = None
+    """The newest error of the target: its last failed session (health) or its last
+    failed action, whichever came later (None: none recorded)."""
+    last_error_at: datetime | None = None
 
 
-def history(engine: sa.Engine, limit: int) -> list[RunRow]:
-    """Return the newest `limit` runs, newest first."""
+def history(engine: sa.Engine, limit: int, *, dry_runs: bool = False) -> list[RunRow]:
+    """Return the newest `limit` runs, newest first: applies and every other run that
+    acted, plus the dry runs (`plan`) with `dry_runs`."""
     query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+    if not dry_runs:
+        query = query.where(runs.c.dry_run.is_(False))
     with engine.connect() as conn:
         rows = [
             RunRow(
@@ -94,6 +101,7 @@ def target_status(engine: sa.Engine, targets: list[str]) -> list[TargetStatus]:
         held = {t: n for t, n in conn.execute(held_q)}
         last = {t: at for t, at in conn.execute(last_q)}
         open_findings = {t: n for t, n in conn.execute(findings_q)}
+        failed = _last_failed_actions(conn)
     health = load_health(engine)
     return [
         TargetStatus(
@@ -106,9 +114,37 @@ def target_status(engine: sa.Engine, targets: list[str]) -> list[TargetStatus]:
             quarantined_since=health[t].quarantined_since if t in health else None,
             consecutive_failures=health[t].consecutive_failures if t in health else 0,
             open_findings=open_findings.get(t, 0),
+            last_error=(newest := _newest_error(failed.get(t), health.get(t)))[0],
+            last_error_at=newest[1],
         )
         for t in targets
     ]
+
+
+def _last_failed_actions(conn: sa.Connection) -> dict[str, tuple[str, datetime]]:
+    """Return target → (error, when) of its newest failed action."""
+    newest = (
+        sa.select(sa.func.max(changes.c.id))
+        .where(changes.c.outcome == "failed")
+        .group_by(changes.c.target)
+    )
+    query = sa.select(changes.c.target, changes.c.person_key, changes.c.error, changes.c.at).where(
+        changes.c.id.in_(newest)
+    )
+    return {t: (f"{key}: {error or 'failed'}", at) for t, key, error, at in conn.execute(query)}
+
+
+def _newest_error(
+    action: tuple[str, datetime] | None, health: TargetHealth | None
+) -> tuple[str | None, datetime | None]:
+    """Return the later of a target's last failed action and its last failed session."""
+    found = [action] if action is not None else []
+    if health is not None and health.last_error and health.last_failure_at is not None:
+        found.append((health.last_error, health.last_failure_at))
+    if not found:
+        return None, None
+    error, at = max(found, key=lambda pair: pair[1])
+    return error, at
 
 
 @dataclass(frozen=True, slots=True)

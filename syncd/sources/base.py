@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from syncd.model import Person, RawRecord
 
@@ -111,4 +111,17 @@ class Source(Protocol):
 
     def read(self, *, cursor: str | None = None, full: bool = True) -> SourceRead:
         """Return the people of the source; raise SourceError if it cannot be read safely."""
+        ...
+
+
+@runtime_checkable
+class Reachable(Protocol):
+    """A source that can be reached without reading it whole (`syncd validate --connect`)."""
+
+    name: str
+
+    def check_reach(self) -> str:
+        """Reach the source read-only (a bind and a one-entry search; a file's header);
+        return one line saying what answered, never a secret. Raise ConfigError for an
+        unreadable secret, SourceError (or SourceRefused) if the source cannot be read."""
         ...

@@ -50,7 +50,7 @@ import re
 import stat
 from collections.abc import Hashable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from syncd.config import CsvSourceConfig
 from syncd.errors import RecordError, SourceError, SourceRefused
@@ -58,6 +58,9 @@ from syncd.mapping import FieldError
 from syncd.sources.base import RecordMapper, SourceRead
 from syncd.sources.csvlines import SKIMMED, BoundedLines, Overlong
 from syncd.sources.salvage import Triage, Triaged, key_label
+
+if TYPE_CHECKING:
+    from _csv import Reader as CsvReader  # the reader's type, named only in typeshed
 
 _CHUNK = 1 << 16
 _DELIMITERS = (",", ";", "\t")
@@ -170,7 +173,30 @@ class CsvSource:
     def _refuse(self, why: str) -> SourceRefused:
         return SourceRefused(f"{self.name}: {self._file}: {why}")
 
-    def _read_rows(self, handle: TextIO, encoding: str) -> Triage:
+    def check_reach(self) -> str:
+        """Open the file and read its header only (`Reachable`): readable, within
+        `max_file_bytes`, and naming every column the mapping reads. Return what was
+        found; raise SourceError / SourceRefused as `read` would for these."""
+        path = self._config.path
+        try:
+            size = check_file(path, self._config.max_file_bytes)
+            encoding = self._encoding(path)
+            with path.open(encoding=encoding, errors="surrogateescape", newline="") as handle:
+                _, _, _, names, delimiter = self._start(handle, encoding)
+        except ValueError as exc:
+            raise self._refuse(str(exc)) from None
+        except csv.Error as exc:
+            raise self._refuse(f"malformed CSV: {exc}") from None
+        except OSError as exc:
+            raise SourceError(f"{self.name}: cannot read {path}: {exc.strerror}") from None
+        shown = "tab" if delimiter == "\t" else repr(delimiter)
+        return f"{path}: {size} bytes, {encoding}, delimiter {shown}, {len(names)} columns"
+
+    def _start(
+        self, handle: TextIO, encoding: str
+    ) -> tuple[BoundedLines, CsvReader, int, list[str], str]:
+        """Read up to the header: return (lines, the csv reader, blank lines before the
+        header, column names, delimiter); refuse an empty file or a bad header."""
         encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # to count bytes: no BOM
         lines = BoundedLines(handle, _HEADER_BOUND, self._config.max_file_bytes)
         blank = 0  # blank lines before the header still count in line numbers
@@ -189,6 +215,11 @@ class CsvSource:
         # strict: an unclosed quote must refuse the file, not swallow the rows after it.
         reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter, strict=True)
         names = self._header(next(reader), blank + 1, encoding)
+        return lines, reader, blank, names, delimiter
+
+    def _read_rows(self, handle: TextIO, encoding: str) -> Triage:
+        lines, reader, blank, names, delimiter = self._start(handle, encoding)
+        encoding = "utf-8" if encoding == "utf-8-sig" else encoding  # to count bytes: no BOM
         lines.rows(delimiter, self._config.max_cell_bytes * (len(names) + 1))
         lines.next_record()
         # The reader's own cell limit (128 Ki characters by default) would refuse the whole

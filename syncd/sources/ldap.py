@@ -132,6 +132,30 @@ class LdapSource:
             cursor=collected.stamp or cursor,
         )
 
+    def check_reach(self) -> str:
+        """Bind and search for one entry (size limit 1, no attributes), read-only
+        (`Reachable`); return what answered. Raise ConfigError for an unusable password,
+        SourceError naming the step that failed (connect, StartTLS, bind, search)."""
+        password = self._password()
+        progress = _Progress("prepare the search")
+        with _failures(f"LDAP source {self.name!r} ({self.config.url})", progress, password):
+            conn = self._connect(password, progress)
+            try:
+                progress.stage = f"search of {self.config.base_dn} (size limit 1)"
+                conn.search(
+                    self.config.base_dn,
+                    self.config.filter,
+                    search_scope=_SCOPES[self.config.scope],
+                    attributes=[NO_ATTRIBUTES],
+                    size_limit=1,
+                )
+                found = sum(1 for e in conn.response or () if e.get("type") == "searchResEntry")
+            finally:
+                with contextlib.suppress(LDAPException, OSError):
+                    conn.unbind()
+        who = f"bound as {self.config.bind_dn}" if self.config.bind_dn else "anonymous bind"
+        return f"{who}; search of {self.config.base_dn} answered ({found} entry read)"
+
     # -- connection ---------------------------------------------------------------------
 
     def _password(self) -> str:

@@ -16,7 +16,10 @@ never a wire format (DESIGN.md, "Imports run downward only"):
   `model.AccessEvent`s; the engine stores them and moves the cursor;
 - `HasClock.set_clock(now)`: set the device clock, return what it was set to (`ClockSet`);
 - `HoldsTemplates.held_templates()`: a reader of the biometric templates enrolled at the
-  device (`HeldTemplates`), for backfill; the engine decides what the ledger keeps.
+  device (`HeldTemplates`), for backfill; the engine decides what the ledger keeps;
+- `Reachable.check_reach()`: reach the system read-only (`syncd validate --connect`);
+- `NeedsSecrets.check_secrets()`: read the secrets the target will need, so that a run
+  refuses before it starts rather than failing every action.
 """
 
 from __future__ import annotations
@@ -256,6 +259,34 @@ class HoldsTemplates(Protocol):
 
     def held_templates(self) -> AbstractAsyncContextManager[TemplateReader]:
         """Open the device for reading its templates (an EF-45 takes its lock)."""
+        ...
+
+
+# --- checks before a run (syncd validate) --------------------------------------------------
+
+
+@runtime_checkable
+class Reachable(Protocol):
+    """A target that can be reached without changing anything (no lock, no write)."""
+
+    name: str
+
+    async def check_reach(self) -> str:
+        """Reach the remote system read-only; return one line saying what answered (never
+        a secret). Raise a SyncdError (ConfigError for an unreadable secret, a
+        TargetError for an unreachable or refusing system) if it cannot be reached."""
+        ...
+
+
+@runtime_checkable
+class NeedsSecrets(Protocol):
+    """A target whose sessions need secrets (an API key) read from outside syncd.toml."""
+
+    name: str
+
+    def check_secrets(self) -> None:
+        """Read every secret the target's sessions need (and forget them); raise
+        ConfigError naming the setting (`targets.NAME.api_key`) if one is unreadable."""
         ...
 
 

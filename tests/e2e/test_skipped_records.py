@@ -51,7 +51,7 @@ def test_apply_and_check_exit_9_on_a_bad_row_then_0_once_fixed(syncd_env: SyncdE
     # Everything readable is in step; the text says so, but not without the skipped row.
     assert "Every target is in step, but 1 source record(s) skipped" in checked.stdout
 
-    history = env.run("history", check=True).stdout
+    history = env.run("history", "--all", check=True).stdout  # --all: the dry run too
     rows = [[c.strip() for c in line.strip("│").split("│")] for line in history.splitlines()]
     by_kind = {row[1]: row for row in rows if len(row) == 7}
     assert by_kind["apply"][5] == "1" and by_kind["plan (dry)"][5] == "1", history

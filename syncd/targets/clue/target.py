@@ -207,7 +207,7 @@ class ClueTarget:
         return ClueClient(
             base_url=config.url,
             place_id=config.place_id,
-            api_key=config.api_key.read(),
+            api_key=config.api_key.read(f"targets.{self.name}.api_key"),
             timeout_s=config.timeout_s,
             min_interval_ms=config.min_interval_ms,
             ca_file=config.ca_file,
@@ -233,6 +233,23 @@ class ClueTarget:
         async with self.client() as client:
             await _check_access(client)
             yield ClueSession(client, self._face_images)
+
+    def check_secrets(self) -> None:
+        """Read the API key (`NeedsSecrets`); raise ConfigError naming
+        `targets.NAME.api_key` if it cannot be read."""
+        self.config.api_key.read(f"targets.{self.name}.api_key")
+
+    async def check_reach(self) -> str:
+        """Authenticate and read one auth of the list (page size 1), nothing else
+        (`Reachable`). Raise ConfigError for an unreadable key, a ClueError if the place
+        refuses the key or cannot be reached."""
+        self.check_secrets()
+        async with self.client() as client:
+            async for _ in client.iter_auths(page_size=1):
+                break
+        place = str(self.config.place_id)
+        collection = self.config.clue_auth_paths()[0].replace("{place_id}", place)
+        return f"place {place}: API key accepted, auth list answered ({collection})"
 
     async def probe(self) -> ProbeReport:
         """Check syncd's assumptions on this place (`syncd probe`), leaving nothing behind."""

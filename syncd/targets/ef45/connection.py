@@ -124,9 +124,15 @@ class Ef45Connection:
 
     # -- session ---------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Open the HTTP transport and take the lock; raise LockBusy or Ef45Unavailable."""
+    async def open(self, *, lock: bool = True) -> None:
+        """Open the HTTP client and take the lock; raise LockBusy or Ef45Unavailable.
+
+        `lock=False` opens the client only: the paths that need no lock (`/version`)
+        can then be read without touching the device's lock (`syncd validate --connect`).
+        """
         self._http = self._new_client()
+        if not lock:
+            return
         try:
             self._lock_uid = await self._take_lock()
         except BaseException:

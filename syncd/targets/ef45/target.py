@@ -50,7 +50,7 @@ from syncd.targets.ef45.backfill import Ef45TemplateReader
 from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
 from syncd.targets.ef45.clock import set_terminal_clock
 from syncd.targets.ef45.events import Ef45EventReader
-from syncd.targets.ef45.lockstate import LockMemo, policy_of
+from syncd.targets.ef45.lockstate import LockMemo, LockState, policy_of
 from syncd.targets.ef45.observe import TemplateDigest, observe_users
 from syncd.targets.ef45.probe import probe_ef45
 from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
@@ -255,6 +255,27 @@ class Ef45Target:
         """Lock the terminal for reading its templates (`HoldsTemplates`, `ef45.backfill`)."""
         async with self.client() as client:
             yield Ef45TemplateReader(client, page_size=self.config.page_size)
+
+    async def check_reach(self) -> str:
+        """Read `GET /version` (no lock needed) and say what syncd remembers of the
+        terminal's lock (`Reachable`). The lock is never taken: a terminal tells who
+        holds its lock only to a lock request, so only syncd's own memo is reported.
+        Raise Ef45Unavailable if the terminal does not answer."""
+        connection = self.client().connection
+        await connection.open(lock=False)
+        try:
+            version = await connection.get_open_json("/version")
+        finally:
+            await connection.close()
+        return f"version {str(version.get('version', '')) or '(empty)'}; {self._lock_line()}"
+
+    def _lock_line(self) -> str:
+        """Return what the lock memo says of the terminal's lock, as one phrase."""
+        memo = self.lock_memo
+        state = LockState.decode(memo.recall() if memo is not None else None)
+        if state.held is None and not state.pending and state.lost_at is None:
+            return "lock: none left by syncd (not taken to check)"
+        return f"lock: {state.holder_text()} (`syncd unlock {self.name}` releases syncd's)"
 
     async def probe(self) -> ProbeReport:
         """Check syncd's assumptions on this terminal (`syncd probe`), leaving nothing
