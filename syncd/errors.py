@@ -174,6 +174,18 @@ class HostError(SyncdError):
     exit_code = 11
 
 
+class UsageError(SyncdError):
+    """The command line names something that does not exist (a run, a person, a job)."""
+
+    exit_code = 2
+
+
+class Cancelled(SyncdError):
+    """The user declined, or confirmation was needed and none could be asked."""
+
+    exit_code = 12
+
+
 class Interrupted(SyncdError):
     """Stopped on request (Ctrl-C, SIGTERM) or by a deadline before the work was done;
     what was not done is planned again by the next run."""

@@ -33,7 +33,7 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from syncd.cli import admin, backfill, commands, demo, device, emulate, events, unlock
+from syncd.cli import admin, backfill, commands, demo, device, emulate, events, show, unlock
 from syncd.cli import daemon as daemon_cli
 from syncd.cli import probe as probe_cli
 from syncd.engine import stopping
@@ -54,6 +54,7 @@ daemon_cli.register(app)
 events.register(app)
 unlock.register(app)
 probe_cli.register(app)
+show.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(emulate.app, name="emulate")
 

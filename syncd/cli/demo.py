@@ -129,7 +129,8 @@ def _round(config_path: Path, title: str) -> int:
         reading = engine.read()
         dry = engine.plan(reading)
         console.print()
-        report.print_text(console, dry, reading.problems, limit=5, title=title)
+        context = engine.report_context(reading, dry, str(config_path), title)
+        report.print_text(console, dry, reading.problems, limit=5, title=title, context=context)
         console.print("\nApplying …")
         with TargetBars(console) as bars:
             _, result, run_id = engine.apply(trigger="demo", progress=bars)
