@@ -55,11 +55,20 @@ def test_saved_plan_applies_exactly_or_refuses_when_stale(syncd_env: SyncdEnv) -
 def test_person_filter_and_html_report(syncd_env: SyncdEnv) -> None:
     one = json.loads(syncd_env.run("plan", "--format", "json", "--person", "E000007").stdout)
     assert {a["person"] for acts in one["targets"].values() for a in acts} == {"E000007"}
+    assert [p["key"] for p in one["people"]] == ["E000007"]
     page = syncd_env.run("plan", "--format", "html").stdout
     parser = HTMLParser()
     parser.feed(page)  # well-formed enough to parse; content checks below
-    assert page.startswith("<!doctype html>") and "<select id=f-target" in page
-    assert page.count("class='action") == 80 and "http" not in page.split("<script>")[1]
+    assert page.startswith("<!doctype html>") and "<script" not in page.lower()
+    assert page.count("<section class=person") == 40 and page.count("<details>") == 40
+    assert "http" not in page  # nothing fetched from the network: one self-contained file
+    assert str(syncd_env.config_path) in page  # the header names the config file
+
+
+def test_unknown_person_is_a_usage_error(syncd_env: SyncdEnv) -> None:
+    unknown = syncd_env.run("plan", "--person", "NOPE")
+    assert unknown.returncode == 2, unknown.stdout + unknown.stderr
+    assert "unknown person 'NOPE'" in unknown.stderr and "in step" not in unknown.stdout
 
 
 def test_failing_terminal_is_quarantined_and_never_delays_others(syncd_env: SyncdEnv) -> None:
