@@ -93,6 +93,14 @@ def test_audit_and_history_tell_what_happened(syncd_env: SyncdEnv) -> None:
     syncd_env.run("apply", "--yes", check=True)
     audit = syncd_env.run("audit", "--person", changes.terminated, check=True).stdout
     assert audit.count("create") == 2 and audit.count("disable") == 2
+    assert "access_allowed" in audit and "true" in audit and "false" in audit
+    card = syncd_env.run("audit", "--person", changes.card_changed, check=True).stdout
+    assert "00 0F 42 55" in card and "00 0F 42 56" in card  # values, not digests
+    with_pin = next(r for r in read_people_csv(syncd_env.csv_path) if r["pin"])
+    created = syncd_env.run("audit", "--person", with_pin["employee_id"], check=True).stdout
+    assert "<redacted>" in created and f" {with_pin['pin']} " not in created
+    unknown = syncd_env.run("audit", "--person", "NOPE")
+    assert unknown.returncode == 2 and "unknown person 'NOPE'" in unknown.stderr
     history = syncd_env.run("history", check=True).stdout
     assert "apply" in history and "ok" in history
     engine = sa.create_engine(syncd_env.ledger_url)
@@ -102,3 +110,13 @@ def test_audit_and_history_tell_what_happened(syncd_env: SyncdEnv) -> None:
         ).all()
     engine.dispose()
     assert dict(((op, outcome), n) for op, outcome, n in kinds)[("create", "applied")] == 82
+
+
+def test_audit_says_when_an_older_row_kept_no_values(syncd_env: SyncdEnv) -> None:
+    syncd_env.run("apply", "--yes", check=True)
+    engine = sa.create_engine(syncd_env.ledger_url)
+    with engine.begin() as conn:  # as a syncd before ledger revision 0004 wrote it
+        conn.execute(sa.text("UPDATE changes SET fields = NULL WHERE person_key = 'E000007'"))
+    engine.dispose()
+    audit = syncd_env.run("audit", "--person", "E000007", check=True).stdout
+    assert audit.count("(value not kept)") == 4  # before and after, on lobby and lab
