@@ -39,10 +39,11 @@ class Who:
 
 
 def when(moment: datetime, zone: tzinfo) -> str:
-    """Return `moment` in `zone` as an admin reads it: the date alone at midnight, else the
-    date and the time to the minute (or second, when it has seconds)."""
+    """Return `moment` in `zone` as an admin reads it: the date alone at midnight and at
+    23:59:59 (an HR end date: the whole day), else the date and the time to the minute
+    (or second, when it has seconds)."""
     local = moment.astimezone(zone)
-    if local.time() == time(0, 0):
+    if local.time() in (time(0, 0), time(23, 59, 59)):
         return f"{local:%Y-%m-%d}"
     return f"{local:%Y-%m-%d %H:%M:%S}" if local.second else f"{local:%Y-%m-%d %H:%M}"
 

@@ -25,6 +25,9 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # The second dry run shows exactly the four HR changes on each of the three terminals.
     second = out.split("Run 2: dry run", 1)[1].split("Applying", 1)[0]
     for terminal in ("lobby", "lab", "garage"):
-        row = next(line for line in second.splitlines() if line.startswith(f"│ {terminal}"))
-        cells = [c.strip() for c in row.strip("│").split("│")]
+        row = next(line for line in second.splitlines() if line.startswith(f"{terminal} "))
+        cells = row.split()
         assert cells[1:5] == ["1", "2", "1", "0"], row  # create, update, disable, delete
+    # ... told person by person, by name.
+    assert "leaves: access removed at lobby, lab, garage" in second
+    assert "name Schmidt → Lindqvist-Schmidt" in second and "Noor Haddad" in second
