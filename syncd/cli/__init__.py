@@ -33,7 +33,18 @@ from typing import NoReturn
 import typer
 from rich.console import Console
 
-from syncd.cli import admin, backfill, commands, demo, device, emulate, events, unlock, validate
+from syncd.cli import (
+    admin,
+    backfill,
+    commands,
+    demo,
+    device,
+    emulate,
+    events,
+    show,
+    unlock,
+    validate,
+)
 from syncd.cli import daemon as daemon_cli
 from syncd.cli import probe as probe_cli
 from syncd.engine import stopping
@@ -55,6 +66,7 @@ events.register(app)
 unlock.register(app)
 probe_cli.register(app)
 validate.register(app)
+show.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(emulate.app, name="emulate")
 

@@ -6,10 +6,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from syncd.cli.commands import ApplyOptions, ConfigOption, open_engine, run_apply
 from syncd.config import Config, load_config
+from syncd.engine.report import device_value
 from syncd.engine.run import Engine
 from syncd.engine.saved import load_saved_plan
 from syncd.engine.stored import report_paths, reports_directory
@@ -84,26 +86,37 @@ def audit(
     config: ConfigOption = None,
     limit: Annotated[int, typer.Option(help="How many changes at most.")] = 200,
 ) -> None:
-    """Everything that happened to one person across targets, oldest first."""
+    """Everything that happened to one person across targets, oldest first, with the
+    field values before and after each change (PINs and templates redacted)."""
     settings = load_config(config)
     engine = create_ledger_engine(settings.ledger.url)
     try:
         migrate.check_schema(engine)
+        if not queries.person_known(engine, person):
+            raise UsageError(f"unknown person {person!r}: the ledger has nothing for this key")
         rows = queries.audit(engine, person, limit)
     finally:
         engine.dispose()
     table = Table(title=f"Audit of {person}", title_justify="left")
-    for name in ("at (UTC)", "run", "target", "op", "outcome", "before", "after", "error"):
+    for name in ("at (UTC)", "run", "target", "op", "outcome", "field", "before", "after"):
         table.add_column(name)
     for row in rows:
-        table.add_row(
-            row.at.strftime("%Y-%m-%d %H:%M:%S"),
-            str(row.run_id),
-            row.target,
-            row.op,
-            row.outcome,
-            (row.before_digest or "")[:10],
-            (row.after_digest or "")[:10],
-            row.error or "",
-        )
+        head = [row.at.strftime("%Y-%m-%d %H:%M:%S"), str(row.run_id), row.target, row.op]
+        for field, before, after in audit_values(row):
+            table.add_row(*(escape(cell) for cell in (*head, row.outcome, field, before, after)))
+            head = ["", "", "", ""]
+        if row.error:
+            table.add_row("", "", "", "", "error", "", "", escape(row.error))
     console.print(table)
+
+
+def audit_values(row: queries.ChangeRow) -> list[tuple[str, str, str]]:
+    """Return (field, before, after) for each field an audited change wrote; for an older
+    row whose values were not kept, one line saying so."""
+    if row.fields is None:
+        kept = row.before_digest or row.after_digest
+        return [("", "(value not kept)", "(value not kept)")] if kept else [("", "", "")]
+    return [
+        (name, device_value(before), device_value(after))
+        for name, (before, after) in row.fields.items()
+    ]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -15,12 +15,19 @@ from rich.console import Console
 
 from syncd.cli import tables
 from syncd.cli.progress import TargetBars
-from syncd.config import Config, load_config
+from syncd.config import CONFIG_ENV, Config, load_config
 from syncd.engine import narrow, report, stopping
-from syncd.engine.report_html import render_html
-from syncd.engine.run import Engine
+from syncd.engine.report_formats import render
+from syncd.engine.run import Engine, Reading
 from syncd.engine.saved import SavedPlan, load_saved_plan
-from syncd.errors import ConfigError, Interrupted, SafetyBlocked, SourceProblems, TargetError
+from syncd.errors import (
+    ConfigError,
+    Interrupted,
+    SafetyBlocked,
+    SourceProblems,
+    TargetError,
+    UsageError,
+)
 from syncd.ledger import migrate, queries
 from syncd.ledger.events import last_access
 from syncd.ledger.pinkey import seal_clear_pins
@@ -41,6 +48,9 @@ ShrinkOption = Annotated[
 FullOption = Annotated[
     bool,
     typer.Option("--full", help="Read every source in full (finds deletions) instead of deciding."),
+]
+VerboseOption = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Text: add each device field that changes.")
 ]
 DeepOption = Annotated[
     bool,
@@ -119,32 +129,54 @@ def plan(
         ),
     ] = False,
     target: TargetOption = None,
-    limit: Annotated[int, typer.Option(help="Actions shown per target in text (0: all).")] = 20,
+    limit: Annotated[int, typer.Option(help="People shown in text (0: all).")] = 20,
     allow_shrink: ShrinkOption = False,
     full: FullOption = False,
     person: Annotated[str | None, typer.Option(help="Only this person's actions.")] = None,
     deep: DeepOption = False,
+    verbose: VerboseOption = False,
 ) -> None:
-    """Show what apply would change (a dry run: no target is touched).
+    """Show what apply would change, person by person (a dry run: no target is touched).
 
     `--format json --output plan.json` saves a plan that `apply --plan plan.json` applies
-    exactly, or refuses if the source or the ledger moved meanwhile.
+    exactly, or refuses if the source or the ledger moved meanwhile; `syncd show
+    plan.json` renders it again (text, HTML).
     """
     engine = open_engine(load_config(config), target)
     try:
         reading = engine.read(allow_shrink=allow_shrink, full=True if full else None)
+        if person:
+            _check_person(reading, engine, person)
         result = engine.plan(reading, deep=deep)
         engine.record_dry_run(result, problems=reading.problems)
         fingerprint = engine.fingerprint(reading) if fmt is not Format.TEXT else None
         shown = _for_person(engine, result, person) if person else result
+        context = engine.report_context(reading, shown, config_file(config))
     finally:
         engine.close()
-    _emit(shown, reading.problems, fmt, output, limit, fingerprint)
+    document = report.plan_to_json(shown, reading.problems, fingerprint, context)
+    write_report(render(document, fmt.value, verbose=verbose, limit=limit), output)
     if check and reading.problems:
         # Before "pending": the plan leaves these records out, so it is not the whole story.
         raise SourceProblems(report.problems_line(reading.problems))
     if check and not shown.in_step:
         raise typer.Exit(1)
+
+
+def config_file(config: Path | None) -> str:
+    """Return the absolute path of the config file `load_config(config)` reads."""
+    return str(Path(config or os.environ.get(CONFIG_ENV) or "syncd.toml").resolve())
+
+
+def _check_person(reading: Reading, engine: Engine, person: str) -> None:
+    """Raise UsageError unless a source or the ledger knows `person` (a typo otherwise
+    reads as "in step")."""
+    desired = reading.desired
+    if person in desired.people or person in desired.gone:
+        return
+    if person in engine.ledger.load_people():
+        return
+    raise UsageError(f"unknown person {person!r}: no source and no ledger record has this key")
 
 
 def _for_person(engine: Engine, result: Plan, person: str) -> Plan:
@@ -155,26 +187,14 @@ def _for_person(engine: Engine, result: Plan, person: str) -> Plan:
     return dataclasses.replace(narrowed, notes=(*narrowed.notes, f"{person}: last access {shown}"))
 
 
-def _emit(
-    result: Plan,
-    problems: Sequence[SourceProblem],
-    fmt: Format,
-    output: Path | None,
-    limit: int,
-    fingerprint: dict[str, str] | None,
-) -> None:
-    if fmt is Format.TEXT:
-        out = Console(file=output.open("w", encoding="utf-8"), width=120) if output else console
-        report.print_text(out, result, problems, limit=limit)
-        return
-    if fmt is Format.JSON:
-        text = report.render_json(result, problems, fingerprint)
-    else:
-        text = render_html(report.plan_to_json(result, problems, fingerprint))
+def write_report(text: str, output: Path | None) -> None:
+    """Write a rendered report to `output`, or to standard output (as it is: no markup,
+    no wrapping)."""
     if output:
         output.write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 @dataclass(frozen=True)
@@ -223,7 +243,11 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
     """
 
     def confirm(result: Plan) -> bool:
-        report.print_text(console, result, _skipped(engine), limit=options.limit, title="Plan")
+        reading = engine.applied  # what this apply read: the people's names and values
+        context = engine.report_context(reading, result, title="Plan") if reading else None
+        report.print_text(
+            console, result, _skipped(engine), limit=options.limit, title="Plan", context=context
+        )
         if not result.runnable() or options.yes:
             return True
         if not sys.stdin.isatty():

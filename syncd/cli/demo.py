@@ -24,7 +24,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -51,12 +51,11 @@ from syncd.emulators.server import EmulatorServer
 from syncd.engine import report
 from syncd.engine.backfill import backfill
 from syncd.engine.report_html import render_html
-from syncd.engine.run import Engine, Reading
+from syncd.engine.run import Engine
 from syncd.errors import SyncdError
 from syncd.ledger import migrate
 from syncd.ledger.crypto import generate_key_text
 from syncd.ledger.store import create_ledger_engine
-from syncd.model import Plan
 
 TERMINALS = ("lobby", "lab", "garage")
 CLUE_PLACE = "hq"
@@ -204,9 +203,10 @@ def _round(config_path: Path, title: str, report_path: Path | None = None) -> tu
         reading = engine.read()
         dry = engine.plan(reading)
         console.print()
-        report.print_text(console, dry, reading.problems, limit=5, title=title)
+        context = engine.report_context(reading, dry, str(config_path), title)
+        report.print_text(console, dry, reading.problems, limit=5, title=title, context=context)
         if report_path is not None:
-            _write_report(report_path, dry, reading)
+            _write_report(report_path, report.plan_to_json(dry, reading.problems, context=context))
         _say("\nApplying …")
         with TargetBars(console) as bars:
             done, result, run_id = engine.apply(trigger="demo", progress=bars)
@@ -221,9 +221,9 @@ def _round(config_path: Path, title: str, report_path: Path | None = None) -> tu
     return run_id, done.blocked
 
 
-def _write_report(path: Path, dry: Plan, reading: Reading) -> None:
+def _write_report(path: Path, document: dict[str, Any]) -> None:
     """Write the dry run as the HTML report `syncd plan --format html` writes."""
-    path.write_text(render_html(report.plan_to_json(dry, reading.problems)), encoding="utf-8")
+    path.write_text(render_html(document), encoding="utf-8")
     _say(f"\nHTML report of this dry run: {path} (open it in a browser)")
 
 

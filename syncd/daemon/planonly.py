@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from syncd.daemon.alerts import Notice, send_notice
 from syncd.engine import report
+from syncd.engine.report import ReportContext
 from syncd.engine.run import Engine
 from syncd.engine.stored import StoredReport, reports_directory, store_report
 from syncd.model import Plan
@@ -46,7 +47,17 @@ def plan_only(
     plan = engine.plan(reading, deep=deep)
     problems = reading.problems
     run_id = engine.record_dry_run(plan, trigger=trigger, problems=problems)
-    stored = _store(engine, run_id, plan, problems, with_fingerprint=engine.fingerprint(reading))
+    context = engine.report_context(
+        reading, plan, title=f"syncd plan awaiting approval (run {run_id})"
+    )
+    stored = _store(
+        engine,
+        run_id,
+        plan,
+        problems,
+        with_fingerprint=engine.fingerprint(reading),
+        context=context,
+    )
     outcome = "blocked" if plan.blocked else "pending" if plan.runnable() else "ok"
     fields: dict[str, object] = {"run": run_id, "pending": plan.pending, "blocked": plan.blocked}
     if stored is not None:
@@ -94,11 +105,12 @@ def _store(
     plan: Plan,
     problems: Sequence[SourceProblem],
     with_fingerprint: dict[str, str] | None,
+    context: ReportContext | None = None,
 ) -> StoredReport | None:
     directory = reports_directory(engine.config)
     keep = engine.config.daemon.reports_keep
     try:
-        return store_report(directory, run_id, plan, problems, with_fingerprint, keep)
+        return store_report(directory, run_id, plan, problems, with_fingerprint, keep, context)
     except OSError as exc:
         log.warning(
             "report not stored",

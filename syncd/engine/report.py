@@ -1,17 +1,33 @@
-"""Dry-run reports: text (Rich) for people, JSON (stable schema) for programs.
+"""Dry-run reports, organised by person: one JSON document, rendered as text or HTML.
 
-Both list exactly the actions an apply would execute, plus the blocked ones, with
-per-field before → after. Secret fields arrive already redacted from the plan
-(`engine.plan.field_changes`); nothing here ever sees a PIN or a template.
+`plan_to_json` builds the `syncd.plan/2` document of a plan: a header (config file,
+sources read and when, the site's zone), the per-target counts, then one entry per
+person — name and key, what happens in an administrator's words, and per target the
+actions with their device field changes — the defective source records, the notes and
+what time alone will change soon. `render_json`, `render_text` (here) and
+`report_html.render_html` each render that one document, so a saved report re-renders
+exactly (`syncd show`) and the three formats always agree. Secret fields arrive already
+redacted from the plan (`engine.plan.field_changes`); nothing here sees a PIN or a
+template.
 
-JSON schema `syncd.plan/1` (stable; new keys may be added, none removed or renamed):
+JSON schema `syncd.plan/2` (new keys may be added, none removed or renamed; `/1` had
+everything but `title`, `config`, `time_zone`, `sources` and `people`):
 
     {
-      "schema": "syncd.plan/1",
-      "created_at": "2026-11-22T10:00:00+00:00",
-      "in_step": false,                     # true when nothing is pending
+      "schema": "syncd.plan/2",
+      "title": "Dry run: what apply would change",
+      "created_at": "2026-11-22T11:00:00+01:00",   # in the site's zone, seconds
+      "config": "/etc/syncd/syncd.toml",
+      "time_zone": "Europe/Berlin",                # [access] time_zone
+      "sources": [{"name": "hr", "read_at": "2026-11-22T10:59:58+01:00"}],
+      "in_step": false,                            # true when nothing is pending
       "summary": {"<target>": {"create": 1, "update": 0, "disable": 0, "delete": 0,
                                 "blocked": 0, "unchanged": 199, "deferred": 0}},
+      "people": [{"key": "E000004", "name": "François Lindqvist-Schmidt",
+                  "what": ["name Schmidt → Lindqvist-Schmidt", "updated at lobby"],
+                  "blocked": false,
+                  "actions": [{"target": "lobby", "op": "update", "blocked": null,
+                               "changes": {"last_name": ["Schmidt", "Lindqvist-Schmidt"]}}]}],
       "targets": {"<target>": [{"op": "create|update|disable|delete", "person": "KEY",
                                 "changes": {"field": [before, after]},
                                 "blocked": null | "reason"}]},
@@ -34,31 +50,62 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
-from syncd.model import Action, Boundary, Op, Plan
+from syncd.engine.people import Who, describe_people
+from syncd.model import Boundary, Plan
 from syncd.sources.base import SourceProblem
 
-SCHEMA = "syncd.plan/1"
+SCHEMA = "syncd.plan/2"
+SCHEMAS = ("syncd.plan/1", SCHEMA)
+"""The report schemas this syncd reads back (`apply --plan`, `syncd show`)."""
 COUNT_FIELDS = ("create", "update", "disable", "delete", "blocked", "unchanged", "deferred")
-_MARKS = {Op.CREATE: "+", Op.UPDATE: "~", Op.DISABLE: "-", Op.DELETE: "x"}
-_STYLES = {Op.CREATE: "green", Op.UPDATE: "yellow", Op.DISABLE: "magenta", Op.DELETE: "red"}
+DRY_RUN_TITLE = "Dry run: what apply would change"
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What a report says besides the plan: where it comes from and who the people are.
+
+    `who` holds each planned person as the ledger stored them and as the source gives
+    them now (`engine.people.Who`); `sources` when each source's read began.
+    """
+
+    config: str = ""
+    time_zone: str = "UTC"
+    sources: Mapping[str, datetime] = field(default_factory=dict)
+    who: Mapping[str, Who] = field(default_factory=dict)
+    title: str = DRY_RUN_TITLE
+
+    @property
+    def zone(self) -> tzinfo:
+        """The site's zone, in which every time of the report is shown."""
+        return ZoneInfo(self.time_zone)
+
+
+def local_time(moment: datetime, zone: tzinfo) -> str:
+    """Return `moment` in `zone` as ISO 8601 to the second (never microseconds)."""
+    return moment.astimezone(zone).isoformat(timespec="seconds")
 
 
 def plan_to_json(
     plan: Plan,
     problems: Sequence[SourceProblem] = (),
     fingerprint: Mapping[str, str] | None = None,
+    context: ReportContext | None = None,
 ) -> dict[str, Any]:
-    """Return the `syncd.plan/1` document of `plan` (with the fingerprint, when given)."""
+    """Return the `syncd.plan/2` document of `plan` (with the fingerprint, when given)."""
+    context = context or ReportContext()
+    zone = context.zone
     summary = {s.target: {name: getattr(s, name) for name in COUNT_FIELDS} for s in plan.summaries}
     targets: dict[str, list[dict[str, Any]]] = {s.target: [] for s in plan.summaries}
     for action in plan.actions:
-        targets[action.target].append(
+        targets.setdefault(action.target, []).append(
             {
                 "op": action.op.value,
                 "person": action.person_key,
@@ -68,9 +115,17 @@ def plan_to_json(
         )
     document: dict[str, Any] = {
         "schema": SCHEMA,
-        "created_at": plan.created_at.isoformat(),
+        "title": context.title,
+        "created_at": local_time(plan.created_at, zone),
+        "config": context.config,
+        "time_zone": context.time_zone,
+        "sources": [
+            {"name": name, "read_at": local_time(at, zone)}
+            for name, at in sorted(context.sources.items())
+        ],
         "in_step": plan.in_step,
         "summary": summary,
+        "people": describe_people(plan.actions, context.who, zone, plan.created_at),
         "targets": targets,
         "problems": [str(p) for p in problems],  # strings since syncd.plan/1 began
         "problem_records": [problem_json(p) for p in problems],
@@ -98,11 +153,15 @@ def problem_json(problem: SourceProblem) -> dict[str, str]:
 
 def problems_line(problems: Sequence[SourceProblem]) -> str:
     """Return "N source record(s) skipped (…by decision…)", for reports and errors."""
+    return _problems_line([str(p.decision) for p in problems])
+
+
+def _problems_line(decisions: Sequence[str]) -> str:
     counts: dict[str, int] = {}
-    for problem in problems:
-        counts[str(problem.decision)] = counts.get(str(problem.decision), 0) + 1
+    for decision in decisions:
+        counts[decision] = counts.get(decision, 0) + 1
     shown = ", ".join(f"{n} {decision}" for decision, n in sorted(counts.items()))
-    return f"{len(problems)} source record(s) skipped ({shown}): fix them in the source"
+    return f"{len(decisions)} source record(s) skipped ({shown}): fix them in the source"
 
 
 def _boundary_json(boundary: Boundary) -> dict[str, Any]:
@@ -116,29 +175,139 @@ def _boundary_json(boundary: Boundary) -> dict[str, Any]:
     }
 
 
-def render_json(
-    plan: Plan,
-    problems: Sequence[SourceProblem] = (),
-    fingerprint: Mapping[str, str] | None = None,
-) -> str:
-    """Return the JSON report text (indented, UTF-8 kept)."""
-    document = plan_to_json(plan, problems, fingerprint)
+def render_json(document: Mapping[str, Any]) -> str:
+    """Return the JSON text of a report document (indented, UTF-8 kept)."""
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def summary_table(plan: Plan, title: str = "Plan") -> Table:
-    """Return a Rich table: one row per target, one column per count."""
-    table = Table(title=title, title_justify="left")
-    table.add_column("target")
-    for name in COUNT_FIELDS:
-        table.add_column(name, justify="right")
-    for summary in plan.summaries:
-        table.add_row(summary.target, *(_count(getattr(summary, n)) for n in COUNT_FIELDS))
-    return table
+# --- text ---------------------------------------------------------------------------------
 
 
-def _count(value: int) -> str:
-    return str(value) if value else "[dim]0[/dim]"
+def render_text(document: Mapping[str, Any], *, verbose: bool = False, limit: int = 0) -> str:
+    """Return the plain-text report of a `syncd.plan/1` or `/2` document: header, counts
+    per target, then person by person what happens (with `verbose`, each device change
+    too), skipped records, notes and what is coming up. At most `limit` people and
+    skipped records are listed (0: all). No markup: print it as it is."""
+    lines = [*header_lines(document), "", *summary_lines(document)]
+    lines += _people_lines(people_of(document), verbose, limit)
+    lines += _problem_lines(document, limit)
+    lines += [f"note: {note}" for note in document.get("notes", ())]
+    if upcoming := document.get("upcoming"):
+        lines += ["", "Coming up (acted on at the time, by the daemon)"]
+        lines += [f"  {b['text']}" for b in upcoming]
+    lines += ["", closing_line(document)]
+    return "\n".join(lines) + "\n"
+
+
+def header_lines(document: Mapping[str, Any]) -> list[str]:
+    """Return the title and what the report was made from (config, sources, when)."""
+    made = f"made {pretty_time(document.get('created_at', ''))}"
+    zone = document.get("time_zone")
+    lines = [str(document.get("title") or DRY_RUN_TITLE)]
+    if document.get("config"):
+        lines.append(f"config: {document['config']}")
+    lines.append(f"{made}, times in {zone}" if zone else made)
+    for source in document.get("sources", ()):
+        lines.append(f"source {source['name']} read {pretty_time(source['read_at'])}")
+    return lines
+
+
+def pretty_time(iso: str) -> str:
+    """Return an ISO timestamp as "2026-11-22 11:00:00" (the zone is in the header)."""
+    return iso[:19].replace("T", " ")
+
+
+def summary_lines(document: Mapping[str, Any]) -> list[str]:
+    """Return the per-target counts as an aligned plain table."""
+    rows = [["target", *COUNT_FIELDS]]
+    for target, counts in document["summary"].items():
+        rows.append([target, *(str(counts.get(n, 0)) for n in COUNT_FIELDS)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def people_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the document's people; for a `syncd.plan/1` document (no `people`), one
+    entry per person built from its per-target actions (no names: /1 had none)."""
+    if "people" in document:
+        return list(document["people"])
+    entries: dict[str, dict[str, Any]] = {}
+    for target, actions in document.get("targets", {}).items():
+        for action in actions:
+            entry = entries.setdefault(
+                action["person"],
+                {"key": action["person"], "name": "", "what": [], "blocked": False, "actions": []},
+            )
+            entry["what"].append(f"{action['op']} at {target}")
+            entry["blocked"] = entry["blocked"] or bool(action.get("blocked"))
+            entry["actions"].append({"target": target, **action})
+    return [entries[k] for k in sorted(entries)]
+
+
+def _people_lines(people: Sequence[Mapping[str, Any]], verbose: bool, limit: int) -> list[str]:
+    if not people:
+        return []
+    shown = people if limit <= 0 else people[:limit]
+    lines = ["", f"People ({len(people)})"]
+    for person in shown:
+        name = f"  {person['name']}" if person.get("name") else ""
+        lines.append(f"  {person['key']}{name}{'  BLOCKED' if person.get('blocked') else ''}")
+        lines += [f"      {line}" for line in person["what"]]
+        if verbose:
+            for action in person["actions"]:
+                lines += device_lines(action)
+    if len(people) > len(shown):
+        lines.append(f"  … and {len(people) - len(shown)} more (--limit 0 shows all)")
+    return lines
+
+
+def device_lines(action: Mapping[str, Any]) -> list[str]:
+    """Return one target's action for one person, field by field (the device's values)."""
+    blocked = f" (blocked: {action['blocked']})" if action.get("blocked") else ""
+    lines = [f"        {action['target']}: {action['op']}{blocked}"]
+    for name, (before, after) in action["changes"].items():
+        lines.append(f"          {name}: {device_value(before)} → {device_value(after)}")
+    return lines
+
+
+def device_value(value: object) -> str:
+    """Return a device field's value as shown in the folded detail ("∅" when absent)."""
+    if value is None or value == "":
+        return "∅"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _problem_lines(document: Mapping[str, Any], limit: int) -> list[str]:
+    problems = [str(p) for p in document.get("problems", ())]
+    if not problems:
+        return []
+    shown = problems if limit <= 0 else problems[:limit]
+    lines = ["", f"Skipped source records ({len(problems)})"]
+    lines += [f"  skipped {text}" for text in shown]
+    if len(problems) > len(shown):
+        more = len(problems) - len(shown)
+        lines.append(f"  … and {more} more skipped record(s) (--limit 0 shows all)")
+    return lines
+
+
+def closing_line(document: Mapping[str, Any]) -> str:
+    """Return the report's last word: in step or not, and the skipped records if any."""
+    decisions = [str(p.get("decision", "")) for p in document.get("problem_records", ())]
+    if not decisions:
+        decisions = ["skipped"] * len(document.get("problems", ()))
+    skipped = _problems_line(decisions) if decisions else ""
+    if document["in_step"]:
+        return (
+            f"Every target is in step, but {skipped}."
+            if skipped
+            else ("Every target is in step: nothing to do.")
+        )
+    return f"Changes are pending. {skipped}." if skipped else "Changes are pending."
 
 
 def print_text(
@@ -147,78 +316,12 @@ def print_text(
     problems: Sequence[SourceProblem] = (),
     *,
     limit: int = 20,
-    title: str = "Dry run: what apply would change",
+    title: str = DRY_RUN_TITLE,
+    context: ReportContext | None = None,
+    verbose: bool = False,
 ) -> None:
-    """Print the summary table, then per target the actions and then the defective source
-    records (at most `limit` of each; 0: all). Never "in step" without the skipped count."""
-    console.print(summary_table(plan, title))
-    for summary in plan.summaries:
-        actions = list(plan.for_target(summary.target))
-        if not actions:
-            continue
-        console.print(f"\n[bold]{summary.target}[/bold]")
-        shown = actions if limit <= 0 else actions[:limit]
-        for action in shown:
-            console.print(_action_line(action), highlight=False)
-        if len(actions) > len(shown):
-            console.print(f"  … and {len(actions) - len(shown)} more (--limit 0 shows all)")
-    _print_problems(console, problems, limit)
-    for note in plan.notes:
-        console.print(f"[yellow]note[/yellow] {note}", highlight=False)
-    print_upcoming(console, plan)
-    if plan.in_step and problems:
-        console.print(f"\nEvery target is in step, but {problems_line(problems)}.")
-    elif plan.in_step:
-        console.print("\nEvery target is in step: nothing to do.")
-    elif problems:
-        console.print(f"\n[yellow]{problems_line(problems)}[/yellow].")
-
-
-def _print_problems(console: Console, problems: Sequence[SourceProblem], limit: int) -> None:
-    shown = problems if limit <= 0 else problems[:limit]
-    for problem in shown:
-        console.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
-    if len(problems) > len(shown):
-        more = len(problems) - len(shown)
-        console.print(f"  … and {more} more skipped record(s) (--limit 0 shows all)")
-
-
-def print_upcoming(console: Console, plan: Plan) -> None:
-    """Print what time alone will change in the coming days (`Plan.upcoming`)."""
-    if not plan.upcoming:
-        return
-    console.print("\n[bold]Coming up[/bold] (acted on at the time, by the daemon)")
-    for boundary in plan.upcoming:
-        console.print(f"  {boundary.describe()}", highlight=False)
-
-
-def _action_line(action: Action) -> str:
-    style = _STYLES[action.op]
-    head = f"  [{style}]{_MARKS[action.op]} {action.op.value:<7}[/{style}] {action.person_key}"
-    if action.blocked:
-        head += f"  [red]BLOCKED[/red] ({action.blocked})"
-    if action.op is Op.CREATE:
-        return f"{head}  {_name_of(action)}"
-    diffs = ", ".join(f"{c.name}: {_show(c.before)} → {_show(c.after)}" for c in action.changes)
-    return f"{head}  {diffs}" if diffs else head
-
-
-def _name_of(action: Action) -> str:
-    """Return the person's name as the record holds it (EF-45: two fields; CLUe: one)."""
-    record = action.record
-    split = " ".join(str(record.get(f) or "") for f in ("first_name", "last_name")).strip()
-    return split or str(record.get("name") or "")
-
-
-def _show(value: object) -> str:
-    if value is None or value == "":
-        return "∅"
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
-
-
-def counts_line(plan: Plan) -> str:
-    """Return a one-line count of the plan, for logs."""
-    totals = dataclasses.asdict(plan.summaries[0]) if len(plan.summaries) == 1 else None
-    if totals is not None:
-        return ", ".join(f"{k}={totals[k]}" for k in COUNT_FIELDS)
-    return f"pending={plan.pending} blocked={plan.blocked} targets={len(plan.summaries)}"
+    """Print the text report of `plan` on `console` (no markup interpretation, no
+    wrapping inside a value): see `render_text`."""
+    context = dataclasses.replace(context or ReportContext(), title=title)
+    text = render_text(plan_to_json(plan, problems, None, context), verbose=verbose, limit=limit)
+    console.print(text, markup=False, highlight=False, soft_wrap=True, end="")

@@ -37,7 +37,9 @@ from syncd.engine.enrollments import open_vault, template_loader
 from syncd.engine.factory import build_sources, build_targets
 from syncd.engine.health import record_health, resting_targets
 from syncd.engine.narrow import defer_targets, restrict_to
+from syncd.engine.people import Who
 from syncd.engine.plan import Desired, Policy, compute_plan, with_held_records
+from syncd.engine.report import DRY_RUN_TITLE, ReportContext
 from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
 from syncd.errors import SourceError, SourceRefused, cut
 from syncd.ledger.deadruns import close_dead_runs, run_counts
@@ -291,6 +293,27 @@ class Engine:
         stored = self.ledger.load_people()
         return fingerprint(desired.people, desired.gone, stored, self.ledger.load_held(),
                            self.ledger.record_digest)  # fmt: skip
+
+    def report_context(
+        self, reading: Reading, plan: Plan, config_file: str = "", title: str = DRY_RUN_TITLE
+    ) -> ReportContext:
+        """Return what a report of `plan` says besides the plan: the config file, the
+        sources read and when, the site's zone, and each planned person as the ledger
+        stored them and as the source gives them now (their names and HR-level values).
+        Call it before an apply saves the people (`before_apply` does)."""
+        keys = {a.person_key for a in plan.actions}
+        stored = self.ledger.load_people() if keys else {}
+        people = reading.desired.people
+        who = {
+            key: Who(stored[key].person if key in stored else None, people.get(key)) for key in keys
+        }
+        return ReportContext(
+            config=config_file,
+            time_zone=self.config.access.time_zone,
+            sources=dict(reading.started),
+            who=who,
+            title=title,
+        )
 
     def record_dry_run(
         self, plan: Plan, trigger: str = "cli", problems: Sequence[SourceProblem] = ()

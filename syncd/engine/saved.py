@@ -1,7 +1,8 @@
 """Saved plans: `syncd plan --output plan.json`, then `syncd apply --plan plan.json`.
 
-A saved plan is the JSON report plus a `fingerprint` of what it was computed from: one
-aggregate digest of the source's people and one of the ledger's records. Apply recomputes
+A saved plan is the JSON report (`syncd.plan/2`; a `/1` one still applies) plus a
+`fingerprint` of what it was computed from: one aggregate digest of the source's people
+and one of the ledger's records. Apply recomputes
 both under the run lock; if either moved, the plan is stale and nothing is applied
 (`PlanStale`). Otherwise exactly the approved actions — named by (target, person, op) —
 are applied.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from syncd.engine.narrow import ActionKey
-from syncd.engine.report import SCHEMA
+from syncd.engine.report import SCHEMAS
 from syncd.errors import ConfigError, PlanStale
 from syncd.ledger.store import StoredPerson
 from syncd.model import Digest, HeldRecord, Person, digest
@@ -74,8 +75,8 @@ def load_saved_plan(path: Path) -> SavedPlan:
     """Return the approved plan in `path`; raise ConfigError if it is not a saved plan."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-        if document.get("schema") != SCHEMA or "fingerprint" not in document:
-            raise ValueError("not a syncd.plan/1 report with a fingerprint")
+        if document.get("schema") not in SCHEMAS or "fingerprint" not in document:
+            raise ValueError("not a syncd.plan report with a fingerprint")
         listed = [
             ((target, str(a["person"]), str(a["op"])), bool(a.get("blocked")))
             for target, items in document["targets"].items()

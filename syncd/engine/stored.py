@@ -54,13 +54,15 @@ def report_paths(directory: Path, run_id: int) -> StoredReport:
 
 
 def render_reports(
-    plan: Plan, problems: Sequence[SourceProblem], fingerprint: Mapping[str, str] | None
+    plan: Plan,
+    problems: Sequence[SourceProblem],
+    fingerprint: Mapping[str, str] | None,
+    context: report.ReportContext | None = None,
 ) -> tuple[str, str]:
-    """Return (JSON text, HTML page) of one plan: the only place the daemon renders a
-    report, so a change of the renderers' signatures is one edit here."""
-    json_text = report.render_json(plan, problems, fingerprint)
-    html_text = render_html(report.plan_to_json(plan, problems, fingerprint))
-    return json_text, html_text
+    """Return (JSON text, HTML page) of one plan, both from one `syncd.plan/2` document
+    (the people named as `context` knows them)."""
+    document = report.plan_to_json(plan, problems, fingerprint, context)
+    return report.render_json(document), render_html(document)
 
 
 def store_report(
@@ -70,6 +72,7 @@ def store_report(
     problems: Sequence[SourceProblem] = (),
     fingerprint: Mapping[str, str] | None = None,
     keep: int = 30,
+    context: report.ReportContext | None = None,
 ) -> StoredReport:
     """Write run `run_id`'s report as JSON and HTML in `directory` (made 0700 if missing),
     then delete all but the newest `keep` runs' reports. Return the paths written.
@@ -79,7 +82,7 @@ def store_report(
     """
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     stored = report_paths(directory, run_id)
-    json_text, html_text = render_reports(plan, problems, fingerprint)
+    json_text, html_text = render_reports(plan, problems, fingerprint, context)
     _write_private(stored.json_path, json_text)
     _write_private(stored.html_path, html_text)
     same_as = _same_actions_before(directory, run_id, json_text)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from syncd.ledger.health import TargetHealth, load_health
 from syncd.ledger.runproblems import problem_counts
-from syncd.ledger.schema import changes, findings, runs, target_records
+from syncd.ledger.schema import changes, findings, people, runs, target_records
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +160,8 @@ class ChangeRow:
     after_digest: str | None
     error: str | None
     at: datetime
+    fields: dict[str, list[Any]] | None = None
+    """Field → [before, after] as applied (secrets redacted); None: values not kept."""
 
 
 def audit(engine: sa.Engine, person_key: str, limit: int = 200) -> list[ChangeRow]:
@@ -182,6 +184,7 @@ def audit(engine: sa.Engine, person_key: str, limit: int = 200) -> list[ChangeRo
                 r.after_digest,
                 r.error,
                 r.at,
+                json.loads(r.fields) if r.fields else None,
             )
             for r in conn.execute(query)
         ]
@@ -193,6 +196,16 @@ def run_is_dry(engine: sa.Engine, run_id: int) -> bool | None:
     with engine.connect() as conn:
         found = conn.execute(sa.select(runs.c.dry_run).where(runs.c.id == run_id)).first()
     return None if found is None else bool(found.dry_run)
+
+
+def person_known(engine: sa.Engine, person_key: str) -> bool:
+    """Return True if the ledger knows `person_key`: a person, a record or an audit row."""
+    columns = (people.c.key, target_records.c.person_key, changes.c.person_key)
+    with engine.connect() as conn:
+        return any(
+            conn.execute(sa.select(column).where(column == person_key).limit(1)).first() is not None
+            for column in columns
+        )
 
 
 def blocked_in_run(engine: sa.Engine, run_id: int) -> frozenset[tuple[str, str]]:

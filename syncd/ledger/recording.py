@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from syncd.ledger.outcomes import Outcome
 from syncd.ledger.pins import PinKeys, record_aad, seal_json
 from syncd.ledger.schema import changes, target_records
-from syncd.model import Action, Op, RecordState
+from syncd.model import Action, Op, RecordState, canonical_json
 
 Key = tuple[str, str]
 Row = dict[str, Any]
@@ -198,4 +198,15 @@ def _audit_row(item: Outcome) -> Row:
         "after_digest": None if action.op is Op.DELETE else action.after_digest,
         "error": item.error,
         "at": item.now,
+        "fields": change_fields(action),
     }
+
+
+def change_fields(action: Action) -> str | None:
+    """Return the JSON text of `action`'s field changes for its audit row (None: none).
+
+    The plan already redacted every secret field (PIN, templates): only `<redacted>`
+    is stored for them, never a value."""
+    if not action.changes:
+        return None
+    return canonical_json({c.name: [c.before, c.after] for c in action.changes})

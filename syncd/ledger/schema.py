@@ -117,6 +117,9 @@ changes = sa.Table(
     sa.Column("after_digest", sa.String(64), nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("at", UtcDateTime(), nullable=False),
+    # JSON {field: [before, after]} of the action, secrets redacted by the plan; NULL for
+    # rows written before 0004 and for audit rows that change no record field.
+    sa.Column("fields", sa.Text, nullable=True),
 )
 
 cursors = sa.Table(

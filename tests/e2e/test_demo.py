@@ -33,9 +33,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     # more than max_deletes = 2, so on every target, the CLUe place included, they wait.
     second = out.split("Run 2: dry run", 1)[1].split("Applying", 1)[0]
     for target in TARGETS:
-        row = next(line for line in second.splitlines() if line.startswith(f"│ {target} "))
-        cells = [c.strip() for c in row.strip("│").split("│")]
+        row = next(line for line in second.splitlines() if line.startswith(f"{target} "))
+        cells = row.split()
         assert cells[1:6] == ["1", "2", "0", "0", "3"], row  # create … delete, blocked
+    # ... told person by person, by name.
+    assert "name Schmidt → Lindqvist-Schmidt" in second and "card 1000021 → 1000022" in second
+    assert "leaves: access removed at lobby, lab, garage, hq" in second
     assert "[safety] max_deletes = 2" in out  # brackets survive: no markup
     assert "syncd approve 2 --yes" in out and "releasing 12 removal(s) blocked in run 2" in out
     assert "run 3: 12 applied, 0 failed, 0 blocked" in out

@@ -73,7 +73,15 @@ def test_hr_changes_reach_every_terminal(syncd_env: SyncdEnv) -> None:
     report = syncd_env.run("plan", "--format", "json")
     assert report.returncode == 0, report.stderr
     document = json.loads(report.stdout)
-    assert document["schema"] == "syncd.plan/1"
+    assert document["schema"] == "syncd.plan/2"
+    people = {p["key"]: p for p in document["people"]}
+    assert set(people) == {changes.hired, changes.terminated, changes.card_changed, changes.renamed}
+    assert all(p["name"] and p["name"] != p["key"] for p in people.values())
+    assert people[changes.hired]["what"][0].startswith("hired: gets access to lobby, lab")
+    assert people[changes.terminated]["what"][0].startswith("leaves: access removed at lobby")
+    assert people[changes.card_changed]["what"][0].startswith("card ")
+    assert " → " in people[changes.card_changed]["what"][0]
+    assert people[changes.renamed]["what"][0] == "name Schmidt → Lindqvist-Schmidt"
     for target in ("lobby", "lab"):
         got = {(a["op"], a["person"]) for a in document["targets"][target]}
         assert got == {

@@ -55,11 +55,20 @@ def test_saved_plan_applies_exactly_or_refuses_when_stale(syncd_env: SyncdEnv) -
 def test_person_filter_and_html_report(syncd_env: SyncdEnv) -> None:
     one = json.loads(syncd_env.run("plan", "--format", "json", "--person", "E000007").stdout)
     assert {a["person"] for acts in one["targets"].values() for a in acts} == {"E000007"}
+    assert [p["key"] for p in one["people"]] == ["E000007"]
     page = syncd_env.run("plan", "--format", "html").stdout
     parser = HTMLParser()
     parser.feed(page)  # well-formed enough to parse; content checks below
-    assert page.startswith("<!doctype html>") and "<select id=f-target" in page
-    assert page.count("class='action") == 80 and "http" not in page.split("<script>")[1]
+    assert page.startswith("<!doctype html>") and "<script" not in page.lower()
+    assert page.count("<section class=person") == 40 and page.count("<details>") == 40
+    assert "http" not in page  # nothing fetched from the network: one self-contained file
+    assert str(syncd_env.config_path) in page  # the header names the config file
+
+
+def test_unknown_person_is_a_usage_error(syncd_env: SyncdEnv) -> None:
+    unknown = syncd_env.run("plan", "--person", "NOPE")
+    assert unknown.returncode == 2, unknown.stdout + unknown.stderr
+    assert "unknown person 'NOPE'" in unknown.stderr and "in step" not in unknown.stdout
 
 
 def test_failing_terminal_is_quarantined_and_never_delays_others(syncd_env: SyncdEnv) -> None:
@@ -84,6 +93,14 @@ def test_audit_and_history_tell_what_happened(syncd_env: SyncdEnv) -> None:
     syncd_env.run("apply", "--yes", check=True)
     audit = syncd_env.run("audit", "--person", changes.terminated, check=True).stdout
     assert audit.count("create") == 2 and audit.count("disable") == 2
+    assert "access_allowed" in audit and "true" in audit and "false" in audit
+    card = syncd_env.run("audit", "--person", changes.card_changed, check=True).stdout
+    assert "00 0F 42 55" in card and "00 0F 42 56" in card  # values, not digests
+    with_pin = next(r for r in read_people_csv(syncd_env.csv_path) if r["pin"])
+    created = syncd_env.run("audit", "--person", with_pin["employee_id"], check=True).stdout
+    assert "<redacted>" in created and f" {with_pin['pin']} " not in created
+    unknown = syncd_env.run("audit", "--person", "NOPE")
+    assert unknown.returncode == 2 and "unknown person 'NOPE'" in unknown.stderr
     history = syncd_env.run("history", check=True).stdout
     assert "apply" in history and "ok" in history
     engine = sa.create_engine(syncd_env.ledger_url)
@@ -93,3 +110,13 @@ def test_audit_and_history_tell_what_happened(syncd_env: SyncdEnv) -> None:
         ).all()
     engine.dispose()
     assert dict(((op, outcome), n) for op, outcome, n in kinds)[("create", "applied")] == 82
+
+
+def test_audit_says_when_an_older_row_kept_no_values(syncd_env: SyncdEnv) -> None:
+    syncd_env.run("apply", "--yes", check=True)
+    engine = sa.create_engine(syncd_env.ledger_url)
+    with engine.begin() as conn:  # as a syncd before ledger revision 0004 wrote it
+        conn.execute(sa.text("UPDATE changes SET fields = NULL WHERE person_key = 'E000007'"))
+    engine.dispose()
+    audit = syncd_env.run("audit", "--person", "E000007", check=True).stdout
+    assert audit.count("(value not kept)") == 4  # before and after, on lobby and lab

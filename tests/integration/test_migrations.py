@@ -1,4 +1,5 @@
-"""Alembic revisions on SQLite and PostgreSQL: 0002 → 0003 adds `run_problems`.
+"""Alembic revisions on SQLite and PostgreSQL: 0002 → 0003 adds `run_problems`, 0003 →
+0004 adds `changes.fields` (the audited values).
 
 A ledger at 0002 with a run in it upgrades to head without losing the run; the new table
 takes a problem for that run; the daemon's schema check passes; a downgrade to 0002 drops
@@ -16,7 +17,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 
 from syncd.errors import LedgerError
-from syncd.ledger import migrate
+from syncd.ledger import migrate, queries
 from syncd.ledger.store import create_ledger_engine
 
 
@@ -52,7 +53,7 @@ def test_upgrade_from_0002_to_0003_adds_run_problems(db: sa.Engine) -> None:
             {"at": datetime(2026, 11, 1, tzinfo=UTC)},
         )
     before, after = migrate.upgrade(db)
-    assert (before, after) == ("0002", "0003")
+    assert (before, after) == ("0002", migrate.head_revision())
     migrate.check_schema(db)
     inspector = sa.inspect(db)
     columns = {c["name"] for c in inspector.get_columns("run_problems")}
@@ -72,3 +73,32 @@ def test_upgrade_from_0002_to_0003_adds_run_problems(db: sa.Engine) -> None:
     assert "run_problems" not in sa.inspect(db).get_table_names()
     with db.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM runs")).scalar_one() == 1
+
+
+def test_upgrade_to_0004_keeps_audit_rows_without_values(db: sa.Engine) -> None:
+    _move(db, "0003")
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    with db.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO runs (kind, trigger, dry_run, started_at, outcome, counts) "
+                "VALUES ('apply', 'cli', false, :at, 'ok', '{}')"
+            ),
+            {"at": at},
+        )
+        (run_id,) = conn.execute(sa.text("SELECT id FROM runs")).one()
+        conn.execute(
+            sa.text(
+                "INSERT INTO changes (run_id, target, person_key, op, outcome, before_digest,"
+                " after_digest, at) VALUES (:run, 'lobby', 'P1', 'update', 'applied', 'a', 'b',"
+                " :at)"
+            ),
+            {"run": run_id, "at": at},
+        )
+    migrate.upgrade(db)
+    migrate.check_schema(db)
+    (row,) = queries.audit(db, "P1")
+    assert row.fields is None and row.before_digest == "a"  # kept; its values never were
+    assert queries.person_known(db, "P1") and not queries.person_known(db, "P2")
+    _move(db, "0003", down=True)
+    assert "fields" not in {c["name"] for c in sa.inspect(db).get_columns("changes")}

@@ -111,7 +111,7 @@ def test_dry_run_stores_the_skipped_row_and_reports_list_it(engine: Engine) -> N
     assert problem["where"] == f"people.csv:{BAD_LINE}:badge_number"
     assert set(problem) == {"source", "where", "field", "message", "decision", "text"}
     page = render_html(document)
-    assert "Skipped records (1)" in page and f"people.csv:{BAD_LINE}:badge_number" in page
+    assert "Skipped source records (1)" in page and f"people.csv:{BAD_LINE}:badge_number" in page
 
 
 def test_reconcile_job_warns_with_the_count_and_is_not_ok(
@@ -165,7 +165,7 @@ def test_a_bad_pin_is_stored_and_reported_without_its_value(engine: Engine) -> N
         f"people.csv:{BAD_LINE}:badge_number",
         "people.csv:9:pin",
     }
-    document = render_json(engine.plan(reading), reading.problems)
+    document = render_json(plan_to_json(engine.plan(reading), reading.problems))
     assert "98x7" not in repr(stored) and "98x7" not in document
     assert "98x7" not in render_html(plan_to_json(engine.plan(reading), reading.problems))
 
