@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from syncd.cli.commands import ApplyOptions, ConfigOption, open_engine, run_apply
+from syncd.cli.output import make_console
 from syncd.config import load_config
-from syncd.errors import SyncdError
+from syncd.errors import UsageError
 from syncd.ledger import migrate, queries
 from syncd.ledger.store import create_ledger_engine
 
-console = Console()
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -31,14 +31,18 @@ def approve(
     """Release the removals a run blocked, and apply them (with the rest of the plan).
 
     Only the removals blocked in RUN_ID that are still blocked are released; new removals
-    stay under the cap.
+    stay under the cap. Exit 2 for a run the ledger does not hold or with nothing left to
+    approve; 12 when declined, or without a terminal and without --yes (as `apply`).
     """
     settings = load_config(config)
     engine = open_engine(settings, None)
     released = queries.blocked_in_run(engine.ledger.engine, run_id)
     if not released:
+        known = queries.run_exists(engine.ledger.engine, run_id)
         engine.close()
-        raise SyncdError(f"run {run_id} has no removals still blocked: nothing to approve")
+        if not known:
+            raise UsageError(f"approve {run_id}: no such run in the ledger (see `syncd history`)")
+        raise UsageError(f"run {run_id} has no removals still blocked: nothing to approve")
     console.print(f"releasing {len(released)} removal(s) blocked in run {run_id}")
     run_apply(engine, ApplyOptions(yes=yes, released=released))
 

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.panel import Panel
+from rich.text import Text
 
 from syncd.cli.progress import TargetBars
 from syncd.config import load_config, shipped_path
@@ -89,8 +90,10 @@ def demo(
         }
         console.print(
             Panel.fit(
-                f"syncd demo in {directory}\n"
-                + "\n".join(f"EF-45 '{n}' at {s.url}" for n, s in servers.items())
+                Text(
+                    f"syncd demo in {directory}\n"
+                    + "\n".join(f"EF-45 '{n}' at {s.url}" for n, s in servers.items())
+                )
             )
         )
         config_path = write_demo_config(directory, {n: s.url for n, s in servers.items()})
@@ -101,15 +104,18 @@ def demo(
         changes = apply_demo_changes(csv_path)
         console.print(
             f"\nHR changes: hired {changes.hired}, terminated {changes.terminated}, "
-            f"new card for {changes.card_changed}, renamed {changes.renamed}"
+            f"new card for {changes.card_changed}, renamed {changes.renamed}",
+            markup=False,
         )
         applied += _round(config_path, "Run 2: dry run after the HR changes")
         _verify(config_path, states)
         elapsed = time.monotonic() - started
         console.print(
             Panel.fit(
-                f"people in HR: {people + 1}\nterminals: {len(TERMINALS)}\n"
-                f"actions applied: {applied}\ntime taken: {elapsed:.1f} s",
+                Text(
+                    f"people in HR: {people + 1}\nterminals: {len(TERMINALS)}\n"
+                    f"actions applied: {applied}\ntime taken: {elapsed:.1f} s"
+                ),
                 title="syncd demo: done",
             )
         )
@@ -135,7 +141,7 @@ def _round(config_path: Path, title: str) -> int:
             _, result, run_id = engine.apply(trigger="demo", progress=bars)
         if result.count("failed"):
             raise SyncdError(f"demo run {run_id}: {result.count('failed')} action(s) failed")
-        console.print(f"run {run_id}: {result.count('applied')} actions applied")
+        console.print(f"run {run_id}: {result.count('applied')} actions applied", markup=False)
         return result.count("applied")
     finally:
         engine.close()
@@ -156,5 +162,6 @@ def _verify(config_path: Path, states: dict[str, Ef45State]) -> None:
         if held != expected:
             raise SyncdError(f"demo: terminal {name} holds {held} users, HR has {expected}")
     console.print(
-        f"\nConverged: a new plan is empty and each terminal holds all {expected} people."
+        f"\nConverged: a new plan is empty and each terminal holds all {expected} people.",
+        markup=False,
     )

@@ -152,6 +152,12 @@ def audit(engine: sa.Engine, person_key: str, limit: int = 200) -> list[ChangeRo
     return rows[::-1]
 
 
+def run_exists(engine: sa.Engine, run_id: int) -> bool:
+    """Return True if the ledger holds run `run_id`."""
+    with engine.connect() as conn:
+        return conn.execute(sa.select(runs.c.id).where(runs.c.id == run_id)).first() is not None
+
+
 def blocked_in_run(engine: sa.Engine, run_id: int) -> frozenset[tuple[str, str]]:
     """Return the (target, person) removals a run blocked and that are still blocked."""
     query = (
