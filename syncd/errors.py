@@ -209,14 +209,20 @@ def environmental(error: BaseException) -> SyncdError | None:
     """
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(error, sa_exc.SQLAlchemyError):
-        cause = getattr(error, "orig", None) or error
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        return LedgerError(f"ledger unreachable or failing: {type(cause).__name__}: {cut(detail)}")
+        return ledger_failing(error)
     if isinstance(error, OSError):
         where = f": {error.filename}" if error.filename else ""
         text = error.strerror or str(error) or type(error).__name__
         return HostError(f"{cut(text)}{where}")
     return None
+
+
+def ledger_failing(error: BaseException) -> LedgerError:
+    """Return the one-line LedgerError for a database error (the driver's first line,
+    cut short: SQLAlchemy's own text adds lines of background)."""
+    cause = getattr(error, "orig", None) or error
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return LedgerError(f"ledger unreachable or failing: {type(cause).__name__}: {cut(detail)}")
 
 
 def is_target_level(error: BaseException) -> bool:
