@@ -45,6 +45,7 @@ from syncd.cli import probe as probe_cli
 from syncd.cli.crash import report_crash
 from syncd.cli.output import make_console
 from syncd.engine import stopping
+from syncd.entry import version_line
 from syncd.errors import (
     UNEXPECTED_EXIT,
     Cancelled,
@@ -83,14 +84,10 @@ class _Options:
 
 
 def _print_version(asked: bool) -> None:
+    """`--version` among other options (`syncd --debug --version`); alone, syncd.entry
+    answers it without loading this module."""
     if asked:
-        from importlib.metadata import PackageNotFoundError, version
-
-        try:
-            shown = version("syncd")
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            shown = "unknown (not installed)"
-        typer.echo(f"syncd {shown}")
+        typer.echo(version_line())
         raise typer.Exit(0)
 
 
