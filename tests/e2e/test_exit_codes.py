@@ -209,3 +209,31 @@ def test_help_shows_no_type_metavars_of_lists(syncd_env: SyncdEnv) -> None:
     for command in ("plan", "apply", "backfill", "device-clock"):
         shown = syncd_env.run(command, "--help").stdout
         assert "list[" not in shown and "TARGET" in shown, shown
+
+
+def test_piped_output_is_not_wrapped(syncd_env: SyncdEnv) -> None:
+    name = "t" + "x" * 299  # a long value: one line on a pipe, not cut at 80 columns
+    env = {k: v for k, v in syncd_env.environment().items() if k != "COLUMNS"}
+    done = subprocess.run(
+        [*SYNCD, "plan", "--target", name],
+        cwd=syncd_env.workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    error = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and name in error[0], done.stderr
+
+
+def test_a_failed_target_bar_shows_failed_not_complete(syncd_env: SyncdEnv) -> None:
+    syncd_env.urls["lab"] = "http://127.0.0.1:9"  # nothing listens there
+    syncd_env.apply_settings = ["retries = 0"]
+    syncd_env.write_config()
+    done = syncd_env.run("apply", "--yes")
+    assert done.returncode == 8, done.stdout + done.stderr
+    lab = [line for line in done.stdout.splitlines() if line.startswith("lab ")]
+    assert lab and "failed" in lab[-1] and "40/40" not in lab[-1], done.stdout
+    lobby = [line for line in done.stdout.splitlines() if line.startswith("lobby ")]
+    assert lobby and "40/40" in lobby[-1] and "failed" not in lobby[-1], done.stdout
