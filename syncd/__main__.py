@@ -1,5 +1,5 @@
 """`python -m syncd` runs the CLI."""
 
-from syncd.cli import main
+from syncd.entry import main
 
 main()

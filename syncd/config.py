@@ -1,7 +1,8 @@
 """syncd.toml: the schema (pydantic, extra keys forbidden), loading, and secrets.
 
 `load_config(path)` returns a validated `Config` or raises `ConfigError` listing every
-problem at once, each with its dotted path (`targets.lobby.url: Field required`).
+problem at once, each with its dotted path (`targets.lobby.url: Field required`); a key
+the schema does not know reads "unknown key", with a hint at the closest known key.
 Relative paths in the file (the CSV, the mapping, a SQLite ledger) are resolved against
 the directory of the config file, so a config works from any working directory.
 
@@ -16,12 +17,14 @@ must match `CREDENTIAL_NAME` and resolve inside `$CREDENTIALS_DIRECTORY`.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import stat
 import tomllib
+import types
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -545,12 +548,58 @@ def load_config(path: Path | str | None = None) -> Config:
 
 
 def format_validation_error(path: Path, exc: ValidationError) -> str:
-    """Return one line per problem of `exc`, each prefixed by its dotted path in `path`."""
+    """Return one line per problem of `exc`, each prefixed by its dotted path in `path`.
+
+    A key the schema does not know reads "unknown key", with the closest known key of
+    its table as a hint (`did you mean `max_deletes`?`), not pydantic's wording.
+    """
     lines = [f"{path}: {exc.error_count()} problem(s):"]
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"] if not _is_union_tag(part))
-        lines.append(f"  {where or '(top)'}: {error['msg']}")
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key" + _did_you_mean(error["loc"])
+        lines.append(f"  {where or '(top)'}: {message}")
     return "\n".join(lines)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """Return ` (did you mean `KEY`?)` for the known key of the table at `loc[:-1]`
+    closest to the unknown `loc[-1]`, or "" when none is close."""
+    table: Any = Config
+    for part in loc[:-1]:
+        table = _inner(table, part)
+    if not (isinstance(table, type) and issubclass(table, BaseModel)):
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(table.model_fields), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
+def _inner(table: Any, part: int | str) -> Any:
+    """Return the type that `part` of a validation error's location leads to in `table`
+    (a model's field, a dict's value, a tagged union's variant); None if it is lost."""
+    while get_origin(table) is Annotated:
+        table = get_args(table)[0]
+    if isinstance(table, type) and issubclass(table, BaseModel):
+        field = table.model_fields.get(str(part))
+        return _required(field.annotation) if field is not None else None
+    if get_origin(table) is dict:
+        return _required(get_args(table)[1])
+    variants = [v for v in get_args(table) if isinstance(v, type) and issubclass(v, BaseModel)]
+    for variant in variants:  # a discriminated union: `part` is the variant's `type`
+        if get_args(variant.model_fields["type"].annotation) == (part,):
+            return variant
+    return None
+
+
+def _required(annotation: Any) -> Any:
+    """Return `annotation` without its `| None` and `Annotated` wrappers."""
+    while get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) in (Union, types.UnionType) and len(args) == 1:
+        return _required(args[0])
+    return annotation
 
 
 def _is_union_tag(part: object) -> bool:

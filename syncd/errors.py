@@ -1,6 +1,7 @@
 """The exception tree of syncd. The CLI maps it to exit codes in one place (`exit_code`).
 
     SyncdError                      exit 2 unless a subclass says otherwise
+    ├── UsageError                  exit 2: the command line names what does not exist
     ├── ConfigError                 exit 3: the configuration file or a mapping is invalid
     ├── SourceError                 exit 4: the source of truth could not be read safely
     │   └── SourceRefused           the read looked wrong (empty, shrunk) and was refused
@@ -18,13 +19,18 @@
     ├── SourceProblems              exit 9: source records were skipped (the run went on)
     ├── AssumptionsDiffer           exit 10: `syncd probe` found the device differs
     ├── HostError                   exit 11: the host refused: disk full, address in use…
+    ├── Cancelled                   exit 12: the user declined, or could not be asked
     └── Interrupted                 exit 130: stopped by Ctrl-C, SIGTERM or a deadline
+
+Any other exception is a bug: the CLI prints one line naming where the traceback went
+and exits 70 (`UNEXPECTED_EXIT`); `syncd --debug` prints the traceback instead.
 
 Environmental faults that reach the CLI or the daemon as foreign exceptions (a ledger
 connection lost mid-run, a full disk) are turned into one of these by `environmental`:
 the user sees one line; the traceback goes to the debug log.
 
-Exit 1 is not an error: `plan --check` found pending changes. When several apply
+Exit 1 is not an error: `plan --check` found pending changes (`unlock`: refused without
+a terminal, nothing released); a crash never exits 1. When several apply
 outcomes hold at once, the code is the first of: 8 (actions failed or deferred), 7
 (removals blocked), 9 (records skipped), 0. `plan --check` gives 9 before 1: a skipped
 record means the plan itself is incomplete, so an administrator must look at the source
@@ -44,6 +50,7 @@ from __future__ import annotations
 import sys
 
 BODY_LIMIT = 300
+UNEXPECTED_EXIT = 70  # sysexits' EX_SOFTWARE: an internal error, never a verdict
 
 
 def cut(text: str, limit: int = BODY_LIMIT) -> str:
@@ -202,14 +209,20 @@ def environmental(error: BaseException) -> SyncdError | None:
     """
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(error, sa_exc.SQLAlchemyError):
-        cause = getattr(error, "orig", None) or error
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
-        return LedgerError(f"ledger unreachable or failing: {type(cause).__name__}: {cut(detail)}")
+        return ledger_failing(error)
     if isinstance(error, OSError):
         where = f": {error.filename}" if error.filename else ""
         text = error.strerror or str(error) or type(error).__name__
         return HostError(f"{cut(text)}{where}")
     return None
+
+
+def ledger_failing(error: BaseException) -> LedgerError:
+    """Return the one-line LedgerError for a database error (the driver's first line,
+    cut short: SQLAlchemy's own text adds lines of background)."""
+    cause = getattr(error, "orig", None) or error
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    return LedgerError(f"ledger unreachable or failing: {type(cause).__name__}: {cut(detail)}")
 
 
 def is_target_level(error: BaseException) -> bool:
@@ -222,5 +235,6 @@ def is_target_level(error: BaseException) -> bool:
 
 
 def exit_code(error: BaseException) -> int:
-    """Return the process exit code for `error` (1 is reserved for `plan --check`)."""
-    return error.exit_code if isinstance(error, SyncdError) else 2
+    """Return the process exit code for `error`: its own for a SyncdError, else 70 (a bug;
+    1 is reserved for `plan --check`)."""
+    return error.exit_code if isinstance(error, SyncdError) else UNEXPECTED_EXIT

@@ -1,16 +1,21 @@
 """The `syncd` command line. Errors become exit codes here, in one place.
 
-Exit codes: 0 success; 1 `plan --check` found pending changes (`unlock`: refused or
-declined); 2 an unexpected error;
-3 configuration; 4 source refused or unreadable; 5 ledger (unreachable, lost mid-run,
-disk full under it); 6 saved plan stale; 7 actions blocked by a safety cap; 8 target
-failures or deferred actions; 9 source records skipped; 10 `probe` found the device
-differs; 11 the host refused (disk full, read-only, permission); 130 interrupted (Ctrl-C,
-SIGTERM). `apply` gives the first of 8, 7, 9; `plan --check` 9 before 1 (see
-syncd.errors).
+Exit codes (the README's "Exit codes" table; syncd.errors holds the exceptions):
+0 success, in step; 1 `plan --check` found pending changes (`unlock`: refused without a
+terminal, nothing released); 2 usage: a bad option or argument, an unknown run, person,
+target or job; 3 configuration; 4 source refused or unreadable; 5 ledger (unreachable,
+lost mid-run, disk full under it); 6 saved plan stale; 7 removals blocked by a safety
+cap; 8 target failures or deferred actions; 9 source records skipped; 10 `probe` found
+the device differs; 11 the host refused (disk full, read-only, permission, address in
+use); 12 cancelled: a prompt declined, or a confirmation needed without a terminal and
+without `--yes`; 70 an unexpected error (a bug); 130 interrupted (Ctrl-C, SIGTERM).
+`apply` gives the first of 8, 7, 9; `plan --check` 9 before 1 (see syncd.errors).
 
 An environmental fault (a lost database connection, a full disk) is one line on the
-terminal; its traceback goes to the debug log only (`syncd.errors.environmental`).
+terminal; its traceback goes to the debug log only (`syncd.errors.environmental`). Any
+other exception is a bug: one line naming the 0600 file that holds its traceback, exit
+70 (`syncd.cli.crash`); `syncd --debug COMMAND` prints the traceback instead. A crash
+never exits 1, the code a monitoring check reads as "changes pending".
 
 Ctrl-C and SIGTERM: while an apply runs, the first one stops it on time (requests in
 flight cancelled, terminal locks released within `apply.release_timeout_s`, the run
@@ -26,12 +31,13 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Iterator
 from types import FrameType
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from syncd.cli import (
     admin,
@@ -47,8 +53,18 @@ from syncd.cli import (
 )
 from syncd.cli import daemon as daemon_cli
 from syncd.cli import probe as probe_cli
+from syncd.cli.crash import report_crash
+from syncd.cli.output import make_console
 from syncd.engine import stopping
-from syncd.errors import Interrupted, SyncdError, environmental, exit_code
+from syncd.entry import version_line
+from syncd.errors import (
+    UNEXPECTED_EXIT,
+    Cancelled,
+    Interrupted,
+    SyncdError,
+    environmental,
+    exit_code,
+)
 
 app = typer.Typer(
     name="syncd",
@@ -70,8 +86,43 @@ show.register(app)
 app.command("demo")(demo.demo)
 app.add_typer(emulate.app, name="emulate")
 
-_err = Console(stderr=True)
+_err = make_console(stderr=True)
 log = logging.getLogger("syncd.cli")
+
+
+class _Options:
+    """The options given before the command (`syncd --debug plan`)."""
+
+    debug = False
+
+
+def _print_version(asked: bool) -> None:
+    """`--version` among other options (`syncd --debug --version`); alone, syncd.entry
+    answers it without loading this module."""
+    if asked:
+        typer.echo(version_line())
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            "-V",
+            is_eager=True,
+            callback=_print_version,
+            help="Print syncd's version and exit.",
+        ),
+    ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="Print the traceback of an unexpected error (a bug)."),
+    ] = False,
+) -> None:
+    """Keep door-access systems (EF-45, CLUe) in step with HR."""
+    _Options.debug = debug
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,24 +137,30 @@ def main(argv: list[str] | None = None) -> None:
         except typer.Exit as done:
             sys.exit(done.exit_code)
         except (typer.Abort, KeyboardInterrupt) as error:
-            interrupted = isinstance(error, KeyboardInterrupt) or isinstance(
+            if isinstance(error, KeyboardInterrupt) or isinstance(
                 error.__cause__, KeyboardInterrupt
-            )
-            _err.print("interrupted" if interrupted else "aborted")
-            sys.exit(Interrupted.exit_code if interrupted else 2)
+            ):
+                _err.print("interrupted")
+                sys.exit(Interrupted.exit_code)
+            _fail(Cancelled("cancelled: no answer to the question"))  # EOF at a prompt
         except Exception as error:  # click's usage errors carry their own exit code
             _fail_foreign(error)
     sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(error: SyncdError) -> NoReturn:
-    _err.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+    _say_error(str(error))
     sys.exit(exit_code(error))
+
+
+def _say_error(text: str) -> None:
+    """Print `text` as one `error:` line on stderr, brackets and all."""
+    _err.print(Text.assemble(("error:", "red"), " ", text), soft_wrap=True)
 
 
 def _fail_foreign(error: Exception) -> NoReturn:
     """Exit for an error that is not syncd's: click's own code, or an environmental
-    fault's one line (traceback to the debug log); re-raise anything else (a bug)."""
+    fault's one line (traceback to the debug log), or a bug's line and exit 70."""
     code = getattr(error, "exit_code", None)
     if isinstance(code, int):
         show = getattr(error, "show", None)
@@ -111,10 +168,13 @@ def _fail_foreign(error: Exception) -> NoReturn:
             show()
         sys.exit(code)
     fault = environmental(error)
-    if fault is None:
-        raise error
-    log.debug("environmental fault", exc_info=error)
-    _fail(fault)
+    if fault is not None:
+        log.debug("environmental fault", exc_info=error)
+        _fail(fault)
+    if _Options.debug:
+        traceback.print_exception(error, file=sys.stderr)
+    _say_error(report_crash(error, debug=_Options.debug))
+    sys.exit(UNEXPECTED_EXIT)
 
 
 @contextlib.contextmanager

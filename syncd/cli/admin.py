@@ -5,21 +5,21 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from syncd.cli.commands import ApplyOptions, ConfigOption, open_engine, run_apply
+from syncd.cli.output import make_console
 from syncd.config import Config, load_config
 from syncd.engine.report import device_value
 from syncd.engine.run import Engine
 from syncd.engine.saved import load_saved_plan
 from syncd.engine.stored import report_paths, reports_directory
-from syncd.errors import SyncdError, UsageError
+from syncd.errors import UsageError
 from syncd.ledger import migrate, queries
 from syncd.ledger.store import create_ledger_engine
 
-console = Console()
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -41,6 +41,8 @@ def approve(
     For an apply, only the removals blocked in RUN_ID that are still blocked are released;
     new removals stay under the cap. For a stored plan, its actions (its blocked removals
     included) are applied if the source and the ledger are as it saw them (else exit 6).
+    Exit 2 for a run the ledger does not hold or with nothing left to approve; 12 when
+    declined, or without a terminal and without --yes (as `apply`).
     """
     settings = load_config(config)
     engine = open_engine(settings, None)
@@ -62,7 +64,7 @@ def _approval(engine: Engine, settings: Config, run_id: int, yes: bool) -> Apply
         return _stored_plan(settings, run_id, yes)
     released = queries.blocked_in_run(engine.ledger.engine, run_id)
     if not released:
-        raise SyncdError(f"run {run_id} has no removals still blocked: nothing to approve")
+        raise UsageError(f"run {run_id} has no removals still blocked: nothing to approve")
     console.print(f"releasing {len(released)} removal(s) blocked in run {run_id}")
     return ApplyOptions(yes=yes, released=released, trigger="approve")
 
@@ -103,10 +105,10 @@ def audit(
     for row in rows:
         head = [row.at.strftime("%Y-%m-%d %H:%M:%S"), str(row.run_id), row.target, row.op]
         for field, before, after in audit_values(row):
-            table.add_row(*(escape(cell) for cell in (*head, row.outcome, field, before, after)))
+            table.add_row(*(Text(cell) for cell in (*head, row.outcome, field, before, after)))
             head = ["", "", "", ""]
         if row.error:
-            table.add_row("", "", "", "", "error", "", "", escape(row.error))
+            table.add_row("", "", "", "", "error", "", "", Text(row.error))
     console.print(table)
 
 

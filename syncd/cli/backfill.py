@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from syncd.cli.output import make_console
 from syncd.config import check_private_file, load_config, read_secret_file
 from syncd.engine.backfill import BackfillResult, backfill, failed_terminals
 from syncd.engine.run import Engine
@@ -34,7 +35,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)"),
 ]
-console = Console()
+console = make_console()
 keys_app = typer.Typer(help="The key that encrypts biometric templates.", no_args_is_help=True)
 COLUMNS = ("seen", "new", "changed", "unchanged", "superseded", "refused")
 
@@ -48,7 +49,8 @@ def register(app: typer.Typer) -> None:
 def backfill_command(
     config: ConfigOption = None,
     target: Annotated[
-        list[str] | None, typer.Option("--target", "-t", help="Only this terminal (repeatable).")
+        list[str] | None,
+        typer.Option("--target", "-t", metavar="TARGET", help="Only this terminal (repeatable)."),
     ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the run lock.")] = 0.0,
 ) -> None:
@@ -64,7 +66,7 @@ def backfill_command(
     console.print(f"run {result.run_id}: findings: {findings or 'none'}")
     if error := failed_terminals(result):
         for name, message in sorted(result.errors.items()):
-            console.print(f"[red]{name}[/red]: {message}", highlight=False)
+            console.print(Text.assemble((name, "red"), f": {message}"))
         raise error
 
 

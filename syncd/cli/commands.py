@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from syncd.cli import tables
+from syncd.cli.output import make_console
 from syncd.cli.progress import TargetBars
 from syncd.config import CONFIG_ENV, Config, load_config
 from syncd.engine import narrow, report, stopping
@@ -21,6 +22,7 @@ from syncd.engine.report_formats import render
 from syncd.engine.run import Engine, Reading
 from syncd.engine.saved import SavedPlan, load_saved_plan
 from syncd.errors import (
+    Cancelled,
     ConfigError,
     Interrupted,
     SafetyBlocked,
@@ -40,7 +42,8 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)"),
 ]
 TargetOption = Annotated[
-    list[str] | None, typer.Option("--target", "-t", help="Only this target (repeatable).")
+    list[str] | None,
+    typer.Option("--target", "-t", metavar="TARGET", help="Only this target (repeatable)."),
 ]
 ShrinkOption = Annotated[
     bool, typer.Option("--allow-shrink", help="Accept a source that shrank past the limit.")
@@ -58,7 +61,7 @@ DeepOption = Annotated[
         "--deep", help="Observe the terminals first: repair drift, report orphans (slower)."
     ),
 ]
-console = Console()
+console = make_console()
 db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 
 
@@ -102,10 +105,11 @@ def db_upgrade(config: ConfigOption = None) -> None:
         engine.dispose()
     shown = before or "empty"
     console.print(
-        f"ledger at {after} (was {shown})" if before != after else f"ledger already at {after}"
+        f"ledger at {after} (was {shown})" if before != after else f"ledger already at {after}",
+        markup=False,
     )
     if sealed:
-        console.print(f"encrypted the PINs left in clear in {sealed} row(s)")
+        console.print(f"encrypted the PINs left in clear in {sealed} row(s)", markup=False)
 
 
 def open_engine(settings: Config, targets: list[str] | None) -> Engine:
@@ -239,8 +243,11 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
     """Apply with confirmation and progress bars; raise for failures, deferred actions,
     blocked removals and skipped source records, in that order (see syncd.errors).
 
-    Closes `engine` on the way out.
+    The question comes before any progress bar is drawn (a live display would erase
+    it). Declined, or not asked because there is no terminal and no `--yes`: the run is
+    recorded as cancelled and Cancelled (exit 12) raised. Closes `engine` on the way out.
     """
+    refusal: list[str] = []
 
     def confirm(result: Plan) -> bool:
         reading = engine.applied  # what this apply read: the people's names and values
@@ -250,12 +257,10 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
         )
         if not result.runnable() or options.yes:
             return True
-        if not sys.stdin.isatty():
-            console.print(
-                "[red]refusing to apply without --yes on a non-interactive terminal[/red]"
-            )
-            return False
-        return typer.confirm("Apply these changes?")
+        why = ask_to_apply()
+        if why is not None:
+            refusal.append(why)
+        return why is None
 
     try:
         with TargetBars(console) as bars:
@@ -271,15 +276,20 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
                 deep=options.deep,
                 trigger=options.trigger,
             )
+            for name in outcome.errors:
+                bars.fail(name)
     finally:
         engine.close()
+    if refusal:
+        raise Cancelled(f"{refusal[0]} (run {run_id} recorded as cancelled)")
     applied, failed = outcome.count("applied"), outcome.count("failed")
     deferred = sum(s.deferred for s in result.summaries)
     for name, error in sorted(outcome.errors.items()):
-        console.print(f"[red]{name}[/red]: {error}", highlight=False)
+        console.print(Text.assemble((name, "red"), f": {error}"))
     console.print(
         f"run {run_id}: {applied} applied, {failed} failed, {result.blocked} blocked, "
-        f"{deferred} deferred, {len(_skipped(engine))} source record(s) skipped"
+        f"{deferred} deferred, {len(_skipped(engine))} source record(s) skipped",
+        markup=False,
     )
     if outcome.stopped:
         raise Interrupted(
@@ -292,12 +302,35 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
             "retry time, or a quarantined target); they are retried on a later run"
         )
     if result.blocked:
-        raise SafetyBlocked(
-            f"{result.blocked} removal(s) blocked by the safety cap: review them, then "
-            f"`syncd approve {run_id}` or `syncd apply --allow-deletes N`"
-        )
+        raise SafetyBlocked(blocked_message(result, run_id, options.allow_deletes))
     if problems := _skipped(engine):
         raise SourceProblems(report.problems_line(problems))
+
+
+def ask_to_apply() -> str | None:
+    """Ask `Apply these changes? [y/N]` on the terminal; return None for yes, else why
+    not ("Apply cancelled.", or no terminal to ask on)."""
+    if not sys.stdin.isatty():
+        return "not applied: stdin is not a terminal, so nobody can answer; pass --yes to apply"
+    if typer.confirm("Apply these changes?"):
+        return None
+    return "Apply cancelled."
+
+
+def blocked_message(result: Plan, run_id: int, allow_deletes: int | None) -> str:
+    """Return what to do about the removals `result` blocked: approve the run, or the N of
+    `--allow-deletes N` that releases them all (a target's removals go all or none)."""
+    needed = max(s.blocked for s in result.summaries)
+    text = (
+        f"{result.blocked} removal(s) blocked by the safety cap: review them, then "
+        f"`syncd approve {run_id}` or `syncd apply --allow-deletes {needed}`"
+    )
+    if allow_deletes is not None and allow_deletes < needed:
+        text += (
+            f" (--allow-deletes {allow_deletes} is below the {needed} removals of one "
+            "target: a target's removals are released all together or not at all)"
+        )
+    return text
 
 
 def _skipped(engine: Engine) -> tuple[SourceProblem, ...]:

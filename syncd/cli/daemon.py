@@ -14,20 +14,20 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.console import Console
 
+from syncd.cli.output import make_console
 from syncd.config import CONFIG_ENV, load_config
 from syncd.daemon.http import parse_listen
 from syncd.daemon.jobs import JOB_NAMES
 from syncd.daemon.logs import setup_logging
 from syncd.daemon.service import Daemon
-from syncd.errors import ConfigError, SyncdError
+from syncd.errors import ConfigError, SyncdError, UsageError
 
 ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)"),
 ]
-console = Console()
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -60,7 +60,12 @@ def trigger(
     config: ConfigOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the daemon.")] = 10.0,
 ) -> None:
-    """Ask the running daemon to run JOB now (queued behind a job under way)."""
+    """Ask the running daemon to run JOB now (queued behind a job under way).
+
+    Exit 2 for a JOB that is not one of the daemon's (the valid names are listed).
+    """
+    if job not in JOB_NAMES:
+        raise UsageError(f"trigger: unknown job {job!r}; valid jobs: {', '.join(JOB_NAMES)}")
     settings = load_config(_config_path(config))
     listen = settings.daemon.metrics_listen
     if not listen:

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.text import Text
 
 from syncd.cli.admin import approve
+from syncd.cli.output import make_console
 from syncd.cli.progress import TargetBars
 from syncd.config import load_config, shipped_path
 from syncd.emulators.clue import create_clue_app
@@ -64,7 +64,7 @@ MAX_DELETES = 2
 """The demo's `[safety] max_deletes`: the second HR change has more leavers than this."""
 LEAVERS = 3
 REPORT_NAME = "report.html"
-console = Console()
+console = make_console()
 
 
 def _say(text: str) -> None:

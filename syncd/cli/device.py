@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.text import Text
 
 from syncd.cli.commands import ConfigOption, TargetOption
+from syncd.cli.output import make_console
 from syncd.config import load_config
 from syncd.engine.clock import set_device_clocks
 from syncd.engine.run import Engine
 from syncd.errors import TargetError
 from syncd.ledger.runlock import run_lock
 
-console = Console()
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
@@ -44,8 +45,8 @@ def device_clock(
     for result in sorted(results.values(), key=lambda r: r.target):
         if result.ok and not quiet:
             shown = result.set_to.isoformat(sep=" ") if result.set_to else ""
-            console.print(f"{result.target}: clock set to {shown}", highlight=False)
+            console.print(f"{result.target}: clock set to {shown}")
         elif not result.ok:
-            console.print(f"[red]{result.target}: not set:[/red] {result.error}", highlight=False)
+            console.print(Text.assemble((f"{result.target}: not set:", "red"), f" {result.error}"))
     if failed:
         raise TargetError(f"{len(failed)} terminal clock(s) not set")

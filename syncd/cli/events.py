@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from syncd.cli.output import make_console
 from syncd.config import load_config
 from syncd.engine.events import CollectReport, collect_events
 from syncd.engine.run import Engine
@@ -23,7 +23,7 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)"),
 ]
-console = Console()
+console = make_console()
 events_app = typer.Typer(help="Access events collected from the targets.", no_args_is_help=True)
 
 
@@ -36,7 +36,8 @@ def register(app: typer.Typer) -> None:
 def collect(
     config: ConfigOption = None,
     target: Annotated[
-        list[str] | None, typer.Option("--target", "-t", help="Only this target (repeatable).")
+        list[str] | None,
+        typer.Option("--target", "-t", metavar="TARGET", help="Only this target (repeatable)."),
     ] = None,
     wait: Annotated[float, typer.Option(help="Seconds to wait for the run lock.")] = 0.0,
 ) -> None:

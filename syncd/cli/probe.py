@@ -16,21 +16,22 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from syncd.cli.commands import ConfigOption
+from syncd.cli.output import make_console
 from syncd.config import load_config
 from syncd.engine.run import Engine
 from syncd.errors import AssumptionsDiffer, ConfigError, TargetError
 from syncd.ledger.runlock import run_lock
 from syncd.targets.probing import Probeable, ProbeReport
 
-console = Console()
+console = make_console()
 _MARKS = {
-    True: "[green]holds[/green]",
-    False: "[red]differs[/red]",
-    None: "[yellow]unchecked[/yellow]",
+    True: Text("holds", style="green"),
+    False: Text("differs", style="red"),
+    None: Text("unchecked", style="yellow"),
 }
 
 

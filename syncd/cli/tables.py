@@ -1,12 +1,16 @@
-"""Rich tables for `syncd status` and `syncd history`."""
+"""Rich tables for `syncd status` and `syncd history`.
+
+Cells are `Text`, never markup: a target name, a run's message or a count key prints as
+written whatever console shows the table.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from syncd.errors import cut
 from syncd.ledger.queries import RunRow, TargetStatus
@@ -30,7 +34,7 @@ def status_table(rows: Sequence[TargetStatus]) -> Table:
     table.add_column("last error (UTC)")
     for row in rows:
         table.add_row(
-            row.target,
+            Text(row.target),
             str(row.held),
             str(row.ok),
             str(row.failed),
@@ -43,18 +47,18 @@ def status_table(rows: Sequence[TargetStatus]) -> Table:
     return table
 
 
-def _last_error(row: TargetStatus) -> str:
+def _last_error(row: TargetStatus) -> Text:
     if row.last_error is None:
-        return ""
-    return escape(f"{_when(row.last_error_at)} {cut(row.last_error, ERROR_WIDTH)}")
+        return Text("")
+    return Text(f"{_when(row.last_error_at)} {cut(row.last_error, ERROR_WIDTH)}")
 
 
-def _health(row: TargetStatus) -> str:
+def _health(row: TargetStatus) -> Text:
     if row.quarantined_since is not None:
-        return f"[red]quarantined[/red] since {_when(row.quarantined_since)}"
+        return Text.assemble(("quarantined", "red"), f" since {_when(row.quarantined_since)}")
     if row.consecutive_failures:
-        return f"[yellow]{row.consecutive_failures} failed run(s) in a row[/yellow]"
-    return "ok"
+        return Text(f"{row.consecutive_failures} failed run(s) in a row", style="yellow")
+    return Text("ok")
 
 
 def history_table(rows: Sequence[RunRow]) -> Table:
@@ -70,6 +74,12 @@ def history_table(rows: Sequence[RunRow]) -> Table:
         kind = f"{row.kind} (dry)" if row.dry_run else row.kind
         skipped = str(row.skipped) if row.skipped else ""
         table.add_row(
-            str(row.id), kind, row.trigger, _when(row.started_at), row.outcome, skipped, counts
+            str(row.id),
+            Text(kind),
+            Text(row.trigger),
+            _when(row.started_at),
+            Text(row.outcome),
+            skipped,
+            Text(counts),
         )
     return table

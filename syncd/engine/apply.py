@@ -96,6 +96,9 @@ class Progress(Protocol):
     def advance(self, target: str) -> None:
         """One action of `target` is done (applied or failed)."""
 
+    def fail(self, target: str) -> None:
+        """`target` failed as a whole: its remaining actions are given up (failed)."""
+
 
 class NoProgress:
     """A Progress that shows nothing."""
@@ -104,6 +107,9 @@ class NoProgress:
         """Ignore."""
 
     def advance(self, target: str) -> None:
+        """Ignore."""
+
+    def fail(self, target: str) -> None:
         """Ignore."""
 
 
@@ -236,8 +242,7 @@ class Applier:
                 self._outcome(a, "failed", error=_describe(exc)) for a in actions[state.done :]
             ]
             await self._group.write(failed)
-            for _ in failed:
-                self.progress.advance(target.name)
+            self.progress.fail(target.name)
         finally:
             self._group.producers -= 1  # the others' groups stop waiting for this target
             if state.committing is not None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from syncd.config import Config, CsvSourceConfig, LdapSourceConfig
-from syncd.errors import ConfigError
+from syncd.errors import UsageError
 from syncd.mapping import load_mapping
 from syncd.sources.base import Source
 from syncd.sources.csv import CsvSource
@@ -52,10 +52,12 @@ def build_targets(
     `templates` resolves template digests to bytes when a target applies;
     `template_digest` (the ledger's keyed digest) lets a target observe its templates;
     `lock_memos(name)` gives a target the memo of its lock (`targets.base.Memo`). Raise
-    ConfigError naming a target whose `type` no target kind serves.
+    ConfigError naming a target whose `type` no target kind serves, UsageError for a
+    name in `only` that syncd.toml does not configure (a typo on the command line).
     """
     if only is not None and (unknown := only - set(config.targets)):
-        raise ConfigError(f"unknown target(s): {', '.join(sorted(unknown))}")
+        known = ", ".join(sorted(config.targets)) or "none configured"
+        raise UsageError(f"unknown target(s): {', '.join(sorted(unknown))} (known: {known})")
     transports = transports or {}
     targets: dict[str, Target] = {}
     for name, target_config in config.targets.items():

@@ -15,7 +15,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from syncd.errors import LedgerError
+from syncd.errors import LedgerError, ledger_failing
 from syncd.ledger.schema import events, target_records
 from syncd.model import ALLOWED, DENIED, AccessEvent
 
@@ -85,7 +85,7 @@ def store_events(engine: sa.Engine, batch: Iterable[AccessEvent], now: datetime)
                 )
                 stored += len(result.all())
     except sa.exc.OperationalError as exc:
-        raise LedgerError(f"ledger unreachable: {exc.orig}") from None
+        raise ledger_failing(exc) from None
     return stored
 
 

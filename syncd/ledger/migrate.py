@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from syncd.config import shipped_path
-from syncd.errors import ConfigError, LedgerError
+from syncd.errors import ConfigError, LedgerError, ledger_failing
 
 
 def migrations_dir() -> Path:
@@ -62,7 +62,7 @@ def check_schema(engine: sa.Engine) -> None:
     try:
         current = current_revision(engine)
     except sa.exc.SQLAlchemyError as exc:
-        raise LedgerError(f"ledger unreachable: {type(exc).__name__}: {exc}") from None
+        raise ledger_failing(exc) from None
     head = head_revision()
     if current != head:
         shown = current or "empty"

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from syncd.errors import ConfigError, LedgerError
+from syncd.errors import ConfigError, ledger_failing
 from syncd.ledger import migrate
 from syncd.ledger.files import prepare_sqlite_file, sqlite_path
 from syncd.ledger.heldload import load_held_tables, load_records
@@ -137,7 +137,7 @@ class Ledger:
         try:
             return self.engine.begin()
         except sa.exc.OperationalError as exc:
-            raise LedgerError(f"ledger unreachable: {exc.orig}") from None
+            raise ledger_failing(exc) from None
 
     # people -----------------------------------------------------------------------------
 

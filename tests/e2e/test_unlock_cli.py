@@ -72,9 +72,9 @@ def test_unlock_releases_the_remembered_lock_by_its_uid(world: DaemonWorld) -> N
         assert memo.recall() is None
 
 
-def test_unlock_of_an_unknown_target_is_a_config_error(world: DaemonWorld) -> None:
+def test_unlock_of_an_unknown_target_is_a_usage_error(world: DaemonWorld) -> None:
     done = world.cli("unlock", "nosuch", "--yes")
-    assert done.returncode == 3 and "unknown target" in done.stderr
+    assert done.returncode == 2 and "unknown target" in done.stderr
 
 
 @pytest.mark.parametrize(
