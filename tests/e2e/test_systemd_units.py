@@ -56,8 +56,26 @@ def test_exposure_is_at_most_two(analyze: str, name: str) -> None:
     assert float(found.group(1)) <= 2.0, done.stdout[-3000:]
 
 
-def test_sysusers_and_tmpfiles_name_the_same_user() -> None:
+def test_the_drop_directory_group_is_made_and_given_to_both_services() -> None:
     sysusers = (UNITS / "sysusers.d" / "syncd.conf").read_text(encoding="utf-8")
     tmpfiles = (UNITS / "tmpfiles.d" / "syncd.conf").read_text(encoding="utf-8")
-    assert re.search(r"^u\s+syncd\s", sysusers, re.M)
-    assert re.search(r"^d\s+/var/lib/syncd\s+0700\s+syncd\s+syncd", tmpfiles, re.M)
+    assert re.search(r"^g\s+syncd-import\s", sysusers, re.M)
+    assert re.search(r"^d\s+/var/lib/syncd-import\s+2770\s+root\s+syncd-import", tmpfiles, re.M)
+    for name in ("syncd.service", "syncd-plan.service"):
+        unit = (UNITS / name).read_text(encoding="utf-8")
+        assert re.search(r"^SupplementaryGroups=syncd-import$", unit, re.M), name
+
+
+@pytest.mark.parametrize("name", ["syncd.service", "syncd-plan.service"])
+def test_credentials_come_from_the_credential_store_so_a_missing_one_is_skipped(
+    name: str,
+) -> None:
+    # systemd 252 fails a unit whose LoadCredential= names a missing absolute path, but
+    # skips a missing credential-store name (a PATH without "/"): every secret is optional.
+    unit = (UNITS / name).read_text(encoding="utf-8")
+    loads = re.findall(r"^LoadCredential=([\w.-]+):(\S+)$", unit, re.M)
+    assert {cred for cred, _ in loads} == {
+        "ldap-password", "clue-api-key", "template-key", "pin-key"
+    }
+    for credential, path in loads:
+        assert path == f"syncd.{credential}"
