@@ -75,7 +75,10 @@ def test_credentials_come_from_the_credential_store_so_a_missing_one_is_skipped(
     unit = (UNITS / name).read_text(encoding="utf-8")
     loads = re.findall(r"^LoadCredential=([\w.-]+):(\S+)$", unit, re.M)
     assert {cred for cred, _ in loads} == {
-        "ldap-password", "clue-api-key", "template-key", "pin-key"
+        "ldap-password",
+        "clue-api-key",
+        "template-key",
+        "pin-key",
     }
     for credential, path in loads:
         assert path == f"syncd.{credential}"
