@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.test_systemd_units import assert_exposure_at_most_two
 from tests.fixtures.services import skip_or_fail
 
 pytestmark = pytest.mark.slow
@@ -298,13 +299,4 @@ def test_the_installed_units_verify(installed: Installed, tmp_path: Path) -> Non
 def test_the_installed_service_is_rated_ok_by_systemd_analyze_security(
     installed: Installed, tmp_path: Path
 ) -> None:
-    unit = installed_units(installed, tmp_path)[0]
-    done = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", str(unit)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    found = re.search(r"Overall exposure level for \S+: ([\d.]+)", done.stdout)
-    assert found, done.stdout[-2000:] + done.stderr
-    assert float(found.group(1)) <= 2.0, done.stdout[-3000:]
+    assert_exposure_at_most_two("systemd-analyze", installed_units(installed, tmp_path)[0])
