@@ -190,6 +190,31 @@ def shipped_path(*parts: str) -> Path:
     raise ConfigError(f"{'/'.join(parts)} is missing from this installation of syncd")
 
 
+BUILTIN = "builtin:"
+"""Prefix of a mapping shipped with syncd: `mapping = "builtin:hr-csv"`."""
+
+
+def builtin_mappings() -> list[str]:
+    """Return the names of the mappings shipped with syncd (`hr-csv`, ...), sorted."""
+    return sorted(path.stem for path in shipped_path("mappings").glob("*.toml"))
+
+
+def resolve_mapping(mapping: Path, base: Path, setting: str) -> Path:
+    """Return the file a source's `mapping` names: `builtin:NAME` is the mapping shipped
+    with syncd (in the installed package, so `pip install .` is enough), anything else a
+    path, relative ones under `base`. Raise ConfigError naming `setting` and the known
+    names for an unknown built-in."""
+    text = str(mapping)
+    if not text.startswith(BUILTIN):
+        return base / mapping
+    name = text.removeprefix(BUILTIN)
+    known = builtin_mappings()
+    if name not in known:
+        names = ", ".join(BUILTIN + known_name for known_name in known)
+        raise ConfigError(f"{setting}: unknown built-in mapping {text!r} (known: {names})")
+    return shipped_path("mappings", f"{name}.toml")
+
+
 class LedgerConfig(_Strict):
     """Where the ledger lives (SQLAlchemy URL: SQLite file or PostgreSQL) and the key of its
     PINs (`ledger.pinkey`): `pin_key`, else a subkey of the `[templates]` key, else the
@@ -538,13 +563,21 @@ def load_config(path: Path | str | None = None) -> Config:
         raw = tomllib.loads(chosen.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{chosen}: no such file (use --config or ${CONFIG_ENV})") from None
+    except OSError as exc:
+        # Typically a service user that may not read the file (docs/service.md: 0644).
+        raise ConfigError(f"{chosen}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{chosen}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{chosen}: not valid TOML: {exc}") from None
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(chosen, exc)) from None
-    return resolve_paths(config, chosen.resolve().parent)
+    try:
+        return resolve_paths(config, chosen.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{chosen}: {exc}") from None
 
 
 def format_validation_error(path: Path, exc: ValidationError) -> str:
@@ -607,10 +640,12 @@ def _is_union_tag(part: object) -> bool:
 
 
 def resolve_paths(config: Config, base: Path) -> Config:
-    """Return `config` with relative file paths (and a relative SQLite URL) made absolute."""
+    """Return `config` with relative file paths (and a relative SQLite URL) made absolute
+    and `builtin:` mappings resolved; raise ConfigError for an unknown built-in mapping."""
     sources: dict[str, SourceConfig] = {}
     for name, source in config.sources.items():
-        update: dict[str, Path] = {"mapping": base / source.mapping}
+        mapping = resolve_mapping(source.mapping, base, f"sources.{name}.mapping")
+        update: dict[str, Path] = {"mapping": mapping}
         if isinstance(source, CsvSourceConfig):
             update["path"] = base / source.path
         sources[name] = source.model_copy(update=update)

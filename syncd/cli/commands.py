@@ -37,9 +37,16 @@ from syncd.ledger.store import create_ledger_engine
 from syncd.model import Plan
 from syncd.sources.base import SourceProblem
 
+# readable=False: load_config reports a file it cannot read as a configuration error
+# (exit 3), as for $SYNCD_CONFIG, instead of click's usage error (exit 2).
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)"),
+    typer.Option(
+        "--config",
+        "-c",
+        help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)",
+        readable=False,
+    ),
 ]
 TargetOption = Annotated[
     list[str] | None,

@@ -23,9 +23,16 @@ from syncd.daemon.logs import setup_logging
 from syncd.daemon.service import Daemon
 from syncd.errors import ConfigError, SyncdError, UsageError
 
+# readable=False: load_config reports a file it cannot read as a configuration error
+# (exit 3), as for $SYNCD_CONFIG, instead of click's usage error (exit 2).
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)"),
+    typer.Option(
+        "--config",
+        "-c",
+        help="syncd.toml (default: $SYNCD_CONFIG or ./syncd.toml)",
+        readable=False,
+    ),
 ]
 console = make_console()
 

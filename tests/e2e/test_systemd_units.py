@@ -43,10 +43,10 @@ def test_units_verify(analyze: str, tmp_path: Path) -> None:
     assert "syncd" not in done.stderr, done.stderr  # no warning about our units
 
 
-@pytest.mark.parametrize("name", ["syncd.service", "syncd-plan.service"])
-def test_exposure_is_at_most_two(analyze: str, name: str) -> None:
+def assert_exposure_at_most_two(analyze: str, unit: Path) -> None:
+    """Assert `systemd-analyze security` rates the unit file `unit` 2.0 ("OK") or better."""
     done = subprocess.run(
-        [analyze, "security", "--offline=yes", str(UNITS / name)],
+        [analyze, "security", "--offline=yes", str(unit)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -56,8 +56,34 @@ def test_exposure_is_at_most_two(analyze: str, name: str) -> None:
     assert float(found.group(1)) <= 2.0, done.stdout[-3000:]
 
 
-def test_sysusers_and_tmpfiles_name_the_same_user() -> None:
+@pytest.mark.parametrize("name", ["syncd.service", "syncd-plan.service"])
+def test_exposure_is_at_most_two(analyze: str, name: str) -> None:
+    assert_exposure_at_most_two(analyze, UNITS / name)
+
+
+def test_the_drop_directory_group_is_made_and_given_to_both_services() -> None:
     sysusers = (UNITS / "sysusers.d" / "syncd.conf").read_text(encoding="utf-8")
     tmpfiles = (UNITS / "tmpfiles.d" / "syncd.conf").read_text(encoding="utf-8")
-    assert re.search(r"^u\s+syncd\s", sysusers, re.M)
-    assert re.search(r"^d\s+/var/lib/syncd\s+0700\s+syncd\s+syncd", tmpfiles, re.M)
+    assert re.search(r"^g\s+syncd-import\s", sysusers, re.M)
+    assert re.search(r"^d\s+/var/lib/syncd-import\s+2770\s+root\s+syncd-import", tmpfiles, re.M)
+    for name in ("syncd.service", "syncd-plan.service"):
+        unit = (UNITS / name).read_text(encoding="utf-8")
+        assert re.search(r"^SupplementaryGroups=syncd-import$", unit, re.M), name
+
+
+@pytest.mark.parametrize("name", ["syncd.service", "syncd-plan.service"])
+def test_credentials_come_from_the_credential_store_so_a_missing_one_is_skipped(
+    name: str,
+) -> None:
+    # systemd 252 fails a unit whose LoadCredential= names a missing absolute path, but
+    # skips a missing credential-store name (a PATH without "/"): every secret is optional.
+    unit = (UNITS / name).read_text(encoding="utf-8")
+    loads = re.findall(r"^LoadCredential=([\w.-]+):(\S+)$", unit, re.M)
+    assert {cred for cred, _ in loads} == {
+        "ldap-password",
+        "clue-api-key",
+        "template-key",
+        "pin-key",
+    }
+    for credential, path in loads:
+        assert path == f"syncd.{credential}"
