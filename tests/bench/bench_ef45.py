@@ -42,10 +42,10 @@ import httpx
 from syncd.config import load_config, shipped_path
 from syncd.emulators.hr_sample import sample_rows, write_people_csv
 from syncd.emulators.server import free_port
-from syncd.engine.plan import Plan
 from syncd.engine.run import Engine
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
+from syncd.model import Plan
 
 USERS = int(os.environ.get("BENCH_EF45_USERS", "200"))
 LATENCIES_MS = (20.0, 50.0)
@@ -224,8 +224,7 @@ def _rows(latency_ms: float, one: Applied, many: Applied, bare_ms: float) -> lis
     for run in (one, many):
         rows.append(
             {
-                "case": f"client CPU per request, {run.terminals} terminal(s) "
-                f"@ {latency_ms:g} ms",
+                "case": f"client CPU per request, {run.terminals} terminal(s) @ {latency_ms:g} ms",
                 "figure": f"{run.per_request_ms:.2f} ms",
                 "target": f"≤ {CPU_TARGET_MS} ms",
                 "anchor": f"bare httpx.AsyncClient GET: {bare_ms:.2f} ms",
