@@ -59,7 +59,7 @@ def _approval(engine: Engine, settings: Config, run_id: int, yes: bool) -> Apply
     a plan not stored, SyncdError for an apply with nothing still blocked."""
     dry = queries.run_is_dry(engine.ledger.engine, run_id)
     if dry is None:
-        raise UsageError(f"no run {run_id} in the ledger (see `syncd history`)")
+        raise UsageError(f"approve {run_id}: no such run in the ledger (see `syncd history`)")
     if dry:
         return _stored_plan(settings, run_id, yes)
     released = queries.blocked_in_run(engine.ledger.engine, run_id)

@@ -105,8 +105,9 @@ def test_json_report_is_by_person_with_names(made: Made) -> None:
     assert [s["name"] for s in document["sources"]] == ["hr"]
     people = {p["key"]: p for p in document["people"]}
     leaver = people[made.changes.terminated]
-    assert leaver["name"] and leaver["what"] == ["leaves: access removed at lobby, lab, garage"]
-    assert [a["op"] for a in leaver["actions"]] == ["disable"] * 3
+    where = "lobby, lab, garage, hq"  # the demo's three EF-45 terminals and its CLUe place
+    assert leaver["name"] and leaver["what"] == [f"leaves: access removed at {where}"]
+    assert [a["op"] for a in leaver["actions"]] == ["disable"] * 4
     assert leaver["actions"][0]["changes"]["access_allowed"] == [True, False]
     card = people[made.changes.card_changed]["what"][0]
     assert card.startswith("card ") and " " not in card.split("→")[1].strip()  # decimal
@@ -114,7 +115,7 @@ def test_json_report_is_by_person_with_names(made: Made) -> None:
     assert people[made.changes.ends]["what"][0] == "access until 2031-03-31"
     hired = people[made.changes.hired]
     assert hired["name"] == "Amélie N'Diaye"
-    assert hired["what"][0].startswith("hired: created ahead at lobby, lab, garage, no access")
+    assert hired["what"][0].startswith(f"hired: created ahead at {where}, no access")
     assert "fingerprint" in document  # still a plan `apply --plan` takes
 
 
@@ -126,7 +127,7 @@ def test_show_renders_a_saved_plan_again(made: Made) -> None:
     document = json.loads(made.json_path.read_text(encoding="utf-8"))
     for person in document["people"]:
         assert f"{person['key']}  {person['name']}" in text
-    assert "leaves: access removed at lobby, lab, garage" in text
+    assert "leaves: access removed at lobby, lab, garage, hq" in text
     assert "access_allowed" not in text  # device detail only with --verbose
     verbose = syncd(made.workdir, "show", str(made.json_path), "--verbose").stdout
     assert "access_allowed: true → false" in verbose
