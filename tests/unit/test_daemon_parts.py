@@ -24,7 +24,6 @@ from syncd.daemon.logs import JsonFormatter, KvFormatter
 from syncd.daemon.metrics import DaemonMetrics
 from syncd.daemon.notify import Notifier, Watchdog, socket_address, watchdog_interval
 from syncd.emulators.server import free_port
-from syncd.errors import ConfigError
 
 
 def _receiver(address: str | bytes) -> socket.socket:
