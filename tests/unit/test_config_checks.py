@@ -32,7 +32,9 @@ def _problems(tmp_path: Path, text: str) -> list[str]:
 
 
 def test_every_bad_value_is_reported_at_once_with_its_path(tmp_path: Path) -> None:
-    text = CSV.format(source="hr") + """
+    text = (
+        CSV.format(source="hr")
+        + """
 [access]
 time_zone = "Europe/Berlinn"
 
@@ -52,6 +54,7 @@ place_id = 7
 api_key = {credential = "../x"}
 time_zone = "Nowhere"
 """
+    )
     problems = _problems(tmp_path, text)
     wrong = sorted(line.split(":")[0] for line in problems)
     assert wrong == [
@@ -69,12 +72,15 @@ time_zone = "Nowhere"
 
 @pytest.mark.parametrize("kind", ["clue", "ef45"])
 def test_a_target_named_like_a_kind_keeps_its_name(tmp_path: Path, kind: str) -> None:
-    text = CSV.format(source="csv") + f"""
+    text = (
+        CSV.format(source="csv")
+        + f"""
 [targets.{kind}]
 type = "clue"
 place_id = 7
 apikey = {{env = "X"}}
 """
+    )
     problems = _problems(tmp_path, text)
     assert problems == [
         f"targets.{kind}.api_key: Field required",
@@ -97,7 +103,9 @@ url = "http://127.0.0.1:1"
 
 
 def test_a_good_config_loads(tmp_path: Path) -> None:
-    text = CSV.format(source="hr") + """
+    text = (
+        CSV.format(source="hr")
+        + """
 [daemon]
 reconcile_cron = "*/5 6-20 * * mon-fri"
 
@@ -107,6 +115,7 @@ url = "http://127.0.0.1:1"
 time_zone = "Europe/Berlin"
 batch_min_version = "1.3"
 """
+    )
     (tmp_path / "syncd.toml").write_text(text, encoding="utf-8")
     config = load_config(tmp_path / "syncd.toml")
     assert config.daemon.reconcile_cron == "*/5 6-20 * * mon-fri"
