@@ -24,6 +24,9 @@ class Faults:
     """The response time: the answer leaves this long after the request arrived."""
     stall_ms: float = 0.0
     """A wait before the device acts at all (a request slow on its way in)."""
+    stall_arrived: threading.Event = field(default_factory=threading.Event, repr=False)
+    """Set when a request starts its `stall_ms` wait: a test that must act while a
+    request is in flight (cancel it) waits on this, never on a sleep of its own."""
     error_rate: float = 0.0
     timeout_rate: float = 0.0
     timeout_s: float = 30.0
@@ -86,6 +89,7 @@ class FaultMiddleware:
         if faults.latency_ms:
             send = _answering_after(faults.latency_ms / 1000, send)
         if faults.stall_ms:
+            faults.stall_arrived.set()
             await asyncio.sleep(faults.stall_ms / 1000)
         if faults.roll(faults.drop_rate):
             await _drop_midway(send)

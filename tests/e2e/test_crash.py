@@ -1,8 +1,9 @@
-"""Crash safety: `kill -9` of `syncd apply` at random instants loses nothing, duplicates nothing.
+"""Crash safety: `kill -9` of `syncd apply` mid-run loses nothing, duplicates nothing.
 
-The CLI runs as a real process against emulated terminals slowed down so that a kill
-lands mid-run; it is killed several times at random points (the seed is printed), then
-allowed to finish. The terminals must then hold exactly the HR people, no user may have
+The CLI runs as a real process against emulated terminals slowed down; it is killed
+several times, each once the ledger shows its run and a random number of its outcomes
+recorded (the seed is printed), so every kill lands mid-run; then it is allowed to
+finish. The terminals must then hold exactly the HR people, no user may have
 been created twice, the terminals must be unlocked, and the ledger must agree.
 """
 
@@ -26,19 +27,35 @@ from tests.integration.test_convergence_property import assert_never_added_twice
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)]
 
 
-def kill_apply_at_random(env: SyncdEnv, rng: random.Random, times: int) -> int:
-    """Start `syncd apply` and SIGKILL it after a random delay, `times` times; return kills."""
+def recorded(ledger: sa.Engine) -> int:
+    """Return how many runs and outcomes the ledger has recorded (each outcome but a
+    "pending" adds a `changes` row; each run a `runs` row)."""
+    with ledger.connect() as conn:
+        query = "SELECT (SELECT count(*) FROM runs) + (SELECT count(*) FROM changes)"
+        return int(conn.execute(sa.text(query)).scalar_one())
+
+
+def kill_apply_mid_run(env: SyncdEnv, rng: random.Random, times: int) -> int:
+    """Start `syncd apply` and SIGKILL it once the ledger has recorded its run and a random
+    0 to 5 of its outcomes (so the kill lands mid-run, wherever the run is), `times`
+    times; return the number of runs killed (a run that ended first is not)."""
+    ledger = sa.create_engine(env.ledger_url)
     kills = 0
-    for _ in range(times):
-        process = subprocess.Popen(
-            [*SYNCD, "apply", "--yes"], cwd=env.workdir,
-            env=env.environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        time.sleep(rng.uniform(0.8, 2.5))  # process start-up takes ~0.8 s
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait()
+    try:
+        for _ in range(times):
+            wanted = recorded(ledger) + 1 + rng.randint(0, 5)
+            process = subprocess.Popen(
+                [*SYNCD, "apply", "--yes"], cwd=env.workdir,
+                env=env.environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            while process.poll() is None and recorded(ledger) < wanted:
+                time.sleep(0.005)  # polls the ledger: the kill follows what the run recorded
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                kills += 1
+            process.wait()
+    finally:
+        ledger.dispose()
     return kills
 
 
@@ -70,10 +87,10 @@ def test_kill_minus_nine_at_random_points_then_converge(syncd_env: SyncdEnv) -> 
     print(f"crash test seed: {seed}")
     rng = random.Random(seed)
     syncd_env.slow_terminals(latency_ms=60)
-    kills = kill_apply_at_random(syncd_env, rng, 4)
+    kills = kill_apply_mid_run(syncd_env, rng, 4)
     apply_demo_changes(syncd_env.csv_path)
-    kills += kill_apply_at_random(syncd_env, rng, 3)
-    assert kills >= 3, "the runs finished before the kills: slow the terminals more"
+    kills += kill_apply_mid_run(syncd_env, rng, 3)
+    assert kills == 7, "a run ended before its kill: slow the terminals more"
     final = final_apply(syncd_env)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     assert syncd_env.run("plan", "--check").returncode == 0
@@ -97,18 +114,18 @@ def test_kill_minus_nine_with_a_clue_target_in_the_mix(syncd_clue_env: ClueEnv) 
         "min_interval_ms = 200" if line.startswith("min_interval_ms") else line
         for line in clue_target_lines(clue.server.url, clue.key_file)
     ]
-    # 40 creates take > 8 s, more than the first three runs can do before their kills
-    # (each works 1.7 s at most), so at least three kills land mid-run, in the cloud too.
+    # 40 creates take > 8 s, far more than a run does before its kill (at most 5 outcomes
+    # past its start), so every kill lands mid-run, in the cloud too.
     clue.use_target(*paced)
     clue.state.duplicate_keys = "accept"  # nothing but syncd's lookup stops a second auth
     seed = random.randrange(1_000_000)
     print(f"crash test seed: {seed}")
     rng = random.Random(seed)
     env.slow_terminals(latency_ms=100)
-    kills = kill_apply_at_random(env, rng, 3)
+    kills = kill_apply_mid_run(env, rng, 3)
     changes = apply_demo_changes(env.csv_path)
-    kills += kill_apply_at_random(env, rng, 3)
-    assert kills >= 3, "the runs finished before the kills: slow the targets more"
+    kills += kill_apply_mid_run(env, rng, 3)
+    assert kills == 6, "a run ended before its kill: slow the targets more"
     final = final_apply(env)
     assert final.returncode == 0, final.stdout[-2000:] + final.stderr[-2000:]
     assert env.run("plan", "--check").returncode == 0

@@ -95,6 +95,20 @@ def test_configuration_errors_are_3_with_a_typo_hint(syncd_env: SyncdEnv) -> Non
     assert "Extra inputs" not in done.stderr
 
 
+def test_a_bad_terminal_zone_is_a_configuration_error_3(syncd_env: SyncdEnv) -> None:
+    syncd_env.extra_config = [
+        "[targets.zoned]",
+        'type = "ef45"',
+        'url = "http://127.0.0.1:1"',
+        'time_zone = "Europe/Berlinn"',
+    ]
+    syncd_env.write_config()
+    done = syncd_env.run("plan")
+    assert done.returncode == 3, done.stderr
+    assert "targets.zoned.time_zone: Value error, unknown time zone 'Europe/Berlinn'" in done.stderr
+    assert "ZoneInfoNotFoundError" not in done.stderr + done.stdout
+
+
 def test_unreachable_ledger_is_5(syncd_env: SyncdEnv) -> None:
     syncd_env.ledger_url = "postgresql://syncd@127.0.0.1:1/nothing"  # nothing listens on 1
     syncd_env.write_config()

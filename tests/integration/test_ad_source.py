@@ -256,10 +256,6 @@ def test_ldaps_and_starttls_verified_with_the_samba_ca(dc: SambaDC, make_source:
         make_source(url=dc.ldaps_url, tls_server_name=dc.tls_server_name).read()
 
 
-def test_ca_file_is_a_pem_certificate(dc: SambaDC) -> None:
-    assert Path(dc.ca_file).read_text().startswith("-----BEGIN CERTIFICATE-----")
-
-
 def test_account_expired_in_the_past_loses_access_on_the_terminal(
     dc: SambaDC, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, ledger_url: str
 ) -> None:

@@ -85,17 +85,14 @@ async def test_lock_released_after_an_error_inside(
 async def test_lock_released_after_cancellation_mid_request(
     ef45_server: EmulatorServer, ef45_state: Ef45State, ef45_faults: Faults
 ) -> None:
-    inside = asyncio.Event()
-
     async def session() -> None:
         async with client(ef45_server) as ef45:
-            ef45_faults.stall_ms = 300  # the next request hangs long enough to cancel
-            inside.set()
+            ef45_faults.stall_ms = 5000  # the next request hangs until it is cancelled
             await ef45.get_user("a")
 
     task = asyncio.create_task(session())
-    await inside.wait()
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(ef45_faults.stall_arrived.wait, 10)  # GET is at the device
+    ef45_faults.stall_ms = 0  # the release (DELETE /lock) goes through at once
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -105,16 +102,13 @@ async def test_lock_released_after_cancellation_mid_request(
 async def test_release_survives_a_cancellation_during_exit(
     ef45_server: EmulatorServer, ef45_state: Ef45State, ef45_faults: Faults
 ) -> None:
-    exiting = asyncio.Event()
-
     async def session() -> None:
         async with client(ef45_server):
-            ef45_faults.stall_ms = 200  # holds the DELETE /lock of the exit before it acts
-            exiting.set()
+            ef45_faults.stall_ms = 300  # holds the DELETE /lock of the exit before it acts
 
     task = asyncio.create_task(session())
-    await exiting.wait()
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(ef45_faults.stall_arrived.wait, 10)  # DELETE is at the device
+    assert not task.done()
     task.cancel()  # lands while the release is in flight
     with pytest.raises(asyncio.CancelledError):
         await task

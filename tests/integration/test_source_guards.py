@@ -76,7 +76,9 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
 
 
 def assert_refused_untouched(engine: Engine, call: Callable[[], object], words: str) -> None:
-    """Assert `call` raises SourceRefused mentioning `words` and the ledger did not change."""
+    """Assert `call` raises SourceRefused mentioning `words` (a regular expression that
+    must say something: "" would match any refusal) and the ledger did not change."""
+    assert words.strip(), "name the refusal expected"
     before = snapshot(engine)
     with pytest.raises(SourceRefused, match=words):
         call()
@@ -212,8 +214,9 @@ def csv_engine(tmp_path: Path, ledger_url: str, terminal_url: str) -> Iterator[E
 
 def test_csv_empty_export_is_refused(csv_engine: Engine, tmp_path: Path) -> None:
     write_people_csv(tmp_path / "people.csv", [])
-    assert_refused_untouched(csv_engine, lambda: csv_engine.apply(allow_shrink=True), "")
-    assert_refused_untouched(csv_engine, csv_engine.read, "")
+    no_rows = "people.csv: no data rows after the header"
+    assert_refused_untouched(csv_engine, lambda: csv_engine.apply(allow_shrink=True), no_rows)
+    assert_refused_untouched(csv_engine, csv_engine.read, no_rows)
 
 
 def test_csv_shrink_is_refused_unless_allowed(csv_engine: Engine, tmp_path: Path) -> None:

@@ -24,7 +24,6 @@ from syncd.daemon.logs import JsonFormatter, KvFormatter
 from syncd.daemon.metrics import DaemonMetrics
 from syncd.daemon.notify import Notifier, Watchdog, socket_address, watchdog_interval
 from syncd.emulators.server import free_port
-from syncd.errors import ConfigError
 
 
 def _receiver(address: str | bytes) -> socket.socket:
@@ -129,11 +128,11 @@ def test_job_table_triggers_follow_the_config() -> None:
     assert "cron" in type(cron).__name__.lower()
 
 
-def test_bad_cron_lines_are_all_reported() -> None:
-    config = DaemonConfig(reconcile_cron="61 * * * *", device_clock_cron="x y z w v")
-    with pytest.raises(ConfigError) as caught:
-        jobs.triggers(config)
-    assert "reconcile" in str(caught.value) and "device_clock" in str(caught.value)
+def test_bad_cron_lines_are_all_reported_at_load() -> None:
+    with pytest.raises(ValidationError) as caught:
+        DaemonConfig(reconcile_cron="61 * * * *", device_clock_cron="x y z w v")
+    wrong = {error["loc"] for error in caught.value.errors()}
+    assert wrong == {("reconcile_cron",), ("device_clock_cron",)}
 
 
 def test_every_job_of_the_table_has_its_engine_function() -> None:
@@ -204,8 +203,8 @@ def _config_models() -> list[type[BaseModel]]:
         value
         for value in vars(config).values()
         if isinstance(value, type)
-        and issubclass(value, config._Strict)
-        and value is not config._Strict
+        and issubclass(value, config.Strict)
+        and value is not config.Strict
     ]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from syncd.errors import PermanentTargetError, TemporaryTargetError, is_target_level
+from syncd.errors import is_target_level
 from syncd.targets.ef45.errors import (
     CardInUse,
     DeviceFull,
@@ -18,7 +18,6 @@ from syncd.targets.ef45.errors import (
     LockBusy,
     LockLost,
     UnknownUser,
-    UserExists,
     error_for,
     is_lock_problem,
     redact,
@@ -29,13 +28,6 @@ from syncd.targets.ef45.paging import iter_pages
 from syncd.targets.ef45.records import version_key
 
 WHERE = "EF-45 http://door:9980 POST /1.0/user"
-
-
-def test_tree_splits_temporary_from_permanent() -> None:
-    for temporary in (Ef45Unavailable, Ef45ServerError, LockBusy, LockLost):
-        assert issubclass(temporary, TemporaryTargetError)
-    for permanent in (Ef45Rejected, CardInUse, DeviceFull, UnknownUser, UserExists):
-        assert issubclass(permanent, PermanentTargetError)
 
 
 def test_tree_says_whose_failure_it_is() -> None:

@@ -2,7 +2,7 @@
 
 The key reference ("Every key of sources and targets") has one table per kind, under a
 heading naming its `type`; its first column must hold exactly the fields of the pydantic
-model (`syncd/config.py`), so a key added to a model without a line in the README fails
+model (`syncd/config/schema.py`), so a key added to a model without a line in the README fails
 here, and so does a line for a key that no longer exists. The command table must name
 every command and subcommand the CLI registers.
 """
