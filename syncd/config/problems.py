@@ -29,7 +29,8 @@ def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[tup
     """Return (key path, message) for every problem of `exc`, raised validating `root`.
 
     A key the schema does not know reads "unknown key", with the closest known key of
-    its table as a hint (`did you mean `max_deletes`?`), not pydantic's wording.
+    its table as a hint (`did you mean `max_deletes`?`), not pydantic's wording; a
+    problem a validator raised reads as its ValueError, without pydantic's "Value error, ".
     """
     problems = []
     for error in exc.errors():
@@ -37,9 +38,30 @@ def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[tup
         last, _ = _walk(table, error["loc"][-1:]) if error["loc"] else ([], None)
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown key" + _did_you_mean(table, str(error["loc"][-1]))
+            message = "unknown key" + _hint(table, str(error["loc"][-1]))
+        elif error["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif error["type"] in _EXPECTED:
+            message = f"must be {_EXPECTED[error['type']]}, not {_toml_kind(error['input'])}"
         problems.append((_dotted(parts + last) or "(top)", message))
     return problems
+
+
+_EXPECTED = {
+    "dict_type": "a table",
+    "model_type": "a table",
+    "list_type": "an array",
+    "tuple_type": "an array",
+    "string_type": "a string",
+}
+"""Pydantic's "Input should be a valid tuple" in TOML's words ("must be an array")."""
+
+
+def _toml_kind(value: object) -> str:
+    """Return what TOML calls the type of `value` (a parsed TOML value)."""
+    kinds = {dict: "a table", list: "an array", str: "a string", bool: "a boolean"}
+    kinds |= {int: "an integer", float: "a float"}
+    return kinds.get(type(value), f"a {type(value).__name__}")
 
 
 def _dotted(parts: list[int | str]) -> str:
@@ -64,11 +86,16 @@ def _walk(table: Any, loc: tuple[int | str, ...]) -> tuple[list[int | str], Any]
     return parts, table
 
 
-def _did_you_mean(table: Any, key: str) -> str:
-    """Return ` (did you mean `KEY`?)` for the known key of the model `table` closest to
-    the unknown `key`, or "" when none is close (or `table` is not a model)."""
+def _hint(table: Any, key: str) -> str:
+    """Return a hint for the unknown `key` of the model `table`: its own hint for that key
+    if it has one (a `KEY_HINTS` class attribute: ` (use the [attributes] table)`), else
+    ` (did you mean `KEY`?)` for the closest known key; "" when none is close (or `table`
+    is not a model)."""
     if not (isinstance(table, type) and issubclass(table, BaseModel)):
         return ""
+    own = getattr(table, "KEY_HINTS", {}).get(key)
+    if own:
+        return f" ({own})"
     close = difflib.get_close_matches(key, list(table.model_fields), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
 

@@ -21,6 +21,10 @@ Declarative, no eval. A mapping file has four tables:
     [options]      time_zone, disabled_when, list_separator, attributes_allowed, required,
                    pin_pattern
 
+The file is validated by the pydantic models of syncd/mapping/schema.py, which compile
+every template as they go; a file's problems are reported all at once, one "key: message"
+line each, as for syncd.toml (syncd/config/problems.py).
+
 Templates: `"{givenName} {sn}"`, `"{start_date|date:%Y-%m-%d}"`, `"{mail|lower|default:}"`.
 The syntax and every filter are described in syncd/mapping/template.py and filters.py, and
 in the README's "Mapping files" section.

@@ -124,3 +124,15 @@ batch_min_version = "1.3"
 
 def test_secret_ref_is_still_importable_from_config() -> None:
     assert SecretRef is SecretRefItself
+
+
+def test_problems_read_in_toml_words_without_pydantic_prefixes(tmp_path: Path) -> None:
+    text = CSV.format(source="hr") + (
+        '\n[access]\ntime_zone = "Nowhere"\n[ledger]\nurl = 3\n'
+        '[targets.door]\ntype = "ef45"\nurl = "http://127.0.0.1:1"\n'
+    )
+    problems = _problems(tmp_path, text)
+    assert sorted(problems) == [
+        "access.time_zone: unknown time zone 'Nowhere' (an IANA name: Europe/Berlin)",
+        "ledger.url: must be a string, not an integer",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -13,6 +14,8 @@ from hypothesis import strategies as st
 
 from syncd.errors import ConfigError, RecordError
 from syncd.mapping import FieldError, Mapping, load_mapping, loads_mapping
+from syncd.mapping.compiled import PERSON_FIELDS
+from syncd.mapping.schema import FieldsTable
 from syncd.model import Status
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -286,7 +289,7 @@ def test_load_error_names_file_and_key(tmp_path: Path) -> None:
     path.write_text('[fields]\nkey = "{id}"\nvalid_from = "{start_date|dat:%Y}"\n')
     with pytest.raises(ConfigError) as info:
         load_mapping(path)
-    assert str(info.value) == f"{path}: fields.valid_from: unknown filter 'dat'"
+    assert str(info.value) == f"{path}: 1 problem(s):\n  fields.valid_from: unknown filter 'dat'"
 
 
 def test_every_load_problem_is_reported_at_once() -> None:
@@ -309,41 +312,77 @@ def test_every_load_problem_is_reported_at_once() -> None:
     """
     with pytest.raises(ConfigError) as info:
         loads_mapping(text, "m.toml")
-    lines = str(info.value).splitlines()
+    header, *lines = str(info.value).splitlines()
     expected = [
-        "m.toml: options.time_zone: unknown time zone",
-        "m.toml: colour: unknown table or key",
-        "m.toml: fields.key: unclosed '{'",
-        "m.toml: fields.nickname: unknown Person field",
-        "m.toml: fields.first_name: filter 'upper' takes no argument",
-        "m.toml: fields.last_name: map entry 'broken' is not FROM=TO",
-        "m.toml: fields.valid_from: unknown date directive '%Q'",
-        "m.toml: fields.email: attribute 'mail' is not in attributes_allowed",
-        "m.toml: access[0].groups: required",
-        "m.toml: access[0].matches: not a valid regular expression",
+        "options.time_zone: unknown time zone",
+        "colour: unknown key",
+        "fields.key: unclosed '{'",
+        "fields.nickname: unknown key",
+        "fields.first_name: filter 'upper' takes no argument",
+        "fields.last_name: map entry 'broken' is not FROM=TO",
+        "fields.valid_from: unknown date directive '%Q'",
+        "fields.email: attribute 'mail' is not in attributes_allowed",
+        "access[0].groups: required",
+        "access[0].matches: not a valid regular expression",
     ]
+    assert header == f"m.toml: {len(expected)} problem(s):"
     for start in expected:
-        assert any(line.startswith(start) for line in lines), (start, lines)
+        assert any(line.startswith(f"  {start}") for line in lines), (start, lines)
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("[fields\n", "not valid TOML"),
-        ("[fields]\nfirst_name = '{a}'\n", "fields.key: required"),
+        ("[fields]\nfirst_name = '{a}'\n", "fields.key: Field required"),
+        ("[options]\ntime_zone = 'UTC'\n", "fields: Field required"),
         ("[fields]\nkey = 'constant'\n", "fields.key: must read a source attribute"),
         ("[fields]\nkey = '{a}}'\n", "unmatched '}'"),
         ("[fields]\nkey = '{ |lower}'\n", "names no attribute"),
         ("[fields]\nkey = '{a|date}'\n", "needs an argument"),
-        ("[fields]\nkey = 3\n", "must be a template string"),
-        ("[fields]\nkey = '{a}'\nattributes = '{b}'\n", "use the [attributes] table"),
+        ("[fields]\nkey = 3\n", "fields.key: must be a template string, not int"),
+        ("access = 'x'\n[fields]\nkey = '{a}'\n", "access: must be an array, not a string"),
+        ("[fields]\nkey = '{a}'\nattributes = '{b}'\n", "unknown key (use the [attributes] table)"),
+        (
+            "[fields]\nkey = '{a}'\nemial = '{b}'\n",
+            "fields.emial: unknown key (did you mean `email`?)",
+        ),
         ("[fields]\nkey = '{a}'\n[options]\nrequired = ['pin']\n", "'pin' has no template"),
         ("[fields]\nkey = '{a}'\n[[access]]\nequals = 'x'\ngroups = ['g']\n", "required with"),
+        (
+            "[fields]\nkey = '{a}'\n[[access]]\nequals = 'x'\nmatches = 'y'\n"
+            "when = '{d}'\ngroups = ['g']\n",
+            "access[0]: give at most one",
+        ),
+        (
+            "[fields]\nkey = '{a}'\n[[access]]\nequals = []\nwhen = '{d}'\ngroups = ['g']\n",
+            "non-empty list of strings",
+        ),
+        (
+            "[fields]\nkey = '{a}'\n[options]\npin_pattern = '['\n",
+            "options.pin_pattern: not a valid regular",
+        ),
     ],
 )
 def test_load_errors(text: str, message: str) -> None:
-    with pytest.raises(ConfigError, match="^m.toml: .*" + message.replace("[", r"\[")):
+    with pytest.raises(ConfigError, match="^m.toml: (?s:.*)" + re.escape(message)):
         loads_mapping(text, "m.toml")
+
+
+def test_the_fields_table_names_every_person_field_and_no_other() -> None:
+    assert set(FieldsTable.model_fields) == PERSON_FIELDS
+
+
+def test_templates_compile_with_the_options_of_the_file() -> None:
+    m = loads_mapping(
+        "[fields]\nkey = '{id}'\ncards = '{badges}'\nvalid_from = '{d|date:%Y-%m-%d}'\n"
+        "[[access]]\nmember_of = 'CN=Lab, DC=x'\ngroups = ['lab']\n"
+        "[options]\nlist_separator = ';'\ntime_zone = 'Europe/Berlin'\n"
+    )
+    person = m.map({"id": "1", "badges": "7;8", "d": "2024-01-02", "memberOf": ["cn=lab,dc=x"]})
+    assert person.cards == (7, 8)
+    assert person.valid_from == datetime(2024, 1, 2, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert person.groups == {"lab"}
 
 
 def test_unreadable_mapping_file(tmp_path: Path) -> None:
