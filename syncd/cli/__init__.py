@@ -37,23 +37,11 @@ from types import FrameType
 from typing import Annotated, NoReturn
 
 import typer
+import typer.main
 from rich.text import Text
 
-from syncd.cli import (
-    admin,
-    backfill,
-    commands,
-    demo,
-    device,
-    emulate,
-    events,
-    show,
-    unlock,
-    validate,
-)
-from syncd.cli import daemon as daemon_cli
-from syncd.cli import probe as probe_cli
 from syncd.cli.crash import report_crash
+from syncd.cli.lazy import LazyGroup
 from syncd.cli.output import make_console
 from syncd.engine import stopping
 from syncd.entry import version_line
@@ -72,19 +60,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,  # commands are imported when used: see syncd.cli.catalog
 )
-commands.register(app)
-backfill.register(app)
-admin.register(app)
-device.register(app)
-daemon_cli.register(app)
-events.register(app)
-unlock.register(app)
-probe_cli.register(app)
-validate.register(app)
-show.register(app)
-app.command("demo")(demo.demo)
-app.add_typer(emulate.app, name="emulate")
 
 _err = make_console(stderr=True)
 log = logging.getLogger("syncd.cli")
@@ -123,6 +100,15 @@ def _root(
 ) -> None:
     """Keep door-access systems (EF-45, CLUe) in step with HR."""
     _Options.debug = debug
+
+
+def command_tree() -> LazyGroup:
+    """Return the root click group with every command imported (for tools and tests that
+    walk all commands; the CLI itself imports a command only when it runs)."""
+    group = typer.main.get_group(app)
+    assert isinstance(group, LazyGroup)
+    group.load_all()
+    return group
 
 
 def main(argv: list[str] | None = None) -> None:
