@@ -37,12 +37,12 @@ COMMANDS: tuple[Entry, ...] = (
     ),
     Entry(
         "status",
-        "syncd.cli.commands",
+        "syncd.cli.ledger_views",
         "Per target: people held, pending, failed, blocked, last success.",
     ),
     Entry(
         "history",
-        "syncd.cli.commands",
+        "syncd.cli.ledger_views",
         "The last runs that acted (apply, backfill) with their counts and outcome; --all adds\n"
         "the dry runs.",
     ),
