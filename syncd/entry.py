@@ -6,13 +6,14 @@ Everything else goes to `syncd.cli.main`.
 from __future__ import annotations
 
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 VERSION_FLAGS = (["--version"], ["-V"])
 
 
 def version_line() -> str:
     """Return `syncd <version>` from the installed package's metadata."""
+    from importlib.metadata import PackageNotFoundError, version  # only when asked: 20 ms
+
     try:
         return f"syncd {version('syncd')}"
     except PackageNotFoundError:  # a source tree that was never installed

@@ -26,6 +26,7 @@ whatever happens. Otherwise, or at the second one, the command ends at once.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import signal
@@ -34,28 +35,15 @@ import threading
 import traceback
 from collections.abc import Iterator
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+import typer.main
 from rich.text import Text
 
-from syncd.cli import (
-    admin,
-    backfill,
-    commands,
-    demo,
-    device,
-    emulate,
-    events,
-    show,
-    unlock,
-    validate,
-)
-from syncd.cli import daemon as daemon_cli
-from syncd.cli import probe as probe_cli
 from syncd.cli.crash import report_crash
+from syncd.cli.lazy import LazyGroup
 from syncd.cli.output import make_console
-from syncd.engine import stopping
 from syncd.entry import version_line
 from syncd.errors import (
     UNEXPECTED_EXIT,
@@ -66,25 +54,17 @@ from syncd.errors import (
     exit_code,
 )
 
+if TYPE_CHECKING:
+    from syncd.engine import stopping
+
 app = typer.Typer(
     name="syncd",
     help="Keep door-access systems (EF-45, CLUe) in step with HR.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    cls=LazyGroup,  # commands are imported when used: see syncd.cli.catalog
 )
-commands.register(app)
-backfill.register(app)
-admin.register(app)
-device.register(app)
-daemon_cli.register(app)
-events.register(app)
-unlock.register(app)
-probe_cli.register(app)
-validate.register(app)
-show.register(app)
-app.command("demo")(demo.demo)
-app.add_typer(emulate.app, name="emulate")
 
 _err = make_console(stderr=True)
 log = logging.getLogger("syncd.cli")
@@ -123,12 +103,42 @@ def _root(
 ) -> None:
     """Keep door-access systems (EF-45, CLUe) in step with HR."""
     _Options.debug = debug
+    _stop_on_signals()
+
+
+# The `with` block of the running `main`: what the command about to run enters.
+_running: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+    "syncd_cli_running", default=None
+)
+
+
+def _stop_on_signals() -> None:
+    """Handle Ctrl-C and SIGTERM as the module says until `main` returns. Entered here,
+    when a command is about to run (its module imported), not in `main`: `--help` and
+    usage errors then never import the engine's stopping and asyncio behind it."""
+    from syncd.engine import stopping
+
+    stack = _running.get()
+    if stack is None:  # the app called without `main` (a test's CliRunner)
+        return
+    stop = stopping.Stop()
+    stack.enter_context(_signals(stop))
+    stack.enter_context(stopping.scope(stop))
+
+
+def command_tree() -> LazyGroup:
+    """Return the root click group with every command imported (for tools and tests that
+    walk all commands; the CLI itself imports a command only when it runs)."""
+    group = typer.main.get_group(app)
+    assert isinstance(group, LazyGroup)
+    group.load_all()
+    return group
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; map syncd's errors to their exit codes with a one-line message."""
-    stop = stopping.Stop()
-    with _signals(stop), stopping.scope(stop):
+    with contextlib.ExitStack() as running:
+        token = _running.set(running)
         try:
             # Without standalone mode click returns the code of a typer.Exit instead of raising.
             code = app(args=argv, standalone_mode=False)
@@ -145,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
             _fail(Cancelled("cancelled: no answer to the question"))  # EOF at a prompt
         except Exception as error:  # click's usage errors carry their own exit code
             _fail_foreign(error)
+        finally:
+            _running.reset(token)
     sys.exit(code if isinstance(code, int) else 0)
 
 

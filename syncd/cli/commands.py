@@ -1,4 +1,5 @@
-"""`syncd db upgrade`, `plan`, `apply`, `status`, `history`: thin shells over the engine."""
+"""`syncd db upgrade`, `plan`, `apply`: thin shells over the engine (`status` and `history`
+are in syncd.cli.ledger_views, so that `plan` does not import what only they need)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from syncd.cli import tables
 from syncd.cli.output import make_console
 from syncd.cli.progress import TargetBars
 from syncd.config import CONFIG_ENV, Config, load_config
@@ -30,7 +30,7 @@ from syncd.errors import (
     TargetError,
     UsageError,
 )
-from syncd.ledger import migrate, queries
+from syncd.ledger import migrate
 from syncd.ledger.events import last_access
 from syncd.ledger.pinkey import seal_clear_pins
 from syncd.ledger.store import create_ledger_engine
@@ -85,8 +85,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.command("plan")(plan)
     app.command("apply")(apply)
-    app.command("status")(status)
-    app.command("history")(history)
 
 
 @db_app.command("upgrade")
@@ -343,32 +341,3 @@ def blocked_message(result: Plan, run_id: int, allow_deletes: int | None) -> str
 def _skipped(engine: Engine) -> tuple[SourceProblem, ...]:
     """Return the defective source records of the reading the engine's apply acted on."""
     return engine.applied.problems if engine.applied is not None else ()
-
-
-def status(config: ConfigOption = None) -> None:
-    """Per target: people held, pending, failed, blocked, last success."""
-    settings = load_config(config)
-    engine = create_ledger_engine(settings.ledger.url)
-    try:
-        migrate.check_schema(engine)
-        console.print(tables.status_table(queries.target_status(engine, sorted(settings.targets))))
-    finally:
-        engine.dispose()
-
-
-def history(
-    config: ConfigOption = None,
-    limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
-    everything: Annotated[
-        bool, typer.Option("--all", help="Show the dry runs (plan) too, not only applies.")
-    ] = False,
-) -> None:
-    """The last runs that acted (apply, backfill) with their counts and outcome; --all adds
-    the dry runs."""
-    settings = load_config(config)
-    engine = create_ledger_engine(settings.ledger.url)
-    try:
-        migrate.check_schema(engine)
-        console.print(tables.history_table(queries.history(engine, limit, dry_runs=everything)))
-    finally:
-        engine.dispose()

@@ -121,6 +121,11 @@ def _write_secret(path: Path, text: str) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
+def register(app: typer.Typer) -> None:
+    """Add `syncd demo` to `app`."""
+    app.command("demo")(demo)
+
+
 def demo(
     people: Annotated[int, typer.Option(help="How many people in the sample HR file.")] = 200,
     workdir: Annotated[

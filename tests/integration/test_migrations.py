@@ -102,3 +102,22 @@ def test_upgrade_to_0004_keeps_audit_rows_without_values(db: sa.Engine) -> None:
     assert queries.person_known(db, "P1") and not queries.person_known(db, "P2")
     _move(db, "0003", down=True)
     assert "fields" not in {c["name"] for c in sa.inspect(db).get_columns("changes")}
+
+
+def test_head_revision_constant_is_the_newest_script() -> None:
+    # The schema check compares with the constant so that it need not import Alembic.
+    assert migrate.head_revision() == migrate.script_head() == migrate.HEAD_REVISION
+
+
+def test_revision_read_without_alembic_matches_alembic(db: sa.Engine) -> None:
+    from alembic.runtime.migration import MigrationContext
+
+    assert migrate.current_revision(db) is None  # empty database: no version table
+    with pytest.raises(LedgerError, match="is at empty"):
+        migrate.check_schema(db)
+    _move(db, "0003")
+    with db.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
+    assert migrate.current_revision(db) == "0003"
+    assert migrate.upgrade(db) == ("0003", migrate.HEAD_REVISION)
+    migrate.check_schema(db)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer.main
 from pydantic import BaseModel
 
-from syncd.cli import app
+from syncd.cli import command_tree
 from syncd.config import ClueTargetConfig, CsvSourceConfig, Ef45TargetConfig, LdapSourceConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -72,7 +71,7 @@ def test_command_table_names_every_command() -> None:
     text = README.read_text(encoding="utf-8")
     table = text[text.index("| command | what it does |") :]
     table = table[: table.index("\n\n")]
-    commands = _commands(typer.main.get_command(app))
+    commands = _commands(command_tree())
     assert "syncd emulate ef45-enroll" in commands and "syncd keys rotate" in commands
     missing = [c for c in commands if f"`{c}" not in table]
     assert not missing, f"README's command table lacks {missing}"
