@@ -189,7 +189,7 @@ def render_text(document: Mapping[str, Any], *, verbose: bool = False, limit: in
     too), skipped records, notes and what is coming up. At most `limit` people and
     skipped records are listed (0: all). No markup: print it as it is."""
     lines = [*header_lines(document), "", *summary_lines(document)]
-    lines += _people_lines(people_of(document), verbose, limit)
+    lines += _people_lines(people_of(document), verbose, limit, document.get("time_zone"))
     lines += _problem_lines(document, limit)
     lines += [f"note: {note}" for note in document.get("notes", ())]
     if upcoming := document.get("upcoming"):
@@ -249,7 +249,9 @@ def people_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [entries[k] for k in sorted(entries)]
 
 
-def _people_lines(people: Sequence[Mapping[str, Any]], verbose: bool, limit: int) -> list[str]:
+def _people_lines(
+    people: Sequence[Mapping[str, Any]], verbose: bool, limit: int, zone: str | None
+) -> list[str]:
     if not people:
         return []
     shown = people if limit <= 0 else people[:limit]
@@ -260,26 +262,42 @@ def _people_lines(people: Sequence[Mapping[str, Any]], verbose: bool, limit: int
         lines += [f"      {line}" for line in person["what"]]
         if verbose:
             for action in person["actions"]:
-                lines += device_lines(action)
+                lines += device_lines(action, zone)
     if len(people) > len(shown):
         lines.append(f"  … and {len(people) - len(shown)} more (--limit 0 shows all)")
     return lines
 
 
-def device_lines(action: Mapping[str, Any]) -> list[str]:
-    """Return one target's action for one person, field by field (the device's values)."""
+def device_lines(action: Mapping[str, Any], zone: str | None = None) -> list[str]:
+    """Return one target's action for one person, field by field (the device's values;
+    epoch times also in `zone`, see `device_value`)."""
     blocked = f" (blocked: {action['blocked']})" if action.get("blocked") else ""
     lines = [f"        {action['target']}: {action['op']}{blocked}"]
     for name, (before, after) in action["changes"].items():
-        lines.append(f"          {name}: {device_value(before)} → {device_value(after)}")
+        shown = (device_value(v, name, zone) for v in (before, after))
+        lines.append(f"          {name}: {' → '.join(shown)}")
     return lines
 
 
-def device_value(value: object) -> str:
-    """Return a device field's value as shown in the folded detail ("∅" when absent)."""
+EPOCH_MS_RANGE = (10**12, 10**13)
+"""Integers in this range under a field named "…time" are epoch milliseconds (CLUe's
+`startTime`/`endTime`: years 2001 to 2286)."""
+
+
+def device_value(value: object, name: str = "", zone: str | None = None) -> str:
+    """Return a device field's value as shown in the folded detail ("∅" when absent).
+
+    With `zone`, a field named "…time" holding epoch milliseconds also shows the moment
+    in that zone (`4102441199000 (2099-12-31 23:59:59)`): a reader never converts epochs.
+    """
     if value is None or value == "":
         return "∅"
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    low, high = EPOCH_MS_RANGE
+    if zone and name.lower().endswith("time") and type(value) is int and low <= value < high:
+        moment = datetime.fromtimestamp(value / 1000, ZoneInfo(zone))
+        return f"{text} ({moment.strftime('%Y-%m-%d %H:%M:%S')})"
+    return text
 
 
 def _problem_lines(document: Mapping[str, Any], limit: int) -> list[str]:

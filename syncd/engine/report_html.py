@@ -50,7 +50,7 @@ def render_html(document: Mapping[str, Any]) -> str:
         _meta(document),
         f"<p id=state><b>{escape(closing_line(document))}</b></p>",
         _summary(document["summary"]),
-        _people(people),
+        _people(people, document.get("time_zone")),
         _targets(document, people),
         _problems(document.get("problem_records") or document.get("problems", [])),
         _notes(document.get("notes", [])),
@@ -90,14 +90,14 @@ def _summary(summary: Mapping[str, Mapping[str, int]]) -> str:
     return f"<h2>Summary per target</h2><table id=summary><tr>{head}</tr>{rows}</table>"
 
 
-def _people(people: Sequence[Mapping[str, Any]]) -> str:
+def _people(people: Sequence[Mapping[str, Any]], zone: str | None) -> str:
     if not people:
         return ""
-    sections = "".join(_person(person) for person in people)
+    sections = "".join(_person(person, zone) for person in people)
     return f"<h2 id=people>People ({len(people)})</h2>{sections}"
 
 
-def _person(person: Mapping[str, Any]) -> str:
+def _person(person: Mapping[str, Any], zone: str | None) -> str:
     key = str(person["key"])
     name = escape(str(person.get("name") or key))
     blocked = " <span class=blocked>BLOCKED</span>" if person.get("blocked") else ""
@@ -105,11 +105,11 @@ def _person(person: Mapping[str, Any]) -> str:
     return (
         f"<section class=person id='{_anchor('person', key)}'>"
         f"<h3>{name} <span class=key>{escape(key)}</span>{blocked}</h3><ul>{what}</ul>"
-        f"{_device_details(person['actions'])}</section>"
+        f"{_device_details(person['actions'], zone)}</section>"
     )
 
 
-def _device_details(actions: Sequence[Mapping[str, Any]]) -> str:
+def _device_details(actions: Sequence[Mapping[str, Any]], zone: str | None) -> str:
     rows = []
     for action in actions:
         op = escape(str(action["op"]))
@@ -117,11 +117,11 @@ def _device_details(actions: Sequence[Mapping[str, Any]]) -> str:
         head = f"<td>{escape(str(action['target']))}</td><td class=op-{op}>{op}"
         head += (why if action.get("blocked") else "") + "</td>"
         changes = list(action["changes"].items()) or [("", (None, None))]
-        for name, (before, after) in changes:
+        for name, values in changes:
+            was, now = (escape(device_value(v, name, zone)) if name else "" for v in values)
             rows.append(
                 f"<tr>{head}<td>{escape(name)}</td>"
-                f"<td class=before>{escape(device_value(before)) if name else ''}</td>"
-                f"<td class=after>{escape(device_value(after)) if name else ''}</td></tr>"
+                f"<td class=before>{was}</td><td class=after>{now}</td></tr>"
             )
             head = "<td></td><td></td>"
     table = (
