@@ -51,7 +51,7 @@ from syncd.emulators.server import EmulatorServer
 from syncd.engine import report
 from syncd.engine.backfill import backfill
 from syncd.engine.report_html import render_html
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.errors import SyncdError
 from syncd.ledger import migrate
 from syncd.ledger.crypto import generate_key_text
@@ -198,7 +198,7 @@ def _upgrade(config_path: Path) -> None:
 def _round(config_path: Path, title: str, report_path: Path | None = None) -> tuple[int, int]:
     """Show the dry run (and write it as HTML to `report_path`), then apply; return the
     run id and how many removals the safety caps blocked. Raise if an action failed."""
-    engine = Engine.from_config(load_config(config_path))
+    engine = Syncer.from_config(load_config(config_path))
     try:
         reading = engine.read()
         dry = engine.plan(reading)
@@ -209,7 +209,7 @@ def _round(config_path: Path, title: str, report_path: Path | None = None) -> tu
             _write_report(report_path, report.plan_to_json(dry, reading.problems, context=context))
         _say("\nApplying …")
         with TargetBars(console) as bars:
-            done, result, run_id = engine.apply(trigger="demo", progress=bars)
+            done, result, run_id = engine.apply(ApplyOptions(trigger="demo"), progress=bars)
     finally:
         engine.close()
     if result.count("failed"):
@@ -249,13 +249,13 @@ def _enroll_and_fan_out(config_path: Path, states: dict[str, Ef45State]) -> str:
         "with any emulated terminal); syncd backfill reads them into the ledger, encrypted,"
         " and the next apply fans them out:"
     )
-    engine = Engine.from_config(load_config(config_path))
+    engine = Syncer.from_config(load_config(config_path))
     try:
         result = backfill(engine, trigger="demo")
         new = sum(counts["new"] for counts in result.per_target.values())
         _say(f"backfill run {result.run_id}: {new} new template(s) in the ledger")
         with TargetBars(console) as bars:
-            _, applied, run_id = engine.apply(trigger="demo", progress=bars)
+            _, applied, run_id = engine.apply(ApplyOptions(trigger="demo"), progress=bars)
     finally:
         engine.close()
     if result.errors or applied.count("failed"):
@@ -272,7 +272,7 @@ def _verify(
 ) -> None:
     """Raise SyncdError unless a new plan is empty, every target holds everyone, and every
     EF-45 holds the enrolled person's templates."""
-    engine = Engine.from_config(load_config(config_path))
+    engine = Syncer.from_config(load_config(config_path))
     try:
         reading = engine.read()
         plan = engine.plan(reading)

@@ -41,7 +41,7 @@ from typing import Any
 from syncd.config import ClueTargetConfig, Ef45TargetConfig
 from syncd.engine import stopping
 from syncd.engine.backfill_scan import Candidate, Judge, ScanState
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import ConfigError, SyncdError, TargetError, cut
 from syncd.ledger.deadruns import close_dead_runs
 from syncd.ledger.findings import sync_findings
@@ -80,7 +80,7 @@ class BackfillResult:
 
 
 def backfill(
-    engine: Engine,
+    engine: Syncer,
     *,
     trigger: str = "cli",
     wait_lock_s: float = 0.0,
@@ -125,7 +125,7 @@ class _Backfill:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Syncer,
         vault: TemplateVault,
         terminals: Mapping[str, HoldsTemplates],
         people: Mapping[str, Person],

@@ -10,7 +10,7 @@ PostgreSQL: a session-level advisory lock held on a dedicated connection for the
 apply. SQLite: a file lock beside the database file. `plan` takes no lock.
 `wait_s = 0` fails at once with RunLockBusy; a positive value waits that long first.
 Re-entrant per thread: a block that already holds the lock of a ledger (the daemon's
-job around `Engine.apply`) takes it again at no cost.
+job around `Syncer.apply`) takes it again at no cost.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ import httpx
 from syncd.config import load_config, shipped_path
 from syncd.emulators.hr_sample import sample_rows, write_people_csv
 from syncd.emulators.server import free_port
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
 
@@ -145,10 +145,10 @@ def measure() -> dict[str, Any]:
             config = load_config(_write_site(Path(tmp), base))
             counts: Counter[str] = Counter()
             transports = {name: CountingTransport(counts) for name in config.targets}
-            engine = Engine.from_config(config, transports=transports)
+            engine = Syncer.from_config(config, transports=transports)
             try:
                 started = time.perf_counter()
-                _, result, _ = engine.apply(trigger="bench")
+                _, result, _ = engine.apply(ApplyOptions(trigger="bench"))
                 wall = time.perf_counter() - started
             finally:
                 engine.close()
