@@ -34,7 +34,7 @@ from syncd.ledger import migrate, queries
 from syncd.ledger.events import last_access
 from syncd.ledger.pinkey import seal_clear_pins
 from syncd.ledger.store import create_ledger_engine
-from syncd.model import Plan
+from syncd.model import ActionOutcome, Plan
 from syncd.sources.base import SourceProblem
 
 # readable=False: load_config reports a file it cannot read as a configuration error
@@ -279,7 +279,7 @@ def run_apply(engine: Syncer, options: ApplyRequest) -> None:
         engine.close()
     if refusal:
         raise Cancelled(f"{refusal[0]} (run {run_id} recorded as cancelled)")
-    applied, failed = outcome.count("applied"), outcome.count("failed")
+    applied, failed = outcome.count(ActionOutcome.APPLIED), outcome.count(ActionOutcome.FAILED)
     deferred = sum(s.deferred for s in result.summaries)
     for name, error in sorted(outcome.errors.items()):
         console.print(Text.assemble((name, "red"), f": {error}"))

@@ -56,6 +56,7 @@ from syncd.errors import SyncdError
 from syncd.ledger import migrate
 from syncd.ledger.crypto import generate_key_text
 from syncd.ledger.store import create_ledger_engine
+from syncd.model import ActionOutcome
 
 TERMINALS = ("lobby", "lab", "garage")
 CLUE_PLACE = "hq"
@@ -212,10 +213,11 @@ def _round(config_path: Path, title: str, report_path: Path | None = None) -> tu
             done, result, run_id = engine.apply(ApplyOptions(trigger="demo"), progress=bars)
     finally:
         engine.close()
-    if result.count("failed"):
-        raise SyncdError(f"demo run {run_id}: {result.count('failed')} action(s) failed")
+    failed, applied = result.count(ActionOutcome.FAILED), result.count(ActionOutcome.APPLIED)
+    if failed:
+        raise SyncdError(f"demo run {run_id}: {failed} action(s) failed")
     _say(
-        f"run {run_id}: {result.count('applied')} actions applied, {done.blocked} removal(s) "
+        f"run {run_id}: {applied} actions applied, {done.blocked} removal(s) "
         "blocked by the safety cap"
     )
     return run_id, done.blocked
@@ -258,10 +260,10 @@ def _enroll_and_fan_out(config_path: Path, states: dict[str, Ef45State]) -> str:
             _, applied, run_id = engine.apply(ApplyOptions(trigger="demo"), progress=bars)
     finally:
         engine.close()
-    if result.errors or applied.count("failed"):
+    if result.errors or applied.count(ActionOutcome.FAILED):
         raise SyncdError(f"demo: backfill or fan-out failed: {result.errors or applied.errors}")
     _say(
-        f"run {run_id}: {applied.count('applied')} update(s) sent the irises to "
+        f"run {run_id}: {applied.count(ActionOutcome.APPLIED)} update(s) sent the irises to "
         f"{', '.join(TERMINALS[1:])}"
     )
     return key
