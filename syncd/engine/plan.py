@@ -76,11 +76,12 @@ class TargetPlan:
 
 class _Decision(NamedTuple):
     """The rule's verdict for one person on one target: the action (None: nothing to
-    do), the record held if it had to be looked at, and whether the target holds one."""
+    do), the record held if it had to be looked at, and whether the target holds one
+    (`HeldRecord.present`)."""
 
     action: Action | None
     record: HeldRecord | None
-    held: bool
+    present: bool
 
 
 def compute_plan(
@@ -98,9 +99,9 @@ def compute_plan(
     `HeldTable`s) and then `load_records` fetches the records behind the plan's actions,
     so that every action's field changes are complete either way.
     """
+    renders = Renders(desired, diff_fields=load_records is None)
     parts = [
         (target.name, _plan_target(target, renders, _table(target.name, held), policy, now))
-        for renders in [Renders(desired, diff_fields=load_records is None)]
         for target in targets
     ]
     actions = tuple(a for _, part in parts for a in part.actions)
@@ -141,7 +142,7 @@ def _plan_target(
         if record is not None and _deferred(record, now) and not _takes_access(action):
             deferred += 1
         elif action is None:
-            unchanged += decision.held
+            unchanged += decision.present
         else:
             actions.append(action)
     return TargetPlan(tuple(actions), unchanged, deferred, tuple(notes))
@@ -181,7 +182,7 @@ def _decide(
         if may_pass(person, now):
             wanted, wanted_digest = renders.get(target, person, active=True)
             if held.settled_digest(key) == wanted_digest:
-                return _Decision(None, None, held=True)
+                return _Decision(None, None, present=True)
             record = held.get(key)
             action = _converge_active(
                 target, key, record, wanted, wanted_digest, renders.diff_fields
