@@ -250,7 +250,9 @@ class Applier:
     ) -> None:
         """Apply `actions` in sessions of `target`, reopened after a target-level
         temporary error (`retrying.session_policy`); `state` counts what is done."""
-        policy = action_policy(self.settings)  # one per target: its actions run in turn
+        # One per target (its actions run in turn), counting the tries of the action at
+        # `state.done` across sessions.
+        policy = action_policy(self.settings, lambda: state.tries)
         async for attempt in session_policy(self.settings):
             with attempt:
                 async with target.session() as session:
@@ -260,12 +262,14 @@ class Applier:
                             self.result.stopped = True
                             return
                         await self._write_ahead(actions, index)
-                        outcome, temporary = await self._apply_one(session, actions[index], policy)
+                        outcome, temporary = await self._apply_one(
+                            session, actions[index], policy, state
+                        )
                         if state.committing is not None:
                             await state.committing
                         state.committing = self._group.submit(outcome)
                         self.progress.advance(target.name)
-                        state.done += 1
+                        state.done, state.tries, state.last_error = state.done + 1, 0, None
                         streak = streak + 1 if temporary else 0
                         if streak >= STORM_AFTER:
                             raise TargetStorm(
@@ -285,20 +289,25 @@ class Applier:
         self._written_ahead.update(id(a) for a in window)
 
     async def _apply_one(
-        self, session: TargetSession, action: Action, policy: AsyncRetrying
+        self, session: TargetSession, action: Action, policy: AsyncRetrying, state: _TargetState
     ) -> tuple[Outcome, bool]:
         """Execute `action` under `policy`; return its outcome to record, and whether it
         failed with a temporary error.
 
-        A target-level temporary error is raised: the session itself may be broken, so
-        the session policy reopens it. Any other error fails this action alone; a
-        target-level one (an API key refused mid-run) also marks the target's run as
-        failed.
+        A target-level temporary error that outlasts the action's tries is raised: the
+        session itself may be broken, so the session policy reopens it; in the new
+        session the action, its tries spent, fails without another try. Any other error
+        fails this action alone; a target-level one (an API key refused mid-run) also
+        marks the target's run as failed.
         """
+        if state.last_error is not None and state.tries > self.settings.retries:
+            self.result.temporary[action.target] += 1
+            return self._outcome(action, ActionOutcome.FAILED, error=state.last_error), True
         try:
-            remote_id = await self._within_deadline(session, action, policy)
+            remote_id = await self._within_deadline(session, action, policy, state)
         except TemporaryTargetError as exc:
             if exc.target_level:
+                state.last_error = _describe(exc)
                 raise
             self.result.temporary[action.target] += 1
             return self._outcome(action, ActionOutcome.FAILED, error=_describe(exc)), True
@@ -309,7 +318,7 @@ class Applier:
         return self._outcome(action, ActionOutcome.APPLIED, remote_id=remote_id), False
 
     async def _within_deadline(
-        self, session: TargetSession, action: Action, policy: AsyncRetrying
+        self, session: TargetSession, action: Action, policy: AsyncRetrying, state: _TargetState
     ) -> str | None:
         """Execute `action` with its retries, all within `action_deadline_s`; raise
         ActionDeadline when it passes (the request in flight is cancelled)."""
@@ -318,6 +327,7 @@ class Applier:
             async with asyncio.timeout(limit) as deadline:
                 async for attempt in policy:
                     with attempt:
+                        state.tries += 1
                         return await session.apply(action)
         except TimeoutError:
             if not deadline.expired():
@@ -351,9 +361,12 @@ class Applier:
 
 @dataclass
 class _TargetState:
-    """How far one target's apply got: actions done, and the last outcome's commit."""
+    """How far one target's apply got: actions done, the tries of the next one (across
+    sessions) and its last target-level error, and the last outcome's commit."""
 
     done: int = 0
+    tries: int = 0
+    last_error: str | None = None
     committing: asyncio.Future[None] | None = None
 
 

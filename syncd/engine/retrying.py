@@ -1,29 +1,34 @@
 """The one retry policy of apply (tenacity), for an action and for a target's session.
 
 Each try is counted from the first (nothing peeled out by hand). Both are bounded by
-`[apply] retries` (attempts after the first) and by time (`action_deadline_s` for an
-action; a session's reopenings by `target_deadline_s`, enforced by the applier). Pauses
+`[apply] retries` (attempts after the first) and by time: the applier runs an action's
+policy within `action_deadline_s` (the request or pause in flight is cancelled, the
+action fails with ActionDeadline) and a target's sessions within `target_deadline_s`. Pauses
 grow from `retry_initial_s`, doubling up to `retry_max_s`, plus a random jitter of up to
 `retry_initial_s`; a `TemporaryTargetError` that says how long to wait
 (`retry_after_s`: a 429's Retry-After, a lock's wait) is waited at least that long.
 
-No nesting: the action policy retries record-level temporary errors only; a
-target-level one (the session itself may be broken) goes straight to the session
-policy, which reopens the session and goes on from the action that failed. One stuck
-action is thus tried at most `retries + 1` times, never `(retries + 1)²`.
+No nesting: an action's tries are counted across sessions (`tries`, kept by the
+applier). A target-level temporary error that outlasts them (the session itself may be
+broken) goes to the session policy, which reopens the session and goes on from that
+action; an action whose tries are spent is not tried again in the new session (the
+applier records it failed). One stuck action is thus tried at most `retries + 1`
+times, never `(retries + 1)²`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception,
     stop_after_attempt,
-    stop_before_delay,
     wait_exponential,
     wait_random,
 )
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from syncd.config import ApplyConfig
@@ -46,13 +51,23 @@ class wait_backoff_or_retry_after(wait_base):
         return max(pause, asked or 0.0)
 
 
-def action_policy(settings: ApplyConfig) -> AsyncRetrying:
-    """Return the policy of one action: record-level temporary errors retried, at most
-    `retries + 1` tries, no pause that would end past `action_deadline_s`."""
+class stop_after_tries(stop_base):
+    """Stop once `tries()` (an action's tries so far, across sessions) reaches `limit`."""
+
+    def __init__(self, tries: Callable[[], int], limit: int) -> None:
+        self._tries = tries
+        self._limit = limit
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self._tries() >= self._limit
+
+
+def action_policy(settings: ApplyConfig, tries: Callable[[], int]) -> AsyncRetrying:
+    """Return the policy of a target's actions: temporary errors retried (a storm
+    excepted) until `tries()` reaches `retries + 1` (time: see the module docstring)."""
     return AsyncRetrying(
-        retry=retry_if_exception(_record_level_temporary),
-        stop=stop_after_attempt(settings.retries + 1)
-        | stop_before_delay(settings.action_deadline_s),
+        retry=retry_if_exception(_temporary),
+        stop=stop_after_tries(tries, settings.retries + 1),
         wait=wait_backoff_or_retry_after(settings),
         reraise=True,
     )
@@ -69,13 +84,11 @@ def session_policy(settings: ApplyConfig) -> AsyncRetrying:
     )
 
 
-def _record_level_temporary(exc: BaseException) -> bool:
-    return isinstance(exc, TemporaryTargetError) and not exc.target_level
+def _temporary(exc: BaseException) -> bool:
+    """A temporary error may pass on a retry; a storm has had its retries, action after
+    action."""
+    return isinstance(exc, TemporaryTargetError) and not isinstance(exc, TargetStorm)
 
 
 def _target_level_temporary(exc: BaseException) -> bool:
-    return (
-        isinstance(exc, TemporaryTargetError)
-        and exc.target_level
-        and not isinstance(exc, TargetStorm)
-    )
+    return _temporary(exc) and isinstance(exc, TemporaryTargetError) and exc.target_level

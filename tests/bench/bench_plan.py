@@ -109,7 +109,7 @@ def _fill(engine: sa.Engine, config: Config, population: dict[str, Person]) -> N
 
 def _time_plan(engine: Syncer, population: dict[str, Person]) -> tuple[float, float, int]:
     """Return (wall s, CPU s, pending actions) of one `Syncer.plan`."""
-    reading = Reading(Desired(people=population), reads={})
+    reading = Reading(Desired(people=population), reads={}, now=NOW)
     gc.collect()
     started, cpu = time.perf_counter(), time.process_time()
     plan = engine.plan(reading)
