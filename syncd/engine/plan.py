@@ -84,6 +84,10 @@ class _Decision(NamedTuple):
     present: bool
 
 
+_IN_STEP = _Decision(None, None, present=True)
+"""A settled record whose digest is the wanted one: nothing to do."""
+
+
 def compute_plan(
     desired: Desired,
     targets: Sequence[Target],
@@ -182,7 +186,7 @@ def _decide(
         if may_pass(person, now):
             wanted, wanted_digest = renders.get(target, person, active=True)
             if held.settled_digest(key) == wanted_digest:
-                return _Decision(None, None, present=True)
+                return _IN_STEP
             record = held.get(key)
             action = _converge_active(
                 target, key, record, wanted, wanted_digest, renders.diff_fields

@@ -30,7 +30,9 @@ class Renders:
 
     def shape(self, target: Target, active: bool) -> dict[str, tuple[Record, str]]:
         """Return the cache (person key → record, digest) of `target`'s configuration."""
-        return self._shapes.setdefault((target.render_key, active), {})
+        key = (target.render_key, active)
+        found = self._shapes.get(key)  # no empty dict built per call: a plan calls this per record
+        return found if found is not None else self._shapes.setdefault(key, {})
 
     def get(self, target: Target, person: Person, active: bool) -> tuple[Record, str]:
         """Return (record, digest) of `person` on `target`, disabled unless `active`."""
