@@ -130,7 +130,14 @@ class TargetError(SyncdError):
 
 
 class TemporaryTargetError(TargetError):
-    """A failure that may pass: retry later (timeouts, connection errors, 5xx, lock busy)."""
+    """A failure that may pass: retry later (timeouts, connection errors, 5xx, lock busy).
+
+    `retry_after_s`: how long the target asked to be left alone before the next try (a
+    429's Retry-After, a lock's wait), None if it did not say; set by the raiser
+    (`error.retry_after_s = …`) and honoured by the retry policy (`engine.retrying`).
+    """
+
+    retry_after_s: float | None = None
 
 
 class TargetStorm(TemporaryTargetError):

@@ -311,6 +311,32 @@ class Plan:
         return (a for a in self.actions if a.target == target)
 
 
+class ActionOutcome(enum.StrEnum):
+    """What happened to one action, as the ledger's `changes.outcome` stores it.
+
+    PENDING is committed before a create is sent (the target may hold the record from
+    then on, whatever happens to the process); the others end the action.
+    """
+
+    PENDING = "pending"
+    APPLIED = "applied"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+class RunOutcome(enum.StrEnum):
+    """How a run ended, as the ledger's `runs.outcome` stores it."""
+
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"
+    PLANNED = "planned"
+
+
 class RecordState(enum.StrEnum):
     """Where syncd stands with one (target, person) record."""
 
@@ -374,6 +400,18 @@ class HeldTable(Mapping[str, HeldRecord]):
         self._remote_ids = remote_ids
         self._others = others
 
+    @classmethod
+    def of(cls, target: str, records: Mapping[str, HeldRecord]) -> HeldTable:
+        """Return `records` as a table: itself if it is one, else every record unsettled."""
+        if isinstance(records, HeldTable):
+            return records
+        return cls(target, {}, {}, records)
+
+    def settled_digest(self, key: str) -> str | None:
+        """Return the digest of `key`'s record if it is settled (state ok, never failed,
+        active), else None (not held, or held otherwise: look at the record)."""
+        return self.settled_digests.get(key)
+
     def __getitem__(self, key: str) -> HeldRecord:
         found = self._others.get(key)
         if found is not None:
@@ -426,6 +464,20 @@ def count_present(held: Mapping[str, HeldRecord], *, with_access: bool = False) 
 
 ALLOWED = "allowed"
 DENIED = "denied"
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """What the sources say now: `people` present, `gone` (last known) no longer there,
+    and the templates enrolled per person.
+
+    `digest_of` makes the digests records are compared by (the ledger's keyed digest, so
+    that a stored digest never confirms a guessed PIN; plain `digest` in tests)."""
+
+    people: Mapping[str, Person]
+    gone: Mapping[str, Person] = field(default_factory=dict)
+    enrollments: Mapping[str, Sequence[Enrollment]] = field(default_factory=dict)
+    digest_of: Digest = digest
 
 
 @dataclass(frozen=True, slots=True)

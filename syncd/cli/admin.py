@@ -8,11 +8,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from syncd.cli.commands import ApplyOptions, ConfigOption, open_engine, run_apply
+from syncd.cli.commands import ApplyRequest, ConfigOption, open_engine, run_apply
 from syncd.cli.output import make_console
 from syncd.config import Config, load_config
 from syncd.engine.report import device_value
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.engine.saved import load_saved_plan
 from syncd.engine.stored import report_paths, reports_directory
 from syncd.errors import UsageError
@@ -54,7 +54,7 @@ def approve(
     run_apply(engine, options)
 
 
-def _approval(engine: Engine, settings: Config, run_id: int, yes: bool) -> ApplyOptions:
+def _approval(engine: Syncer, settings: Config, run_id: int, yes: bool) -> ApplyRequest:
     """Return the apply that approves run `run_id`; raise UsageError for an unknown run or
     a plan not stored, SyncdError for an apply with nothing still blocked."""
     dry = queries.run_is_dry(engine.ledger.engine, run_id)
@@ -66,10 +66,10 @@ def _approval(engine: Engine, settings: Config, run_id: int, yes: bool) -> Apply
     if not released:
         raise UsageError(f"run {run_id} has no removals still blocked: nothing to approve")
     console.print(f"releasing {len(released)} removal(s) blocked in run {run_id}")
-    return ApplyOptions(yes=yes, released=released, trigger="approve")
+    return ApplyRequest(ApplyOptions(trigger="approve", released=released), yes=yes)
 
 
-def _stored_plan(settings: Config, run_id: int, yes: bool) -> ApplyOptions:
+def _stored_plan(settings: Config, run_id: int, yes: bool) -> ApplyRequest:
     """Return the apply options of plan run `run_id` as the plan-only daemon stored it;
     raise UsageError if no report of it is stored."""
     path = report_paths(reports_directory(settings), run_id).json_path
@@ -80,7 +80,7 @@ def _stored_plan(settings: Config, run_id: int, yes: bool) -> ApplyOptions:
         )
     saved, released = load_saved_plan(path).approving_blocked()
     console.print(f"applying the plan of run {run_id}: {path}", markup=False, highlight=False)
-    return ApplyOptions(yes=yes, saved=saved, released=released, trigger="approve")
+    return ApplyRequest(ApplyOptions(trigger="approve", released=released, saved=saved), yes=yes)
 
 
 def audit(

@@ -22,7 +22,7 @@ from rich.text import Text
 from syncd.cli.output import make_console
 from syncd.config import check_private_file, load_config, read_secret_file
 from syncd.engine.backfill import BackfillResult, backfill, failed_terminals
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import ConfigError
 from syncd.ledger.crypto import TemplateKey, generate_key_text
 from syncd.ledger.pinkey import rotation_pins
@@ -56,7 +56,7 @@ def backfill_command(
 ) -> None:
     """Read the templates enrolled at EF-45 terminals into the ledger (encrypted)."""
     only = frozenset(target) if target else None
-    engine = Engine.from_config(load_config(config), only_targets=only)
+    engine = Syncer.from_config(load_config(config), only_targets=only)
     try:
         result = backfill(engine, wait_lock_s=wait)
     finally:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -19,8 +19,8 @@ from syncd.cli.progress import TargetBars
 from syncd.config import CONFIG_ENV, Config, load_config
 from syncd.engine import narrow, report, stopping
 from syncd.engine.report_formats import render
-from syncd.engine.run import Engine, Reading
-from syncd.engine.saved import SavedPlan, load_saved_plan
+from syncd.engine.run import ApplyOptions, Reading, Syncer
+from syncd.engine.saved import load_saved_plan
 from syncd.errors import (
     Cancelled,
     ConfigError,
@@ -34,7 +34,7 @@ from syncd.ledger import migrate
 from syncd.ledger.events import last_access
 from syncd.ledger.pinkey import seal_clear_pins
 from syncd.ledger.store import create_ledger_engine
-from syncd.model import Plan
+from syncd.model import ActionOutcome, Plan
 from syncd.sources.base import SourceProblem
 
 # readable=False: load_config reports a file it cannot read as a configuration error
@@ -117,12 +117,12 @@ def db_upgrade(config: ConfigOption = None) -> None:
         console.print(f"encrypted the PINs left in clear in {sealed} row(s)", markup=False)
 
 
-def open_engine(settings: Config, targets: list[str] | None) -> Engine:
-    """Return an Engine for `settings`, limited to `targets` when given."""
+def open_engine(settings: Config, targets: list[str] | None) -> Syncer:
+    """Return an Syncer for `settings`, limited to `targets` when given."""
     only = frozenset(targets) if targets else None
     if isinstance(stop := stopping.current(), stopping.Stop):
         stop.limit_s = settings.daemon.stop_timeout_s  # Ctrl-C: leave by then (cli.main)
-    return Engine.from_config(settings, only_targets=only)
+    return Syncer.from_config(settings, only_targets=only)
 
 
 def plan(
@@ -177,7 +177,7 @@ def config_file(config: Path | None) -> str:
     return str(Path(config or os.environ.get(CONFIG_ENV) or "syncd.toml").resolve())
 
 
-def _check_person(reading: Reading, engine: Engine, person: str) -> None:
+def _check_person(reading: Reading, engine: Syncer, person: str) -> None:
     """Raise UsageError unless a source or the ledger knows `person` (a typo otherwise
     reads as "in step")."""
     desired = reading.desired
@@ -188,7 +188,7 @@ def _check_person(reading: Reading, engine: Engine, person: str) -> None:
     raise UsageError(f"unknown person {person!r}: no source and no ledger record has this key")
 
 
-def _for_person(engine: Engine, result: Plan, person: str) -> Plan:
+def _for_person(engine: Syncer, result: Plan, person: str) -> Plan:
     """Return `result` narrowed to one person, with their last access as a note."""
     when = last_access(engine.ledger.engine, person)
     shown = when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "none recorded"
@@ -207,19 +207,13 @@ def write_report(text: str, output: Path | None) -> None:
 
 
 @dataclass(frozen=True)
-class ApplyOptions:
-    """What an administrator asked of one apply (the CLI's flags)."""
+class ApplyRequest:
+    """What an administrator asked of one apply: the run's options, and the CLI's own
+    flags (`yes`: no question; `limit`: actions shown per target)."""
 
+    run: ApplyOptions = field(default_factory=ApplyOptions)
     yes: bool = False
     limit: int = 20
-    allow_shrink: bool = False
-    full: bool = False
-    allow_deletes: int | None = None
-    wait: float = 0.0
-    saved: SavedPlan | None = None
-    released: frozenset[tuple[str, str]] = frozenset()
-    deep: bool = False
-    trigger: str = "cli"
 
 
 def apply(
@@ -240,11 +234,18 @@ def apply(
 ) -> None:
     """Bring every target in step: show the plan, then apply it with a progress bar."""
     saved = load_saved_plan(saved_plan) if saved_plan else None
-    options = ApplyOptions(yes, limit, allow_shrink, full, allow_deletes, wait, saved, deep=deep)
-    run_apply(open_engine(load_config(config), target), options)
+    run = ApplyOptions(
+        allow_shrink=allow_shrink,
+        allow_deletes=allow_deletes,
+        wait_lock_s=wait,
+        full=True if full else None,
+        saved=saved,
+        deep=deep,
+    )
+    run_apply(open_engine(load_config(config), target), ApplyRequest(run, yes, limit))
 
 
-def run_apply(engine: Engine, options: ApplyOptions) -> None:
+def run_apply(engine: Syncer, options: ApplyRequest) -> None:
     """Apply with confirmation and progress bars; raise for failures, deferred actions,
     blocked removals and skipped source records, in that order (see syncd.errors).
 
@@ -269,25 +270,14 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
 
     try:
         with TargetBars(console) as bars:
-            result, outcome, run_id = engine.apply(
-                allow_shrink=options.allow_shrink,
-                full=True if options.full else None,
-                allow_deletes=options.allow_deletes,
-                progress=bars,
-                wait_lock_s=options.wait,
-                before_apply=confirm,
-                saved=options.saved,
-                released=options.released,
-                deep=options.deep,
-                trigger=options.trigger,
-            )
+            result, outcome, run_id = engine.apply(options.run, progress=bars, before_apply=confirm)
             for name in outcome.errors:
                 bars.fail(name)
     finally:
         engine.close()
     if refusal:
         raise Cancelled(f"{refusal[0]} (run {run_id} recorded as cancelled)")
-    applied, failed = outcome.count("applied"), outcome.count("failed")
+    applied, failed = outcome.count(ActionOutcome.APPLIED), outcome.count(ActionOutcome.FAILED)
     deferred = sum(s.deferred for s in result.summaries)
     for name, error in sorted(outcome.errors.items()):
         console.print(Text.assemble((name, "red"), f": {error}"))
@@ -307,7 +297,7 @@ def run_apply(engine: Engine, options: ApplyOptions) -> None:
             "retry time, or a quarantined target); they are retried on a later run"
         )
     if result.blocked:
-        raise SafetyBlocked(blocked_message(result, run_id, options.allow_deletes))
+        raise SafetyBlocked(blocked_message(result, run_id, options.run.allow_deletes))
     if problems := _skipped(engine):
         raise SourceProblems(report.problems_line(problems))
 
@@ -338,6 +328,6 @@ def blocked_message(result: Plan, run_id: int, allow_deletes: int | None) -> str
     return text
 
 
-def _skipped(engine: Engine) -> tuple[SourceProblem, ...]:
+def _skipped(engine: Syncer) -> tuple[SourceProblem, ...]:
     """Return the defective source records of the reading the engine's apply acted on."""
     return engine.applied.problems if engine.applied is not None else ()

@@ -51,11 +51,12 @@ from syncd.emulators.server import EmulatorServer
 from syncd.engine import report
 from syncd.engine.backfill import backfill
 from syncd.engine.report_html import render_html
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.errors import SyncdError
 from syncd.ledger import migrate
 from syncd.ledger.crypto import generate_key_text
 from syncd.ledger.store import create_ledger_engine
+from syncd.model import ActionOutcome
 
 TERMINALS = ("lobby", "lab", "garage")
 CLUE_PLACE = "hq"
@@ -203,7 +204,7 @@ def _upgrade(config_path: Path) -> None:
 def _round(config_path: Path, title: str, report_path: Path | None = None) -> tuple[int, int]:
     """Show the dry run (and write it as HTML to `report_path`), then apply; return the
     run id and how many removals the safety caps blocked. Raise if an action failed."""
-    engine = Engine.from_config(load_config(config_path))
+    engine = Syncer.from_config(load_config(config_path))
     try:
         reading = engine.read()
         dry = engine.plan(reading)
@@ -214,13 +215,14 @@ def _round(config_path: Path, title: str, report_path: Path | None = None) -> tu
             _write_report(report_path, report.plan_to_json(dry, reading.problems, context=context))
         _say("\nApplying …")
         with TargetBars(console) as bars:
-            done, result, run_id = engine.apply(trigger="demo", progress=bars)
+            done, result, run_id = engine.apply(ApplyOptions(trigger="demo"), progress=bars)
     finally:
         engine.close()
-    if result.count("failed"):
-        raise SyncdError(f"demo run {run_id}: {result.count('failed')} action(s) failed")
+    failed, applied = result.count(ActionOutcome.FAILED), result.count(ActionOutcome.APPLIED)
+    if failed:
+        raise SyncdError(f"demo run {run_id}: {failed} action(s) failed")
     _say(
-        f"run {run_id}: {result.count('applied')} actions applied, {done.blocked} removal(s) "
+        f"run {run_id}: {applied} actions applied, {done.blocked} removal(s) "
         "blocked by the safety cap"
     )
     return run_id, done.blocked
@@ -254,19 +256,19 @@ def _enroll_and_fan_out(config_path: Path, states: dict[str, Ef45State]) -> str:
         "with any emulated terminal); syncd backfill reads them into the ledger, encrypted,"
         " and the next apply fans them out:"
     )
-    engine = Engine.from_config(load_config(config_path))
+    engine = Syncer.from_config(load_config(config_path))
     try:
         result = backfill(engine, trigger="demo")
         new = sum(counts["new"] for counts in result.per_target.values())
         _say(f"backfill run {result.run_id}: {new} new template(s) in the ledger")
         with TargetBars(console) as bars:
-            _, applied, run_id = engine.apply(trigger="demo", progress=bars)
+            _, applied, run_id = engine.apply(ApplyOptions(trigger="demo"), progress=bars)
     finally:
         engine.close()
-    if result.errors or applied.count("failed"):
+    if result.errors or applied.count(ActionOutcome.FAILED):
         raise SyncdError(f"demo: backfill or fan-out failed: {result.errors or applied.errors}")
     _say(
-        f"run {run_id}: {applied.count('applied')} update(s) sent the irises to "
+        f"run {run_id}: {applied.count(ActionOutcome.APPLIED)} update(s) sent the irises to "
         f"{', '.join(TERMINALS[1:])}"
     )
     return key
@@ -277,7 +279,7 @@ def _verify(
 ) -> None:
     """Raise SyncdError unless a new plan is empty, every target holds everyone, and every
     EF-45 holds the enrolled person's templates."""
-    engine = Engine.from_config(load_config(config_path))
+    engine = Syncer.from_config(load_config(config_path))
     try:
         reading = engine.read()
         plan = engine.plan(reading)

@@ -11,7 +11,7 @@ from syncd.cli.commands import ConfigOption, TargetOption
 from syncd.cli.output import make_console
 from syncd.config import load_config
 from syncd.engine.clock import set_device_clocks
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import TargetError
 from syncd.ledger.runlock import run_lock
 
@@ -35,7 +35,7 @@ def device_clock(
     terminal could not be set (the others are set all the same).
     """
     only = frozenset(target) if target else None
-    engine = Engine.from_config(load_config(config), only_targets=only)
+    engine = Syncer.from_config(load_config(config), only_targets=only)
     try:
         with run_lock(engine.ledger.engine, wait_s=wait):
             results = set_device_clocks(engine)

@@ -12,7 +12,7 @@ from rich.table import Table
 from syncd.cli.output import make_console
 from syncd.config import load_config
 from syncd.engine.events import CollectReport, collect_events
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import TargetError
 from syncd.ledger import migrate
 from syncd.ledger.events import StoredEvent, list_events
@@ -46,7 +46,7 @@ def collect(
     Holds the run lock (exit 5 while another syncd process holds it): it locks terminals.
     """
     only = frozenset(target) if target else None
-    engine = Engine.from_config(load_config(config), only_targets=only)
+    engine = Syncer.from_config(load_config(config), only_targets=only)
     try:
         with run_lock(engine.ledger.engine, wait_s=wait):
             report = collect_events(engine)

@@ -22,7 +22,7 @@ from rich.text import Text
 from syncd.cli.commands import ConfigOption
 from syncd.cli.output import make_console
 from syncd.config import load_config
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import AssumptionsDiffer, ConfigError, TargetError
 from syncd.ledger.runlock import run_lock
 from syncd.targets.probing import Probeable, ProbeReport
@@ -62,7 +62,7 @@ def probe(
     target could not be probed or the probe user could not be removed, 5 while another
     syncd process holds the run lock.
     """
-    engine = Engine.from_config(load_config(config), only_targets=frozenset({target}))
+    engine = Syncer.from_config(load_config(config), only_targets=frozenset({target}))
     try:
         chosen = engine.targets[target]
         if not isinstance(chosen, Probeable):

@@ -1,7 +1,7 @@
 """The daemon's job table: what each job runs and when.
 
-    reconcile       Engine.apply(trigger="daemon")              every reconcile_every_s or cron
-    deep_reconcile  Engine.apply(trigger="daemon", deep=True)   deep_reconcile_cron (nightly)
+    reconcile       Syncer.apply(trigger="daemon")              every reconcile_every_s or cron
+    deep_reconcile  Syncer.apply(trigger="daemon", deep=True)   deep_reconcile_cron (nightly)
     backfill        syncd.engine.backfill.backfill              every backfill_every_s
     events          syncd.engine.events.collect_events          every events_every_s
     device_clock    syncd.engine.clock.set_device_clocks        device_clock_cron (daily)
@@ -15,7 +15,7 @@ Wiring a new job is one row of `JOBS`. An engine function is called as
 `fn(engine, trigger=…, stop=…)`, each keyword passed only when its signature takes it,
 under the ledger's run lock (`run_job`): every job locks terminals, and no other syncd
 process may hold terminal sessions on the same ledger meanwhile (the lock is re-entrant,
-so `Engine.apply` taking it again costs nothing). Schedules of 0 seconds or an
+so `Syncer.apply` taking it again costs nothing). Schedules of 0 seconds or an
 empty cron turn a job off; backfill reports "skipped" on a site without a template key.
 A reconcile whose sources had defective records logs the warning "source records
 skipped" with their count and reports the outcome "source_problems" instead of "ok"; one
@@ -43,9 +43,11 @@ from syncd.daemon import planonly
 from syncd.engine.backfill import backfill
 from syncd.engine.clock import set_device_clocks
 from syncd.engine.events import collect_events
-from syncd.engine.run import Engine
+from syncd.engine.recorder import run_outcome
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.errors import ConfigError
 from syncd.ledger.runlock import run_lock
+from syncd.model import ActionOutcome, RunOutcome
 from syncd.sources.base import SourceProblem
 
 log = logging.getLogger(__name__)
@@ -79,26 +81,22 @@ class JobDef:
 
 
 def _reconcile(
-    engine: Engine, *, trigger: str, stop: threading.Event, deep: bool = False
+    engine: Syncer, *, trigger: str, stop: threading.Event, deep: bool = False
 ) -> JobResult:
     if engine.config.daemon.mode == "plan":
         return _plan_reconcile(engine, trigger=trigger, stop=stop, deep=deep)
-    extra: dict[str, Any] = {"deep": True} if deep else {}
-    plan, result, run_id = engine.apply(trigger=trigger, stop=stop, **extra)
-    applied, failed = result.count("applied"), result.count("failed")
+    plan, result, run_id = engine.apply(ApplyOptions(trigger=trigger, deep=deep), stop=stop)
+    applied, failed = result.count(ActionOutcome.APPLIED), result.count(ActionOutcome.FAILED)
     problems = engine.applied.problems if engine.applied is not None else ()
-    outcome = "interrupted" if result.stopped else "failed" if failed else "ok"
-    if outcome == "ok" and plan.blocked:
-        outcome = "blocked"
     planonly.after_apply(engine, run_id, plan, problems)
-    outcome = _with_problems(outcome, problems, run_id)
+    outcome = _with_problems(_job_outcome(run_outcome(plan, result)), problems, run_id)
     summary = f"{applied} applied, {failed} failed, {plan.blocked} blocked"
     summary += f", {len(problems)} source record(s) skipped" if problems else ""
     return JobResult(outcome, run_id, summary, changes_run=run_id, problems=problems)
 
 
 def _plan_reconcile(
-    engine: Engine, *, trigger: str, stop: threading.Event, deep: bool
+    engine: Syncer, *, trigger: str, stop: threading.Event, deep: bool
 ) -> JobResult:
     """The reconcile of `[daemon] mode = "plan"`: plan, store, notify; apply nothing."""
     outcome, run_id, plan, problems = planonly.plan_only(
@@ -124,7 +122,13 @@ def _with_problems(outcome: str, problems: Sequence[SourceProblem], run_id: int)
     return "source_problems" if outcome == "ok" else outcome
 
 
-def _backfill(engine: Engine, *, trigger: str) -> Any:
+def _job_outcome(run: RunOutcome) -> RunOutcome:
+    """Return a reconcile job's outcome: its run's, but a job with any failed action
+    failed (partial or not)."""
+    return RunOutcome.FAILED if run is RunOutcome.PARTIAL else run
+
+
+def _backfill(engine: Syncer, *, trigger: str) -> Any:
     if engine.config.templates is None:
         return JobResult("skipped", summary="no [templates] key configured")
     return backfill(engine, trigger=trigger)
@@ -198,7 +202,7 @@ def triggers(config: DaemonConfig) -> dict[str, BaseTrigger]:
 
 
 def run_job(
-    function: JobFunction, engine: Engine, *, trigger: str, stop: threading.Event
+    function: JobFunction, engine: Syncer, *, trigger: str, stop: threading.Event
 ) -> JobResult:
     """Call the job under the ledger's run lock (see `call_job`); raise RunLockBusy if
     another syncd process holds it."""
@@ -207,7 +211,7 @@ def run_job(
 
 
 def call_job(
-    function: JobFunction, engine: Engine, *, trigger: str, stop: threading.Event
+    function: JobFunction, engine: Syncer, *, trigger: str, stop: threading.Event
 ) -> JobResult:
     """Call an engine function with the keywords it accepts; return its JobResult.
 

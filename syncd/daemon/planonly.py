@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from syncd.daemon.alerts import Notice, send_notice
 from syncd.engine import report
 from syncd.engine.report import ReportContext
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.engine.stored import StoredReport, reports_directory, store_report
 from syncd.model import Plan
 from syncd.sources.base import SourceProblem
@@ -34,7 +34,7 @@ SHOWN_BLOCKED = 10
 
 
 def plan_only(
-    engine: Engine, *, trigger: str, stop: threading.Event, deep: bool = False
+    engine: Syncer, *, trigger: str, stop: threading.Event, deep: bool = False
 ) -> tuple[str, int, Plan, tuple[SourceProblem, ...]]:
     """Plan without applying; record the dry run, store its report, tell who must know.
 
@@ -71,7 +71,7 @@ def plan_only(
     return outcome, run_id, plan, problems
 
 
-def after_apply(engine: Engine, run_id: int, plan: Plan, problems: Sequence[SourceProblem]) -> None:
+def after_apply(engine: Syncer, run_id: int, plan: Plan, problems: Sequence[SourceProblem]) -> None:
     """After an applying reconcile: if removals were blocked, warn, store the report
     (no fingerprint: not a plan to approve as such) and notify."""
     if not plan.blocked:
@@ -100,7 +100,7 @@ def warn_blocked(run_id: int, plan: Plan) -> None:
 
 
 def _store(
-    engine: Engine,
+    engine: Syncer,
     run_id: int,
     plan: Plan,
     problems: Sequence[SourceProblem],
@@ -120,7 +120,7 @@ def _store(
 
 
 def notify(
-    engine: Engine,
+    engine: Syncer,
     run_id: int,
     plan: Plan,
     problems: Sequence[SourceProblem],

@@ -5,7 +5,7 @@ lock; each job has `max_instances=1` and `coalesce=True` (runs missed while anot
 collapse into one), and a run later than `misfire_grace_s` is skipped until the next.
 Interval jobs run once at start, then every interval; cron jobs at their times.
 
-Each run opens an `Engine` for the current config (so a reloaded config applies from
+Each run opens an `Syncer` for the current config (so a reloaded config applies from
 the next run on), calls the job with a stop of its own (`engine.stopping.Stop`), and
 closes the engine. That stop is set by the daemon's (SIGTERM) and by the job's deadline
 (`daemon.job_deadline_s`): the job's requests in flight are cancelled and its run is
@@ -34,13 +34,13 @@ from tzlocal import get_localzone
 from syncd.config import Config
 from syncd.daemon.jobs import JobFunction, JobResult, run_job
 from syncd.engine import stopping
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.engine.stopping import Stop
 from syncd.errors import Interrupted, RunLockBusy, SyncdError, cut, environmental
 
 log = logging.getLogger(__name__)
 
-Done = Callable[[str, JobResult | None, float, Engine | None], None]
+Done = Callable[[str, JobResult | None, float, Syncer | None], None]
 
 
 class JobRunner:
@@ -70,11 +70,11 @@ class JobRunner:
         started = time.monotonic()
         fields: dict[str, Any] = {"job": name, "job_run": job_run, "trigger": trigger}
         log.info("job started", extra=fields)
-        engine: Engine | None = None
+        engine: Syncer | None = None
         result: JobResult | None = None
         try:
             with stopping.linked(self.stop) as stop, self._deadline(stop, fields):
-                engine = Engine.from_config(self.config())
+                engine = Syncer.from_config(self.config())
                 result = self._call(name, engine, trigger, stop, fields)
         finally:
             seconds = time.monotonic() - started
@@ -87,7 +87,7 @@ class JobRunner:
                 self._idle.notify_all()
 
     def _call(
-        self, name: str, engine: Engine, trigger: str, stop: Stop, fields: dict[str, Any]
+        self, name: str, engine: Syncer, trigger: str, stop: Stop, fields: dict[str, Any]
     ) -> JobResult | None:
         """Run the job under `stop`; return its result (None if it failed: logged)."""
         try:
@@ -146,7 +146,7 @@ class JobRunner:
         )
 
     def _report(
-        self, name: str, result: JobResult | None, seconds: float, engine: Engine | None
+        self, name: str, result: JobResult | None, seconds: float, engine: Syncer | None
     ) -> None:
         try:
             self.done(name, result, seconds, engine)

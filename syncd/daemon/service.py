@@ -46,7 +46,7 @@ from syncd.daemon.notify import Notifier, Watchdog, watchdog_interval
 from syncd.daemon.scheduler import JobRunner, Scheduler
 from syncd.engine import stopping
 from syncd.engine.factory import build_sources, build_targets
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import ConfigError, SyncdError
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
@@ -256,7 +256,7 @@ class Daemon:
     # hooks for jobs and HTTP ----------------------------------------------------------
 
     def _job_done(
-        self, name: str, result: JobResult | None, seconds: float, engine: Engine | None
+        self, name: str, result: JobResult | None, seconds: float, engine: Syncer | None
     ) -> None:
         outcome = result.outcome if result is not None else "error"
         self.metrics.job_done(name, outcome, seconds)
@@ -270,7 +270,7 @@ class Daemon:
         summary = f": {result.summary}" if result is not None and result.summary else ""
         self.notifier.status(f"last {name} {outcome} at {at}{summary}")
 
-    def _schedule_boundary(self, engine: Engine) -> None:
+    def _schedule_boundary(self, engine: Syncer) -> None:
         """Queue a reconcile just after the next access boundary (a start or end of
         someone's validity), so access opens and closes on time, not at the next poll."""
         if self.stop.is_set() or not self._leading():
@@ -286,7 +286,7 @@ class Daemon:
         """Queue the next boundary's reconcile from the ledger as it stands (on taking the
         lead: a cron-scheduled reconcile may not run for hours)."""
         try:
-            engine = Engine.from_config(self.config)
+            engine = Syncer.from_config(self.config)
         except SyncdError as exc:
             log.error("cannot look up the next access boundary", extra={"error": str(exc)})
             return

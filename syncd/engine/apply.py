@@ -18,15 +18,15 @@ go into the next), so the event loop keeps serving the other targets:
   create's pending record makes the next run create again, which finds the user and
   updates it; an update or delete is planned again and is idempotent.
 
-Temporary errors are retried within the run with exponential backoff and jitter (bounded
-by `ApplyConfig`); what still fails is recorded as failed with a `next_attempt_at` that
-grows with the record's attempts. Whose failure it is decides what happens next
-(`TargetError.target_level`):
+Temporary errors are retried within the run by one policy (`engine.retrying`: bounded
+tries and time, backoff with jitter, a target's Retry-After honoured); what still fails
+is recorded as failed with a `next_attempt_at` that grows with the record's attempts.
+Whose failure it is decides what happens next (`TargetError.target_level`):
 
 - one record's (a refused card, a 404 on one person, a validation error, a 5xx answer
   about one request): that action fails, and the next one goes on;
 - the target's (unreachable, lock busy or lost, a session that will not open, an API key
-  refused): the session is reopened (with backoff), and once that is given up every
+  refused): the session is reopened (`retrying.session_policy`), and once that is given up every
   remaining action is recorded as failed at once, and `ApplyResult.errors` names the
   target. `STORM_AFTER` actions in a row failing with temporary errors (each after its
   own retries) are a storm: the target is given up at once, the same way. A failed target
@@ -39,7 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -48,16 +47,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import AsyncRetrying
 
 from syncd.config import ApplyConfig
 from syncd.engine import stopping
+from syncd.engine.retrying import action_policy, session_policy
 from syncd.engine.writer import GroupWriter
 from syncd.errors import (
     ActionDeadline,
@@ -70,7 +64,7 @@ from syncd.errors import (
 )
 from syncd.ledger.outcomes import Outcome
 from syncd.ledger.store import Ledger
-from syncd.model import Action, Op, Plan
+from syncd.model import Action, ActionOutcome, Op, Plan
 from syncd.targets.base import Target, TargetSession
 
 log = logging.getLogger(__name__)
@@ -127,7 +121,7 @@ class ApplyResult:
     stopped: bool = False
     temporary: Counter[str] = field(default_factory=Counter)
 
-    def count(self, outcome: str) -> int:
+    def count(self, outcome: ActionOutcome) -> int:
         """Return how many actions ended with `outcome` across targets."""
         return sum(c[outcome] for c in self.per_target.values())
 
@@ -170,7 +164,9 @@ class Applier:
         """
         try:
             blocked = [a for a in plan.actions if a.blocked is not None]
-            await self._group.write([self._outcome(a, "blocked", error=a.blocked) for a in blocked])
+            await self._group.write(
+                [self._outcome(a, ActionOutcome.BLOCKED, error=a.blocked) for a in blocked]
+            )
             runnable = plan.runnable()
             names = sorted({a.target for a in runnable})
             self._group.producers = len(names)
@@ -239,7 +235,8 @@ class Applier:
             if state.committing is not None:
                 await _settled(state.committing)
             failed = [
-                self._outcome(a, "failed", error=_describe(exc)) for a in actions[state.done :]
+                self._outcome(a, ActionOutcome.FAILED, error=_describe(exc))
+                for a in actions[state.done :]
             ]
             await self._group.write(failed)
             self.progress.fail(target.name)
@@ -251,9 +248,12 @@ class Applier:
     async def _sessions(
         self, target: Target, actions: Sequence[Action], state: _TargetState
     ) -> None:
-        """Apply `actions` in sessions of `target`, reopened (with backoff) after a
-        target-level temporary error; `state` counts what is done."""
-        async for attempt in self._retrying():
+        """Apply `actions` in sessions of `target`, reopened after a target-level
+        temporary error (`retrying.session_policy`); `state` counts what is done."""
+        # One per target (its actions run in turn), counting the tries of the action at
+        # `state.done` across sessions.
+        policy = action_policy(self.settings, lambda: state.tries)
+        async for attempt in session_policy(self.settings):
             with attempt:
                 async with target.session() as session:
                     streak = 0  # temporary failures in a row in this session
@@ -262,12 +262,14 @@ class Applier:
                             self.result.stopped = True
                             return
                         await self._write_ahead(actions, index)
-                        outcome, temporary = await self._apply_one(session, actions[index])
+                        outcome, temporary = await self._apply_one(
+                            session, actions[index], policy, state
+                        )
                         if state.committing is not None:
                             await state.committing
                         state.committing = self._group.submit(outcome)
                         self.progress.advance(target.name)
-                        state.done += 1
+                        state.done, state.tries, state.last_error = state.done + 1, 0, None
                         streak = streak + 1 if temporary else 0
                         if streak >= STORM_AFTER:
                             raise TargetStorm(
@@ -281,38 +283,52 @@ class Applier:
             return
         window = [a for a in actions[index : index + WRITE_AHEAD] if a.op is Op.CREATE]
         now = self.clock()
-        await self._group.write([Outcome(self.run_id, a, "pending", now) for a in window])
+        await self._group.write(
+            [Outcome(self.run_id, a, ActionOutcome.PENDING, now) for a in window]
+        )
         self._written_ahead.update(id(a) for a in window)
 
-    async def _apply_one(self, session: TargetSession, action: Action) -> tuple[Outcome, bool]:
-        """Execute `action` (retrying temporary errors); return its outcome to record, and
-        whether it failed with a temporary error.
+    async def _apply_one(
+        self, session: TargetSession, action: Action, policy: AsyncRetrying, state: _TargetState
+    ) -> tuple[Outcome, bool]:
+        """Execute `action` under `policy`; return its outcome to record, and whether it
+        failed with a temporary error.
 
-        A target-level temporary error that outlasts the retries is raised: the session
-        itself may be broken, so the target's outer retry reopens it. Any other error
+        A target-level temporary error that outlasts the action's tries is raised: the
+        session itself may be broken, so the session policy reopens it; in the new
+        session the action, its tries spent, fails without another try. Any other error
         fails this action alone; a target-level one (an API key refused mid-run) also
         marks the target's run as failed.
         """
+        if state.last_error is not None and state.tries > self.settings.retries:
+            self.result.temporary[action.target] += 1
+            return self._outcome(action, ActionOutcome.FAILED, error=state.last_error), True
         try:
-            remote_id = await self._within_deadline(session, action)
+            remote_id = await self._within_deadline(session, action, policy, state)
         except TemporaryTargetError as exc:
             if exc.target_level:
+                state.last_error = _describe(exc)
                 raise
             self.result.temporary[action.target] += 1
-            return self._outcome(action, "failed", error=_describe(exc)), True
+            return self._outcome(action, ActionOutcome.FAILED, error=_describe(exc)), True
         except SyncdError as exc:
             if is_target_level(exc):
                 self.result.errors.setdefault(action.target, str(exc))
-            return self._outcome(action, "failed", error=_describe(exc)), False
-        return self._outcome(action, "applied", remote_id=remote_id), False
+            return self._outcome(action, ActionOutcome.FAILED, error=_describe(exc)), False
+        return self._outcome(action, ActionOutcome.APPLIED, remote_id=remote_id), False
 
-    async def _within_deadline(self, session: TargetSession, action: Action) -> str | None:
+    async def _within_deadline(
+        self, session: TargetSession, action: Action, policy: AsyncRetrying, state: _TargetState
+    ) -> str | None:
         """Execute `action` with its retries, all within `action_deadline_s`; raise
         ActionDeadline when it passes (the request in flight is cancelled)."""
         limit = self.settings.action_deadline_s
         try:
             async with asyncio.timeout(limit) as deadline:
-                return await self._with_retries(session, action)
+                async for attempt in policy:
+                    with attempt:
+                        state.tries += 1
+                        return await session.apply(action)
         except TimeoutError:
             if not deadline.expired():
                 raise
@@ -320,48 +336,18 @@ class Applier:
                 f"action_deadline_s of {limit:g} s passed before the target answered "
                 "(retries included)"
             ) from None
-
-    async def _with_retries(self, session: TargetSession, action: Action) -> str | None:
-        try:  # the first try outside tenacity: building its machinery per action cost more
-            return await session.apply(action)  # than an emulated 5 ms request
-        except TemporaryTargetError:
-            if self.settings.retries == 0:
-                raise
-        await asyncio.sleep(self._first_pause())
-        async for attempt in self._retrying(after_failure=True):
-            with attempt:
-                return await session.apply(action)
         raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
 
-    def _retrying(self, *, after_failure: bool = False) -> AsyncRetrying:
-        """Return the bounded backoff of `ApplyConfig`: pauses of `retry_initial_s`,
-        doubling up to `retry_max_s`, each plus a random jitter of up to `retry_initial_s`.
-
-        `after_failure`: the first try already failed and `_first_pause` was waited, so
-        allow one attempt less and continue the doubling from the second pause.
-        """
-        settings = self.settings
-        initial = settings.retry_initial_s * (2 if after_failure else 1)
-        return AsyncRetrying(
-            retry=retry_if_exception(_worth_retrying),
-            stop=stop_after_attempt(settings.retries + (0 if after_failure else 1)),
-            wait=wait_exponential(multiplier=initial, max=settings.retry_max_s)
-            + wait_random(0, settings.retry_initial_s),
-            reraise=True,
-        )
-
-    def _first_pause(self) -> float:
-        """Return the pause before the first retry (the first step of `_retrying`)."""
-        settings = self.settings
-        base = min(settings.retry_initial_s, settings.retry_max_s)
-        return base + random.uniform(0, settings.retry_initial_s)
-
     def _outcome(
-        self, action: Action, outcome: str, remote_id: str | None = None, error: str | None = None
+        self,
+        action: Action,
+        outcome: ActionOutcome,
+        remote_id: str | None = None,
+        error: str | None = None,
     ) -> Outcome:
         """Return the ledger's row for `outcome` of `action` and count it in the result."""
         now = self.clock()
-        next_attempt = self._next_attempt(action, now) if outcome == "failed" else None
+        next_attempt = self._next_attempt(action, now) if outcome is ActionOutcome.FAILED else None
         self.result.per_target.setdefault(action.target, Counter())[outcome] += 1
         return Outcome(self.run_id, action, outcome, now, remote_id, error, next_attempt)
 
@@ -375,9 +361,12 @@ class Applier:
 
 @dataclass
 class _TargetState:
-    """How far one target's apply got: actions done, and the last outcome's commit."""
+    """How far one target's apply got: actions done, the tries of the next one (across
+    sessions) and its last target-level error, and the last outcome's commit."""
 
     done: int = 0
+    tries: int = 0
+    last_error: str | None = None
     committing: asyncio.Future[None] | None = None
 
 
@@ -385,12 +374,6 @@ async def _settled(future: asyncio.Future[None]) -> None:
     """Wait for `future`, ignoring its error (raised again where it is awaited last)."""
     with contextlib.suppress(Exception):
         await asyncio.shield(future)
-
-
-def _worth_retrying(exc: BaseException) -> bool:
-    """A temporary error may pass on a retry (or a reopened session); a storm has had
-    its retries, action after action."""
-    return isinstance(exc, TemporaryTargetError) and not isinstance(exc, TargetStorm)
 
 
 def _describe(exc: BaseException) -> str:

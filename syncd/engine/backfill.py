@@ -41,13 +41,13 @@ from typing import Any
 from syncd.config import ClueTargetConfig, Ef45TargetConfig
 from syncd.engine import stopping
 from syncd.engine.backfill_scan import Candidate, Judge, ScanState
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import ConfigError, SyncdError, TargetError, cut
 from syncd.ledger.deadruns import close_dead_runs
 from syncd.ledger.findings import sync_findings
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.templates import TemplateVault, TemplateWrite
-from syncd.model import Person
+from syncd.model import Person, RunOutcome
 from syncd.targets.base import (
     HeldTemplates,
     HoldsTemplates,
@@ -68,11 +68,12 @@ class BackfillResult:
     findings: Counter[str] = field(default_factory=Counter)
 
     @property
-    def outcome(self) -> str:
-        """ "ok", "partial" (some terminals failed) or "failed" (all did)."""
+    def outcome(self) -> RunOutcome:
+        """OK, PARTIAL (some terminals failed) or FAILED (all did)."""
         if not self.errors:
-            return "ok"
-        return "failed" if len(self.errors) >= len(self.per_target) else "partial"
+            return RunOutcome.OK
+        failed = len(self.errors) >= len(self.per_target)
+        return RunOutcome.FAILED if failed else RunOutcome.PARTIAL
 
     def as_counts(self) -> dict[str, Any]:
         """Return a JSON-able summary for the runs table."""
@@ -80,7 +81,7 @@ class BackfillResult:
 
 
 def backfill(
-    engine: Engine,
+    engine: Syncer,
     *,
     trigger: str = "cli",
     wait_lock_s: float = 0.0,
@@ -108,7 +109,7 @@ def backfill(
         except BaseException as exc:  # no run stays "running" (best effort: see run.py)
             with contextlib.suppress(Exception):
                 engine.ledger.finish_run(
-                    run_id, outcome="interrupted", counts={}, now=engine.clock(),
+                    run_id, outcome=RunOutcome.INTERRUPTED, counts={}, now=engine.clock(),
                     message=cut(f"{type(exc).__name__}: {exc}"),
                 )  # fmt: skip
             raise
@@ -125,7 +126,7 @@ class _Backfill:
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Syncer,
         vault: TemplateVault,
         terminals: Mapping[str, HoldsTemplates],
         people: Mapping[str, Person],

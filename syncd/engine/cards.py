@@ -22,11 +22,11 @@ Other targets' actions are only put in that first order. Summaries are recounted
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from syncd.engine.order import CardRules, Cards, Moves, cards_moved, order_actions
-from syncd.engine.plan import field_changes, summarise
+from syncd.engine.plan import RecordLoader, field_changes, summarise
 from syncd.model import (
     Action,
     Digest,
@@ -39,9 +39,6 @@ from syncd.model import (
     digest,
 )
 from syncd.targets.base import Target
-
-RecordLoader = Callable[[Iterable[tuple[str, str]]], Mapping[tuple[str, str], Record]]
-"""Given (target, person key) pairs, return the records the ledger holds for them."""
 
 CLAIMS = frozenset({Op.CREATE, Op.UPDATE})
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from syncd.engine import stopping
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import cut
 from syncd.targets.base import HasClock
 
@@ -28,7 +28,7 @@ class ClockResult:
     error: str | None = None
 
 
-def set_device_clocks(engine: Engine) -> dict[str, ClockResult]:
+def set_device_clocks(engine: Syncer) -> dict[str, ClockResult]:
     """Set each target's clock that has one to the engine's clock in the target's zone.
 
     Return target name → ClockResult for every target with a clock (others are skipped).

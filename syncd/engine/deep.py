@@ -38,11 +38,12 @@ from typing import Protocol, runtime_checkable
 import sqlalchemy as sa
 
 from syncd.engine import stopping
-from syncd.engine.plan import Desired, field_changes, summarise
+from syncd.engine.plan import field_changes, summarise
 from syncd.errors import cut
 from syncd.ledger.findings import sync_findings
 from syncd.model import (
     Action,
+    Desired,
     Digest,
     HeldRecord,
     Op,

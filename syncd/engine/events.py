@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from syncd.engine import stopping
 from syncd.engine.apply import Clock
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.errors import SyncdError, cut
 from syncd.ledger.events import person_keys_by_remote_id, store_events
 from syncd.ledger.store import Ledger
@@ -63,7 +63,7 @@ class CollectReport:
         )
 
 
-def collect_events(engine: Engine) -> CollectReport:
+def collect_events(engine: Syncer) -> CollectReport:
     """Collect the new events of every target of `engine` into its ledger (daemon job)."""
     return collect_from(engine.ledger, engine.targets, engine.clock)
 

@@ -25,27 +25,25 @@ leave the plan as clear text.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from syncd.engine.access import may_pass, staged
 from syncd.engine.renders import Renders
 from syncd.errors import RecordError
 from syncd.model import (
     Action,
-    Digest,
-    Enrollment,
+    Desired,
     FieldChange,
     HeldRecord,
     HeldTable,
     Op,
-    Person,
     Plan,
     Record,
     RecordState,
     TargetSummary,
-    digest,
 )
 from syncd.targets.base import Target
 
@@ -62,17 +60,32 @@ class Policy:
     create_ahead: timedelta = timedelta(days=14)
 
 
+RecordLoader = Callable[[Iterable[tuple[str, str]]], Mapping[tuple[str, str], Record]]
+"""Loads the records the ledger says targets hold, per (target, person key)."""
+
+
 @dataclass(frozen=True, slots=True)
-class Desired:
-    """What the source says now: `people` present, `gone` (last known) no longer there.
+class TargetPlan:
+    """One target's share of a plan: its actions, what was left alone, and notes."""
 
-    `digest_of` makes the digests records are compared by (the ledger's keyed digest, so
-    that a stored digest never confirms a guessed PIN; plain `digest` in tests)."""
+    actions: tuple[Action, ...]
+    unchanged: int
+    deferred: int
+    notes: tuple[str, ...]
 
-    people: Mapping[str, Person]
-    gone: Mapping[str, Person] = dataclasses.field(default_factory=dict)
-    enrollments: Mapping[str, Sequence[Enrollment]] = dataclasses.field(default_factory=dict)
-    digest_of: Digest = digest
+
+class _Decision(NamedTuple):
+    """The rule's verdict for one person on one target: the action (None: nothing to
+    do), the record held if it had to be looked at, and whether the target holds one
+    (`HeldRecord.present`)."""
+
+    action: Action | None
+    record: HeldRecord | None
+    present: bool
+
+
+_IN_STEP = _Decision(None, None, present=True)
+"""A settled record whose digest is the wanted one: nothing to do."""
 
 
 def compute_plan(
@@ -82,73 +95,61 @@ def compute_plan(
     policy: Policy,
     now: datetime,
     *,
-    diff_fields: bool = True,
+    load_records: RecordLoader | None = None,
 ) -> Plan:
     """Return the actions that bring every target to `desired`, with a summary per target.
 
-    With `diff_fields` False, an action on a record the target holds carries no field
-    changes: the caller adds them with `with_held_records` (for `held` loaded without
-    records, whose changes would be computed against nothing, then computed again).
+    `held` comes with its records (a deep view, tests), or without them (a large ledger's
+    `HeldTable`s) and then `load_records` fetches the records behind the plan's actions,
+    so that every action's field changes are complete either way.
     """
-    actions: list[Action] = []
-    summaries: list[TargetSummary] = []
-    notes: list[str] = []
-    renders = Renders(desired, diff_fields)
-    for target in targets:
-        target_actions, unchanged, deferred = _plan_target(
-            target, renders, held.get(target.name, {}), policy, now, notes
-        )
-        actions.extend(target_actions)
-        summaries.append(summarise(target.name, target_actions, unchanged, deferred))
+    renders = Renders(desired, diff_fields=load_records is None)
+    parts = [
+        (target.name, _plan_target(target, renders, _table(target.name, held), policy, now))
+        for target in targets
+    ]
+    actions = tuple(a for _, part in parts for a in part.actions)
+    if load_records is not None:
+        actions = _with_held_records(actions, load_records, targets)
     return Plan(
-        actions=tuple(actions), summaries=tuple(summaries), created_at=now, notes=tuple(notes)
+        actions=actions,
+        summaries=tuple(summarise(n, p.actions, p.unchanged, p.deferred) for n, p in parts),
+        created_at=now,
+        notes=tuple(note for _, part in parts for note in part.notes),
     )
 
 
+def _table(name: str, held: Mapping[str, Mapping[str, HeldRecord]]) -> HeldTable:
+    return HeldTable.of(name, held.get(name, {}))
+
+
 def _plan_target(
-    target: Target,
-    renders: Renders,
-    held: Mapping[str, HeldRecord],
-    policy: Policy,
-    now: datetime,
-    notes: list[str],
-) -> tuple[list[Action], int, int]:
+    target: Target, renders: Renders, held: HeldTable, policy: Policy, now: datetime
+) -> TargetPlan:
+    """Return `target`'s actions: `_decide` for each person present or held, a person
+    who cannot be rendered failed closed, a failed record deferred to its retry time."""
     actions: list[Action] = []
+    notes: list[str] = []
     unchanged = deferred = 0
-    people = renders.desired.people
-    settled = held.settled_digests if isinstance(held, HeldTable) else {}
-    active_shape = renders.shape(target, active=True)
     for key in renders.keys(held):
         if key in policy.protected_keys:
             continue
-        # The common case of a large plan, decided without building a HeldRecord: a
-        # settled record (state ok, so never deferred) of an active person whose record
-        # is unchanged. Anything else takes the general path below.
-        settled_digest = settled.get(key)
-        if settled_digest is not None:
-            person = people.get(key)
-            if person is not None and may_pass(person, now) and target.selects(person):
-                found = active_shape.get(key) or renders.renderable(active_shape, target, person)
-                if found is not None and found[1] == settled_digest:
-                    unchanged += 1
-                    continue
-        record = held.get(key)
         try:
-            action = _decide(target, renders, key, record, policy, now)
+            decision = _decide(target, renders, key, held, policy, now)
         except RecordError as exc:
-            action = _fail_closed(target, renders, key, record, policy, now)
-            verdict = "access switched off" if action is not None else "not changed"
+            decision = _fail_closed(target, renders, key, held.get(key), policy, now)
+            verdict = "access switched off" if decision.action is not None else "not changed"
             notes.append(f"{target.name}: {key}: {exc.field}: {exc.message}; {verdict}")
+        action, record = decision.action, decision.record
         # A failed record waits for its retry time, unless access must go now: taking
         # access away is never held back by an earlier failure (fail closed).
         if record is not None and _deferred(record, now) and not _takes_access(action):
             deferred += 1
-            continue
-        if action is None:
-            unchanged += record is not None and record.present
+        elif action is None:
+            unchanged += decision.present
         else:
             actions.append(action)
-    return actions, unchanged, deferred
+    return TargetPlan(tuple(actions), unchanged, deferred, tuple(notes))
 
 
 def _takes_access(action: Action | None) -> bool:
@@ -171,19 +172,39 @@ def _decide(
     target: Target,
     renders: Renders,
     key: str,
-    held: HeldRecord | None,
+    held: HeldTable,
     policy: Policy,
     now: datetime,
-) -> Action | None:
+) -> _Decision:
+    """The planner's one rule for one person on one target (see the module docstring).
+
+    A settled record (state ok: never deferred) whose digest is the wanted one is in
+    step without being looked at: the common case of a large plan builds no HeldRecord.
+    """
     person = renders.desired.people.get(key)
     if person is not None and target.selects(person):
         if may_pass(person, now):
             wanted, wanted_digest = renders.get(target, person, active=True)
-            return _converge_active(target, key, held, wanted, wanted_digest, renders.diff_fields)
+            if held.settled_digest(key) == wanted_digest:
+                return _IN_STEP
+            record = held.get(key)
+            action = _converge_active(
+                target, key, record, wanted, wanted_digest, renders.diff_fields
+            )
+            return _Decision(action, record, _present(record))
         if staged(person, now, policy.create_ahead):
             wanted, wanted_digest = renders.get(target, person, active=False)
-            return _converge_staged(target, key, held, wanted, wanted_digest, renders.diff_fields)
-    return _leaver(target, renders, key, held, policy, now)
+            record = held.get(key)
+            action = _converge_staged(
+                target, key, record, wanted, wanted_digest, renders.diff_fields
+            )
+            return _Decision(action, record, _present(record))
+    record = held.get(key)
+    return _Decision(_leaver(target, renders, key, record, policy, now), record, _present(record))
+
+
+def _present(record: HeldRecord | None) -> bool:
+    return record is not None and record.present
 
 
 def _fail_closed(
@@ -193,13 +214,14 @@ def _fail_closed(
     held: HeldRecord | None,
     policy: Policy,
     now: datetime,
-) -> Action | None:
+) -> _Decision:
     """Return the leaver's action for a person whose record cannot be rendered: such a
     person keeps no access (None if the target cannot render even their disabled record)."""
     try:
-        return _leaver(target, renders, key, held, policy, now)
+        action = _leaver(target, renders, key, held, policy, now)
     except RecordError:
-        return None
+        action = None
+    return _Decision(action, held, _present(held))
 
 
 def _leaver(
@@ -295,11 +317,10 @@ def _converge_leaver(
             target, key, Op.DISABLE, wanted, wanted_digest, held, active=False, diff=diff
         )
     since = held.disabled_since
-    if held.created_by_syncd and since is not None and now - since >= policy.delete_after:
+    due = since is not None and now - since >= policy.delete_after
+    if held.created_by_syncd and due and held.digest is not None:
         last = held.record if held.record is not None else {}
-        return _action(
-            target, key, Op.DELETE, last, str(held.digest), held, active=False, diff=diff
-        )
+        return _action(target, key, Op.DELETE, last, held.digest, held, active=False, diff=diff)
     return None
 
 
@@ -314,8 +335,8 @@ def _action(
     active: bool = True,
     diff: bool = True,
 ) -> Action:
-    """Return the action; without `diff`, the field changes are left to the caller (a
-    record the target holds was not loaded: see `compute_plan`)."""
+    """Return the action; without `diff`, its field changes are left to
+    `_with_held_records` (a record the target holds was not loaded: see `compute_plan`)."""
     before = held.record if held is not None else None
     shown_after = None if op is Op.DELETE else record
     changes = field_changes(before, shown_after, target.secret_fields) if diff else ()
@@ -333,25 +354,22 @@ def _action(
     )
 
 
-def with_held_records(
-    plan: Plan, records: Mapping[tuple[str, str], Record], targets: Sequence[Target]
-) -> Plan:
-    """Return `plan` with the field changes of every action on a record the target holds
-    (`before_digest` set) computed from `records`, and a delete's last record taken there.
-
-    For plans made with `diff_fields=False` from held records not loaded: `records` holds,
-    per (target, person), what the ledger says the target holds (an action whose record
-    is missing gets its changes against nothing).
-    """
+def _with_held_records(
+    actions: Sequence[Action], load_records: RecordLoader, targets: Sequence[Target]
+) -> tuple[Action, ...]:
+    """Return `actions` with the field changes of every action on a record the target
+    holds (`before_digest` set) computed from the records `load_records` finds, and a
+    delete's last record taken there (a record not found: changes against nothing)."""
+    records = load_records([(a.target, a.person_key) for a in actions if a.before_digest])
     secrets = {t.name: t.secret_fields for t in targets}
     # Ten terminals configured alike share one record object per person, before (shared
     # by `Ledger.load_records`) and after (rendered once): their changes are computed once.
-    # Keyed by identity, which is exact while `records` and `plan` keep the objects alive.
+    # Keyed by identity, which is exact while `records` and `actions` keep the objects alive.
     memo: dict[tuple[int, int, frozenset[str]], tuple[FieldChange, ...]] = {}
-    actions = []
-    for action in plan.actions:
+    completed = []
+    for action in actions:
         if action.before_digest is None:
-            actions.append(action)  # nothing held: its changes were computed by the plan
+            completed.append(action)  # nothing held: its changes were computed by the plan
             continue
         before = records.get((action.target, action.person_key))
         deleting = action.op is Op.DELETE
@@ -362,8 +380,8 @@ def with_held_records(
         changes = memo.get(memo_key)
         if changes is None:
             changes = memo[memo_key] = field_changes(before, after, secret)
-        actions.append(dataclasses.replace(action, record=record, changes=changes))
-    return dataclasses.replace(plan, actions=tuple(actions))
+        completed.append(dataclasses.replace(action, record=record, changes=changes))
+    return tuple(completed)
 
 
 def field_changes(

@@ -9,14 +9,9 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections.abc import Hashable, Mapping
-from typing import TYPE_CHECKING
 
-from syncd.errors import RecordError
-from syncd.model import HeldRecord, Person, Record, Status
+from syncd.model import Desired, HeldRecord, Person, Record, Status
 from syncd.targets.base import Target
-
-if TYPE_CHECKING:  # plan imports this module: the type alone, to avoid a cycle
-    from syncd.engine.plan import Desired
 
 
 class Renders:
@@ -35,7 +30,9 @@ class Renders:
 
     def shape(self, target: Target, active: bool) -> dict[str, tuple[Record, str]]:
         """Return the cache (person key → record, digest) of `target`'s configuration."""
-        return self._shapes.setdefault((target.render_key, active), {})
+        key = (target.render_key, active)
+        found = self._shapes.get(key)  # no empty dict built per call: a plan calls this per record
+        return found if found is not None else self._shapes.setdefault(key, {})
 
     def get(self, target: Target, person: Person, active: bool) -> tuple[Record, str]:
         """Return (record, digest) of `person` on `target`, disabled unless `active`."""
@@ -51,16 +48,6 @@ class Renders:
             record = target.render(shown, self.desired.enrollments.get(person.key, ()))
             found = shape[person.key] = (record, self.desired.digest_of(record))
         return found
-
-    def renderable(
-        self, shape: dict[str, tuple[Record, str]], target: Target, person: Person
-    ) -> tuple[Record, str] | None:
-        """`cached` for an active person, or None if `target` cannot render them (the
-        plan's general path meets the RecordError again and notes it)."""
-        try:
-            return self.cached(shape, target, person, True)
-        except RecordError:
-            return None
 
     def keys(self, held: Mapping[str, HeldRecord]) -> list[str]:
         """Return, sorted, the people present and the gone people `held` still has."""

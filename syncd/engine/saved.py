@@ -38,7 +38,7 @@ class SavedPlan:
 
     def approving_blocked(self) -> tuple[SavedPlan, frozenset[tuple[str, str]]]:
         """Return this plan with its blocked removals approved too, and the (target,
-        person) pairs to release from the caps (`Engine.apply(released=…)`)."""
+        person) pairs to release from the caps (`Syncer.apply(released=…)`)."""
         released = frozenset((target, person) for target, person, _ in self.blocked)
         return SavedPlan(self.fingerprint, self.actions | self.blocked), released
 

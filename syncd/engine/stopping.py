@@ -6,7 +6,7 @@ at once (`bridged`) instead of at its next check: the request in flight is cance
 not awaited to its timeout. `Stop.reason` says why ("SIGTERM", "job deadline of 3600 s").
 
 A thread may name its current stop (`scope`): the engine's entry points that run an
-event loop (`run`) and `Engine.apply` use it when they are not given one, so the
+event loop (`run`) and `Syncer.apply` use it when they are not given one, so the
 daemon's job runner and the CLI stop every job and command the same way.
 
 `cancel_within` bounds a cancellation: the task is cancelled, given `grace_s` to clean

@@ -1,6 +1,6 @@
 """Runs whose process died: marked interrupted, with the counts their changes give.
 
-A run ended by Ctrl-C or SIGTERM records its own end (`Engine.apply`). A process killed
+A run ended by Ctrl-C or SIGTERM records its own end (`Syncer.apply`). A process killed
 outright (`kill -9`, a power cut, the OOM killer) cannot: its `runs` row stays
 "running". The next run that takes the run lock closes it: while that lock is held no
 other process is working on the ledger's terminals, so every non-dry run still

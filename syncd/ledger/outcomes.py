@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from syncd.model import Action
+from syncd.model import Action, ActionOutcome
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What happened to one action: "applied", "failed" or "blocked", and its details.
+    """What happened to one action (`ActionOutcome`), and its details.
 
     "pending" is written (and committed) before a create is sent: the target may hold
     the record from then on, whatever happens to this process.
@@ -18,7 +18,7 @@ class Outcome:
 
     run_id: int
     action: Action
-    outcome: str
+    outcome: ActionOutcome
     now: datetime
     remote_id: str | None = None
     error: str | None = None

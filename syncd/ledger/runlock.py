@@ -10,23 +10,24 @@ PostgreSQL: a session-level advisory lock held on a dedicated connection for the
 apply. SQLite: a file lock beside the database file. `plan` takes no lock.
 `wait_s = 0` fails at once with RunLockBusy; a positive value waits that long first.
 Re-entrant per thread: a block that already holds the lock of a ledger (the daemon's
-job around `Engine.apply`) takes it again at no cost.
+job around `Syncer.apply`) takes it again at no cost.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 from filelock import FileLock, Timeout
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from syncd.errors import LedgerError, RunLockBusy
 
 ADVISORY_KEY = 0x5359_4E43  # "SYNC"; the second half of the lock id is the schema's hash
+POLL_S = 0.2  # between tries of a busy PostgreSQL lock, while `wait_s` lasts
 
 
 _held = threading.local()
@@ -53,18 +54,25 @@ def run_lock(engine: sa.Engine, *, wait_s: float = 0.0) -> Iterator[None]:
 @contextmanager
 def _advisory_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
     with engine.connect() as conn:
-        deadline = time.monotonic() + wait_s
         # Scoped to the ledger's schema: two ledgers sharing one database never block
         # each other, while every syncd on the same ledger meets the same lock.
         try_lock = sa.text(
             "SELECT pg_try_advisory_lock(:key, hashtext(coalesce(current_schema(), '')))"
         )
-        while not conn.execute(try_lock, {"key": ADVISORY_KEY}).scalar():
+
+        def take() -> None:
+            taken = conn.execute(try_lock, {"key": ADVISORY_KEY}).scalar()
             conn.commit()
-            if time.monotonic() >= deadline:
+            if not taken:
                 raise RunLockBusy("another syncd process holds the ledger's run lock (PostgreSQL)")
-            time.sleep(0.2)
-        conn.commit()
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(RunLockBusy),
+            stop=stop_after_delay(wait_s),
+            wait=wait_fixed(POLL_S),
+            reraise=True,
+        )
+        retrying(take)
         try:
             yield
         finally:

@@ -38,11 +38,13 @@ from syncd.ledger.recording import write_outcomes
 from syncd.ledger.schema import cursors, people, runs, target_records
 from syncd.model import (
     Action,
+    ActionOutcome,
     Digest,
     HeldRecord,
     Person,
     Record,
     RecordState,
+    RunOutcome,
     canonical_json,
     keyed_digest,
     person_from_json,
@@ -260,7 +262,7 @@ class Ledger:
         run_id: int,
         action: Action,
         *,
-        outcome: str,
+        outcome: ActionOutcome,
         now: datetime,
         remote_id: str | None = None,
         error: str | None = None,
@@ -268,7 +270,7 @@ class Ledger:
     ) -> None:
         """Commit one action's outcome: the target record and its audit row, atomically.
 
-        `outcome` is "applied", "failed" or "blocked". An applied delete removes the
+        `outcome` is applied, failed or blocked. An applied delete removes the
         target record; an applied create/update/disable stores the record pushed.
         """
         self.record_outcomes(
@@ -292,7 +294,7 @@ class Ledger:
                     trigger=trigger,
                     dry_run=dry_run,
                     started_at=now,
-                    outcome="running",
+                    outcome=RunOutcome.RUNNING,
                     counts="{}",
                 )
             )
@@ -305,7 +307,7 @@ class Ledger:
         self,
         run_id: int,
         *,
-        outcome: str,
+        outcome: RunOutcome,
         counts: Mapping[str, Any],
         now: datetime,
         message: str | None = None,

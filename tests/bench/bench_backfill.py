@@ -27,7 +27,7 @@ from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.faults import Faults
 from syncd.emulators.server import EmulatorServer
 from syncd.engine.backfill import backfill
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.ledger import migrate
 from syncd.ledger.crypto import generate_key_text
 from syncd.ledger.store import create_ledger_engine
@@ -77,7 +77,7 @@ def _config(tmp: Path, url: str) -> Path:
     return path
 
 
-def _known_people(engine: Engine) -> None:
+def _known_people(engine: Syncer) -> None:
     now = datetime.now(UTC)
     people = {
         f"P{i:05d}": Person(key=f"P{i:05d}", first_name="", last_name=f"Person {i}")
@@ -112,7 +112,7 @@ def run() -> list[dict[str, object]]:
         db = create_ledger_engine(config.ledger.url)
         migrate.upgrade(db)
         db.dispose()
-        engine = Engine.from_config(config)
+        engine = Syncer.from_config(config)
         try:
             _known_people(engine)
             before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -4,7 +4,7 @@ A real terminal spends ~20 ms on a request (its own work, not the network), and 
 to one terminal are serial, so N creates cannot take less than N × latency: the serial
 limit. The emulated terminals run in a separate process (`syncd emulate ef45 --count 11
 --latency-ms L`) so that neither their wall time nor their CPU is the client's; the
-apply (`Engine.apply`: read the HR CSV, plan, apply, record in a SQLite ledger) runs in
+apply (`Syncer.apply`: read the HR CSV, plan, apply, record in a SQLite ledger) runs in
 this process. For each latency:
 
 - 1 terminal: N creates; target ≤ 1.05 × N × latency;
@@ -42,10 +42,10 @@ import httpx
 from syncd.config import load_config, shipped_path
 from syncd.emulators.hr_sample import sample_rows, write_people_csv
 from syncd.emulators.server import free_port
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
-from syncd.model import Plan
+from syncd.model import ActionOutcome, Plan
 
 USERS = int(os.environ.get("BENCH_EF45_USERS", "200"))
 LATENCIES_MS = (20.0, 50.0)
@@ -155,7 +155,7 @@ def apply_once(ports: range, users: int, profile: str = "") -> Applied:
         config = load_config(_write_site(Path(tmp), ports, users))
         counts: Counter[str] = Counter()
         transports = {name: CountingTransport(counts) for name in config.targets}
-        engine = Engine.from_config(config, transports=transports)
+        engine = Syncer.from_config(config, transports=transports)
         marks: list[float] = []
 
         def planned(_: Plan) -> bool:
@@ -166,7 +166,7 @@ def apply_once(ports: range, users: int, profile: str = "") -> Applied:
         try:
             if profiler:
                 profiler.enable()
-            _, result, _ = engine.apply(trigger="bench", before_apply=planned)
+            _, result, _ = engine.apply(ApplyOptions(trigger="bench"), before_apply=planned)
             wall, cpu = time.perf_counter() - marks[0], time.process_time() - marks[1]
             loop_cpu = time.thread_time() - marks[2]
         finally:
@@ -174,8 +174,8 @@ def apply_once(ports: range, users: int, profile: str = "") -> Applied:
                 profiler.disable()
                 profiler.dump_stats(profile)
             engine.close()
-    return Applied(len(ports), users, wall, cpu, loop_cpu, result.count("applied"),
-                   result.count("failed"), counts)  # fmt: skip
+    return Applied(len(ports), users, wall, cpu, loop_cpu, result.count(ActionOutcome.APPLIED),
+                   result.count(ActionOutcome.FAILED), counts)  # fmt: skip
 
 
 async def _bare_gets(ports: range, per_port: int) -> tuple[float, int]:

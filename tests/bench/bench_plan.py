@@ -1,7 +1,7 @@
 """Plan with N people × 10 targets: no-op plan and plan with 10 % changed, SQLite and PostgreSQL.
 
 The ledger is filled directly (people + one target record per person and target, as a
-completed first run would leave it), then `Engine.plan` is timed on a reading of the same
+completed first run would leave it), then `Syncer.plan` is timed on a reading of the same
 people (no-op) and of people of whom 10 % changed their card. The source read is timed
 apart: it is the CSV benchmark's subject. Peak memory is the process's max RSS. CPU time
 is shown beside wall time: on a shared machine it is the steadier figure.
@@ -27,12 +27,11 @@ import sqlalchemy as sa
 
 from syncd.config import Config, Ef45TargetConfig, LedgerConfig
 from syncd.engine.factory import build_targets
-from syncd.engine.plan import Desired
-from syncd.engine.run import Engine, Reading
+from syncd.engine.run import Reading, Syncer
 from syncd.ledger import migrate
 from syncd.ledger.schema import people, target_records
 from syncd.ledger.store import Ledger, create_ledger_engine
-from syncd.model import Person, canonical_json, digest
+from syncd.model import Desired, Person, canonical_json, digest
 
 TARGETS = 10
 POSTGRES_URL = os.environ.get(
@@ -108,9 +107,9 @@ def _fill(engine: sa.Engine, config: Config, population: dict[str, Person]) -> N
             conn.execute(target_records.insert(), rows)
 
 
-def _time_plan(engine: Engine, population: dict[str, Person]) -> tuple[float, float, int]:
-    """Return (wall s, CPU s, pending actions) of one `Engine.plan`."""
-    reading = Reading(Desired(people=population), reads={})
+def _time_plan(engine: Syncer, population: dict[str, Person]) -> tuple[float, float, int]:
+    """Return (wall s, CPU s, pending actions) of one `Syncer.plan`."""
+    reading = Reading(Desired(people=population), reads={}, now=NOW)
     gc.collect()
     started, cpu = time.perf_counter(), time.process_time()
     plan = engine.plan(reading)
@@ -134,7 +133,7 @@ def measure(url: str, count: int, label: str) -> list[dict[str, Any]]:
     started = time.perf_counter()
     _fill(ledger_engine, config, population)
     fill_s = time.perf_counter() - started
-    engine = Engine(config, Ledger(ledger_engine), {}, build_targets(config), clock=lambda: NOW)
+    engine = Syncer(config, Ledger(ledger_engine), {}, build_targets(config), clock=lambda: NOW)
     noop_s, noop_cpu, noop_pending = _time_plan(engine, population)
     changed_s, changed_cpu, changed_pending = _time_plan(engine, _changed(population))
     engine.close()

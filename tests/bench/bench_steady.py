@@ -40,8 +40,9 @@ from syncd.emulators.ef45 import create_ef45_app
 from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.hr_sample import read_people_csv, sample_rows, write_people_csv
 from syncd.emulators.server import EmulatorServer
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.ledger.outcomes import Outcome
+from syncd.model import ActionOutcome, RunOutcome
 from syncd.targets.ef45.target import split_record, wire_subject
 from tests.fixtures.daemon import DaemonProcess, DaemonWorld
 
@@ -73,7 +74,7 @@ def peak_rss_mib(pid: int) -> float:
 
 def seed(world: DaemonWorld) -> None:
     """Leave ledger and terminals as a completed first apply would (see the docstring)."""
-    engine = Engine.from_config(load_config(world.config_path))
+    engine = Syncer.from_config(load_config(world.config_path))
     try:
         now = datetime.now(UTC)
         reading = engine.read()
@@ -81,9 +82,11 @@ def seed(world: DaemonWorld) -> None:
         for name, read in reading.reads.items():
             engine.ledger.save_people(name, dict(read.people), frozenset(), now)
         run_id = engine.ledger.start_run(kind="apply", trigger="bench", dry_run=False, now=now)
-        outcomes = [Outcome(run_id, a, "applied", now, a.person_key) for a in plan.actions]
+        outcomes = [
+            Outcome(run_id, a, ActionOutcome.APPLIED, now, a.person_key) for a in plan.actions
+        ]
         engine.ledger.record_outcomes(outcomes)
-        engine.ledger.finish_run(run_id, outcome="ok", counts={}, now=now)
+        engine.ledger.finish_run(run_id, outcome=RunOutcome.OK, counts={}, now=now)
     finally:
         engine.close()
     for action in plan.actions:

@@ -25,7 +25,7 @@ from syncd.emulators.ef45 import create_ef45_app
 from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.faults import Faults
 from syncd.emulators.server import EmulatorServer
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.errors import SourceError
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
@@ -296,9 +296,9 @@ def test_account_expired_in_the_past_loses_access_on_the_terminal(
 
 
 def _apply_ad(config: Path) -> None:
-    engine = Engine.from_config(load_config(config))
+    engine = Syncer.from_config(load_config(config))
     try:
-        _, result, _ = engine.apply(full=True)
+        _, result, _ = engine.apply(ApplyOptions(full=True))
     finally:
         engine.close()
     assert result.count("failed") == 0 and result.count("applied") >= 1

@@ -1,7 +1,7 @@
 """Removal caps hold over time, over real HTTP on SQLite and PostgreSQL (`engine.safety`).
 
 The walk-around the per-run caps alone allowed: HR drops people in batches at the
-per-run cap (10 % of those with access), run after run. An in-process Engine with a
+per-run cap (10 % of those with access), run after run. An in-process Syncer with a
 clock moved one hour a run applies to two emulated EF-45 terminals with the default
 caps (per run 50 / 10 %, per 24 h 100 / 20 %): the 24 h window lets 19 of 100 go and
 blocks the rest with its reason; an approval releases them (and they never count
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from syncd.config import load_config
 from syncd.emulators.hr_sample import read_people_csv, sample_rows, write_people_csv
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.ledger import queries
 from syncd.ledger.removals import RecentRemovals, removals_since
 from syncd.ledger.schema import changes
@@ -30,7 +30,7 @@ WINDOW_REASON = "removals in the last 24 h + {planned} planned exceed the 24 h c
 
 
 class Clock:
-    """A clock the test moves by hand (the Engine's `clock`)."""
+    """A clock the test moves by hand (the Syncer's `clock`)."""
 
     def __init__(self, now: datetime) -> None:
         self.now = now
@@ -43,11 +43,11 @@ class Clock:
 
 
 @pytest.fixture
-def hundred(syncd_env: SyncdEnv) -> Iterator[tuple[SyncdEnv, Engine, Clock]]:
+def hundred(syncd_env: SyncdEnv) -> Iterator[tuple[SyncdEnv, Syncer, Clock]]:
     """100 people in HR, all created on both terminals at START; the engine and its clock."""
     write_people_csv(syncd_env.csv_path, sample_rows(100))
     clock = Clock(START)
-    engine = Engine.from_config(load_config(syncd_env.config_path), clock=clock)
+    engine = Syncer.from_config(load_config(syncd_env.config_path), clock=clock)
     try:
         _, result, _ = engine.apply()
         assert result.count("applied") == 200
@@ -76,7 +76,7 @@ def _reasons(plan: Plan) -> set[str]:
     return {a.blocked for a in plan.actions if a.blocked is not None}
 
 
-def _walk_around(env: SyncdEnv, engine: Engine, clock: Clock) -> tuple[list[Plan], int]:
+def _walk_around(env: SyncdEnv, engine: Syncer, clock: Clock) -> tuple[list[Plan], int]:
     """Hours 1 to 24: a new batch at the per-run cap whenever the last one went through.
 
     Return every run's plan and the id of the last run.
@@ -96,7 +96,7 @@ def _walk_around(env: SyncdEnv, engine: Engine, clock: Clock) -> tuple[list[Plan
 
 
 def test_window_blocks_batches_under_the_run_cap_until_approved_or_past(
-    hundred: tuple[SyncdEnv, Engine, Clock],
+    hundred: tuple[SyncdEnv, Syncer, Clock],
 ) -> None:
     env, engine, clock = hundred
     plans, last_run = _walk_around(env, engine, clock)
@@ -113,7 +113,7 @@ def test_window_blocks_batches_under_the_run_cap_until_approved_or_past(
     # Approved (as `syncd approve RUN` does): the 8 go, and never count against the window.
     released = queries.blocked_in_run(engine.ledger.engine, last_run)
     assert len(released) == 16
-    plan, result, _ = engine.apply(released=released)
+    plan, result, _ = engine.apply(ApplyOptions(released=released))
     assert plan.blocked == 0 and result.count("applied") == 16
     assert _without_access(env) == [27, 27]
     _terminate(env, 1)  # 19 counted + 1 = the window's cap of 20: the released 8 are not counted
@@ -137,13 +137,13 @@ def test_window_blocks_batches_under_the_run_cap_until_approved_or_past(
     # --allow-deletes N replaces every cap for one run, and releases what it lets through.
     _terminate(env, 20)
     assert engine.apply()[0].blocked == 40  # over the per-run cap of 6 (10 % of 67)
-    plan, result, _ = engine.apply(allow_deletes=20)
+    plan, result, _ = engine.apply(ApplyOptions(allow_deletes=20))
     assert plan.blocked == 0 and result.count("applied") == 40
     assert _without_access(env) == [53, 53]
     _assert_ledger_counts(engine)
 
 
-def _assert_ledger_counts(engine: Engine) -> None:
+def _assert_ledger_counts(engine: Syncer) -> None:
     """The window's query: released removals (8 approved + 20 allowed) are not counted."""
     recent = removals_since(engine.ledger.engine, START)
     assert recent == {name: RecentRemovals(counted=25, people=53) for name in ("lobby", "lab")}

@@ -25,7 +25,7 @@ from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.faults import Faults
 from syncd.emulators.hr_sample import employee_id, sample_rows, write_people_csv
 from syncd.emulators.server import EmulatorServer
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
 from syncd.targets.ef45.target import card_hex
@@ -126,7 +126,7 @@ def change_hr(one: Site, change: str, pick: int) -> None:
 
 
 def apply_once(workdir: Path) -> None:
-    engine = Engine.from_config(load_config(workdir / "syncd.toml"))
+    engine = Syncer.from_config(load_config(workdir / "syncd.toml"))
     try:
         engine.apply()
     finally:
@@ -154,7 +154,7 @@ def unlock_lost_locks(one: Site) -> None:
 
 
 def assert_converged(one: Site) -> None:
-    engine = Engine.from_config(load_config(one.workdir / "syncd.toml"))
+    engine = Syncer.from_config(load_config(one.workdir / "syncd.toml"))
     try:
         plan = engine.plan(engine.read())
         gone = {

@@ -18,7 +18,7 @@ from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.hr_sample import sample_rows, write_people_csv
 from syncd.emulators.server import EmulatorServer
 from syncd.engine import stopping
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.ledger import migrate
 from syncd.ledger.schema import runs, target_records
 from syncd.ledger.store import create_ledger_engine
@@ -61,8 +61,8 @@ def make_env(
             server.stop()
 
 
-def open_engine(env: SyncdEnv) -> Engine:
-    return Engine.from_config(load_config(env.config_path))
+def open_engine(env: SyncdEnv) -> Syncer:
+    return Syncer.from_config(load_config(env.config_path))
 
 
 def records(env: SyncdEnv, target: str) -> list[sa.Row[tuple[object, ...]]]:

@@ -1,6 +1,6 @@
 """A defect never keeps a leaver in, over real HTTP on SQLite and PostgreSQL (issue 13.3).
 
-An in-process Engine applies the HR export to two emulated EF-45 terminals. Once everyone
+An in-process Syncer applies the HR export to two emulated EF-45 terminals. Once everyone
 has access, rows turn defective: a terminated row with an unreadable end date, a
 terminated row with a bad badge, a second row of one person saying terminated, an
 active row with an unreadable end date. Each of those people loses access on every
@@ -15,15 +15,15 @@ from datetime import UTC, datetime
 
 from syncd.config import load_config
 from syncd.emulators.hr_sample import read_people_csv, write_people_csv
-from syncd.engine.run import Engine
+from syncd.engine.run import Syncer
 from syncd.sources.base import Decision
 from tests.fixtures.syncd_env import SyncdEnv
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)  # after every sample start date
 
 
-def _engine(env: SyncdEnv) -> Engine:
-    return Engine.from_config(load_config(env.config_path), clock=lambda: NOW)
+def _engine(env: SyncdEnv) -> Syncer:
+    return Syncer.from_config(load_config(env.config_path), clock=lambda: NOW)
 
 
 def test_a_defective_row_never_keeps_a_leaver_in(syncd_env: SyncdEnv) -> None:

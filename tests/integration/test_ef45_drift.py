@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from syncd.emulators.hr_sample import employee_id, sample_rows, write_people_csv
 from syncd.engine.clock import set_device_clocks
+from syncd.engine.run import ApplyOptions
 from syncd.ledger.findings import open_findings
 from syncd.ledger.schema import findings
 from syncd.ledger.store import create_ledger_engine
@@ -38,7 +39,7 @@ def site(tmp_path: Path) -> Iterator[Ef45Site]:
         built = open_site(tmp_path, spec, stack)
         engine = built.engine()
         try:
-            engine.apply(trigger="test")
+            engine.apply(ApplyOptions(trigger="test"))
         finally:
             engine.close()
         yield built
@@ -105,7 +106,7 @@ def test_orphans_deleted_where_configured_and_findings_resolved(site: Ef45Site) 
     assert ORPHAN in site.states["lab"].subjects  # lab reports only
     engine = site.engine()
     try:
-        engine.apply(trigger="test", deep=True)
+        engine.apply(ApplyOptions(trigger="test", deep=True))
     finally:
         engine.close()
     db = create_ledger_engine(site.ledger_url)
@@ -162,7 +163,7 @@ def test_a_person_found_on_the_terminal_is_adopted_never_deleted(site: Ef45Site)
         plan = engine.plan(engine.read(), deep=True)
         ops = {(a.target, a.op, a.person_key) for a in plan.actions}
         assert ("lobby", Op.UPDATE, new_person) in ops and ("lab", Op.CREATE, new_person) in ops
-        engine.apply(trigger="test", deep=True)
+        engine.apply(ApplyOptions(trigger="test", deep=True))
         held = engine.ledger.load_held()
     finally:
         engine.close()

@@ -1,7 +1,7 @@
 """The fault matrix: with each emulator fault switched on, repeated applies converge.
 
 For every fault and both firmware generations (new: batch `POST /user`; old: separate
-calls), `Engine.apply` is run in-process against real HTTP on loopback until a plan is in
+calls), `Syncer.apply` is run in-process against real HTTP on loopback until a plan is in
 step. Then the terminal holds exactly the HR people (DB full: those that fit, the rest
 failed permanently and reported), no terminal is left locked, and every ok ledger record
 is what the terminal holds.
@@ -19,6 +19,7 @@ from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.faults import Faults
 from syncd.emulators.hr_sample import employee_id
 from syncd.engine.apply import ApplyResult
+from syncd.engine.run import ApplyOptions
 from tests.fixtures.ef45 import EF45_FIRMWARES
 from tests.fixtures.ef45_sync import (
     Ef45Site,
@@ -85,7 +86,7 @@ def converge(site: Ef45Site, runs: int = MAX_RUNS) -> list[ApplyResult]:
     engine = site.engine()
     try:
         for _ in range(runs):
-            _, result, _ = engine.apply(trigger="test")
+            _, result, _ = engine.apply(ApplyOptions(trigger="test"))
             results.append(result)
             if engine.plan(engine.read()).in_step:
                 break

@@ -21,6 +21,7 @@ from syncd.emulators.hr_sample import read_people_csv, sample_rows, write_people
 from syncd.emulators.server import EmulatorServer
 from syncd.engine.backfill import backfill
 from syncd.engine.events import collect_events
+from syncd.engine.run import ApplyOptions
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
 from syncd.targets.ef45.client import Ef45Client, UnknownUser
@@ -94,7 +95,7 @@ def in_step(site: Site, *, deep: bool) -> bool:
 def apply(site: Site, *, deep: bool = False) -> None:
     engine = site.engine()
     try:
-        _, result, _ = engine.apply(wait_lock_s=30, deep=deep)
+        _, result, _ = engine.apply(ApplyOptions(wait_lock_s=30, deep=deep))
     finally:
         engine.close()
     assert result.count("failed") == 0, result.errors

@@ -26,7 +26,7 @@ from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.hr_sample import read_people_csv, write_people_csv
 from syncd.emulators.server import EmulatorServer
 from syncd.engine.apply import ApplyResult
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.ledger.health import load_health
 from syncd.model import Op, Plan
 from syncd.targets.ef45.client import Ef45Client
@@ -38,8 +38,8 @@ KEYS = ("HR/2024/007", "who?", "50%off", "with space", "Zoë-é")
 
 
 @contextmanager
-def engine_of(env: SyncdEnv) -> Iterator[Engine]:
-    engine = Engine.from_config(load_config(env.config_path))
+def engine_of(env: SyncdEnv) -> Iterator[Syncer]:
+    engine = Syncer.from_config(load_config(env.config_path))
     try:
         yield engine
     finally:
@@ -49,7 +49,7 @@ def engine_of(env: SyncdEnv) -> Iterator[Engine]:
 def apply(env: SyncdEnv, allow_deletes: int | None = None) -> tuple[Plan, ApplyResult, Plan]:
     """Apply once; return the plan applied, its result, and the plan that follows."""
     with engine_of(env) as engine:
-        plan, result, _ = engine.apply(trigger="test", allow_deletes=allow_deletes)
+        plan, result, _ = engine.apply(ApplyOptions(trigger="test", allow_deletes=allow_deletes))
         return plan, result, engine.plan(engine.read())
 
 

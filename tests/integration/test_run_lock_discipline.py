@@ -1,5 +1,5 @@
 """The run lock is the one lock discipline for terminal sessions, on SQLite and PostgreSQL:
-re-entrant within a thread (the daemon's job around `Engine.apply`), exclusive between
+re-entrant within a thread (the daemon's job around `Syncer.apply`), exclusive between
 threads and processes, and taken by every daemon job."""
 
 from __future__ import annotations

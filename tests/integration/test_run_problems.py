@@ -28,7 +28,7 @@ from syncd.emulators.hr_sample import read_people_csv, sample_rows, write_people
 from syncd.emulators.server import EmulatorServer
 from syncd.engine.report import plan_to_json, render_json
 from syncd.engine.report_html import render_html
-from syncd.engine.run import Engine
+from syncd.engine.run import ApplyOptions, Syncer
 from syncd.ledger import migrate, queries
 from syncd.ledger.runproblems import load_problems, problem_counts, record_problems
 from syncd.ledger.schema import run_problems
@@ -40,7 +40,7 @@ BAD_LINE = 4  # the third data row (the header is line 1)
 
 
 @pytest.fixture
-def engine(tmp_path: Path, ledger_url: str) -> Iterator[Engine]:
+def engine(tmp_path: Path, ledger_url: str) -> Iterator[Syncer]:
     """An engine over 50 HR rows, one of them bad, and one emulated terminal."""
     rows = list(sample_rows(50))
     rows[BAD_LINE - 2]["badge_number"] = "12AB"
@@ -64,7 +64,7 @@ def engine(tmp_path: Path, ledger_url: str) -> Iterator[Engine]:
         migrate.upgrade(db)
     finally:
         db.dispose()
-    built = Engine.from_config(config)
+    built = Syncer.from_config(config)
     try:
         yield built
     finally:
@@ -72,7 +72,7 @@ def engine(tmp_path: Path, ledger_url: str) -> Iterator[Engine]:
         server.stop()
 
 
-def _stored(engine: Engine, run_id: int) -> list[dict[str, object]]:
+def _stored(engine: Syncer, run_id: int) -> list[dict[str, object]]:
     query = sa.select(run_problems).where(run_problems.c.run_id == run_id)
     with engine.ledger.engine.connect() as conn:
         return [dict(row) for row in conn.execute(query).mappings()]
@@ -86,8 +86,8 @@ def _assert_the_bad_row(rows: list[dict[str, object]], run_id: int) -> None:
     assert row["message"] and row["decision"] in {d.value for d in Decision}
 
 
-def test_apply_stores_the_skipped_row_with_its_run(engine: Engine) -> None:
-    _, result, run_id = engine.apply(trigger="test")
+def test_apply_stores_the_skipped_row_with_its_run(engine: Syncer) -> None:
+    _, result, run_id = engine.apply(ApplyOptions(trigger="test"))
     assert result.count("applied") == 49 and not result.count("failed")
     _assert_the_bad_row(_stored(engine, run_id), run_id)
     assert engine.applied is not None
@@ -96,7 +96,7 @@ def test_apply_stores_the_skipped_row_with_its_run(engine: Engine) -> None:
     assert history.id == run_id and history.skipped == 1
 
 
-def test_dry_run_stores_the_skipped_row_and_reports_list_it(engine: Engine) -> None:
+def test_dry_run_stores_the_skipped_row_and_reports_list_it(engine: Syncer) -> None:
     reading = engine.read()
     plan = engine.plan(reading)
     run_id = engine.record_dry_run(plan, problems=reading.problems)
@@ -115,7 +115,7 @@ def test_dry_run_stores_the_skipped_row_and_reports_list_it(engine: Engine) -> N
 
 
 def test_reconcile_job_warns_with_the_count_and_is_not_ok(
-    engine: Engine, caplog: pytest.LogCaptureFixture
+    engine: Syncer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="syncd.daemon.jobs")
     reconcile = available_jobs()["reconcile"]
@@ -153,7 +153,7 @@ def test_source_problems_gauge_is_reset_per_reconcile() -> None:
     assert 'source="ad"' not in text
 
 
-def test_a_bad_pin_is_stored_and_reported_without_its_value(engine: Engine) -> None:
+def test_a_bad_pin_is_stored_and_reported_without_its_value(engine: Syncer) -> None:
     path = engine.config.sources["hr"].path
     rows = read_people_csv(path)
     rows[7]["pin"] = "98x7"  # not a PIN by the pattern: reported, and never quoted
@@ -170,7 +170,7 @@ def test_a_bad_pin_is_stored_and_reported_without_its_value(engine: Engine) -> N
     assert "98x7" not in render_html(plan_to_json(engine.plan(reading), reading.problems))
 
 
-def test_only_the_problems_of_the_last_runs_are_kept(engine: Engine) -> None:
+def test_only_the_problems_of_the_last_runs_are_kept(engine: Syncer) -> None:
     problem = SourceProblem("hr", "people.csv:9", "key", "missing", Decision.SKIPPED)
     ledger = engine.ledger.engine
     ids = [engine.ledger.start_run(kind="plan", trigger="test", dry_run=True, now=NOW)

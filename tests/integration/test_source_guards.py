@@ -2,7 +2,7 @@
 
 A full read that returns no one, or shrinks past `safety.max_source_shrink`, is refused
 and leaves every ledger table as it was; `allow_shrink` lets the shrink through; a delta
-read is partial by nature and never trips the shrink guard. `Engine.read(full=None)`
+read is partial by nature and never trips the shrink guard. `Syncer.read(full=None)`
 reads in full without a cursor or once `full_read_every_h` has passed, else a delta.
 """
 
@@ -22,7 +22,7 @@ from syncd.emulators.ef45 import create_ef45_app
 from syncd.emulators.ef45_state import Ef45State
 from syncd.emulators.hr_sample import sample_rows, write_people_csv
 from syncd.emulators.server import EmulatorServer
-from syncd.engine.run import Engine, utc_now
+from syncd.engine.run import ApplyOptions, Syncer, utc_now
 from syncd.errors import SourceRefused
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
@@ -42,7 +42,7 @@ def terminal_url() -> Iterator[str]:
         server.stop()
 
 
-def _make_engine(tmp_path: Path, ledger_url: str, source: list[str], terminal: str) -> Engine:
+def _make_engine(tmp_path: Path, ledger_url: str, source: list[str], terminal: str) -> Syncer:
     lines = [
         "[ledger]",
         f'url = "{ledger_url}"',
@@ -61,10 +61,10 @@ def _make_engine(tmp_path: Path, ledger_url: str, source: list[str], terminal: s
         migrate.upgrade(engine)
     finally:
         engine.dispose()
-    return Engine.from_config(config)
+    return Syncer.from_config(config)
 
 
-def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+def snapshot(engine: Syncer) -> dict[str, list[tuple[object, ...]]]:
     """Return every row of the ledger tables a run could write, in a stable order."""
     with engine.ledger.engine.connect() as conn:
         return {
@@ -75,7 +75,7 @@ def snapshot(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
-def assert_refused_untouched(engine: Engine, call: Callable[[], object], words: str) -> None:
+def assert_refused_untouched(engine: Syncer, call: Callable[[], object], words: str) -> None:
     """Assert `call` raises SourceRefused mentioning `words` (a regular expression that
     must say something: "" would match any refusal) and the ledger did not change."""
     assert words.strip(), "name the refusal expected"
@@ -96,7 +96,7 @@ def ldap_engine(
     ldap_ou: str,
     terminal_url: str,
     monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Engine]:
+) -> Iterator[Syncer]:
     """An engine over a fresh OU of 10 people, applied once (so the ledger holds them).
 
     Nine people, then (a second later) one marker `m0`: the OpenLDAP cursor is the latest
@@ -135,28 +135,32 @@ def _next_second() -> None:
         time.sleep(0.02)
 
 
-def test_ldap_empty_full_read_is_refused(ldap_engine: Engine, slapd: Slapd, ldap_ou: str) -> None:
+def test_ldap_empty_full_read_is_refused(ldap_engine: Syncer, slapd: Slapd, ldap_ou: str) -> None:
     _delete(slapd, ldap_ou, [f"p{n}" for n in range(9)] + ["m0"])
-    assert_refused_untouched(ldap_engine, lambda: ldap_engine.apply(full=True), "no one")
+    assert_refused_untouched(
+        ldap_engine, lambda: ldap_engine.apply(ApplyOptions(full=True)), "no one"
+    )
     assert_refused_untouched(ldap_engine, lambda: ldap_engine.read(full=True), "no one")
     # Even allow_shrink does not accept "everyone left".
     assert_refused_untouched(
-        ldap_engine, lambda: ldap_engine.apply(full=True, allow_shrink=True), "no one"
+        ldap_engine, lambda: ldap_engine.apply(ApplyOptions(full=True, allow_shrink=True)), "no one"
     )
 
 
 def test_ldap_shrink_is_refused_unless_allowed(
-    ldap_engine: Engine, slapd: Slapd, ldap_ou: str
+    ldap_engine: Syncer, slapd: Slapd, ldap_ou: str
 ) -> None:
     _delete(slapd, ldap_ou, ["p0", "p1", "p2"])
-    assert_refused_untouched(ldap_engine, lambda: ldap_engine.apply(full=True), "30% fewer")
+    assert_refused_untouched(
+        ldap_engine, lambda: ldap_engine.apply(ApplyOptions(full=True)), "30% fewer"
+    )
     reading = ldap_engine.read(full=True, allow_shrink=True)
     assert len(reading.desired.people) == 7
     assert sum(len(keys) for keys in reading.newly_gone.values()) == 3
 
 
 def test_ldap_delta_is_exempt_from_the_shrink_guard(
-    ldap_engine: Engine, slapd: Slapd, ldap_ou: str
+    ldap_engine: Syncer, slapd: Slapd, ldap_ou: str
 ) -> None:
     _next_second()
     conn = slapd.admin()
@@ -172,7 +176,7 @@ def test_ldap_delta_is_exempt_from_the_shrink_guard(
     assert result.count("applied") == 1
 
 
-def test_engine_decides_full_or_delta_by_cursor_and_age(ldap_engine: Engine) -> None:
+def test_engine_decides_full_or_delta_by_cursor_and_age(ldap_engine: Syncer) -> None:
     cursor = ldap_engine.ledger.get_cursor("source:src")
     full_at = ldap_engine.ledger.get_cursor("source:src:full_at")
     assert cursor is not None and full_at is not None
@@ -185,7 +189,7 @@ def test_engine_decides_full_or_delta_by_cursor_and_age(ldap_engine: Engine) -> 
     ldap_engine.clock = utc_now
 
 
-def test_dry_run_moves_no_cursor(ldap_engine: Engine, slapd: Slapd, ldap_ou: str) -> None:
+def test_dry_run_moves_no_cursor(ldap_engine: Syncer, slapd: Slapd, ldap_ou: str) -> None:
     load_people(slapd, 2, ou=ldap_ou, prefix="new")
     before = snapshot(ldap_engine)["cursors"]
     for full in (None, True, False):
@@ -198,7 +202,7 @@ def test_dry_run_moves_no_cursor(ldap_engine: Engine, slapd: Slapd, ldap_ou: str
 
 
 @pytest.fixture
-def csv_engine(tmp_path: Path, ledger_url: str, terminal_url: str) -> Iterator[Engine]:
+def csv_engine(tmp_path: Path, ledger_url: str, terminal_url: str) -> Iterator[Syncer]:
     """An engine over an HR file of 40 people, applied once."""
     write_people_csv(tmp_path / "people.csv", sample_rows(40))
     source = [
@@ -212,17 +216,19 @@ def csv_engine(tmp_path: Path, ledger_url: str, terminal_url: str) -> Iterator[E
     engine.close()
 
 
-def test_csv_empty_export_is_refused(csv_engine: Engine, tmp_path: Path) -> None:
+def test_csv_empty_export_is_refused(csv_engine: Syncer, tmp_path: Path) -> None:
     write_people_csv(tmp_path / "people.csv", [])
     no_rows = "people.csv: no data rows after the header"
-    assert_refused_untouched(csv_engine, lambda: csv_engine.apply(allow_shrink=True), no_rows)
+    assert_refused_untouched(
+        csv_engine, lambda: csv_engine.apply(ApplyOptions(allow_shrink=True)), no_rows
+    )
     assert_refused_untouched(csv_engine, csv_engine.read, no_rows)
 
 
-def test_csv_shrink_is_refused_unless_allowed(csv_engine: Engine, tmp_path: Path) -> None:
+def test_csv_shrink_is_refused_unless_allowed(csv_engine: Syncer, tmp_path: Path) -> None:
     write_people_csv(tmp_path / "people.csv", list(sample_rows(40))[:28])
     assert_refused_untouched(csv_engine, csv_engine.apply, "30% fewer")
     # A CSV read is always full, whatever is asked: the guard holds for a "delta" too.
     assert_refused_untouched(csv_engine, lambda: csv_engine.read(full=False), "30% fewer")
-    _, result, _ = csv_engine.apply(allow_shrink=True, allow_deletes=12)
+    _, result, _ = csv_engine.apply(ApplyOptions(allow_shrink=True, allow_deletes=12))
     assert result.count("applied") == 12

@@ -25,8 +25,8 @@ from syncd.engine.access import (
     staged,
     upcoming_on_targets,
 )
-from syncd.engine.plan import Desired, Policy, compute_plan
-from syncd.model import Action, Change, HeldRecord, Op, Person, RecordState, Status, digest
+from syncd.engine.plan import Policy, compute_plan
+from syncd.model import Action, Change, Desired, HeldRecord, Op, Person, RecordState, Status, digest
 from syncd.targets.ef45.target import Ef45Target
 
 BERLIN = ZoneInfo("Europe/Berlin")

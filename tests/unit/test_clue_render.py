@@ -14,9 +14,9 @@ from freezegun import freeze_time
 
 from syncd.config import ClueTargetConfig, SecretRef
 from syncd.emulators import clue_validate
-from syncd.engine.plan import Desired, Policy, compute_plan
+from syncd.engine.plan import Policy, compute_plan
 from syncd.errors import PermanentTargetError, RecordError
-from syncd.model import Enrollment, HeldRecord, Person, RecordState, Status, digest
+from syncd.model import Desired, Enrollment, HeldRecord, Person, RecordState, Status, digest
 from syncd.targets.clue.target import FACE_MODALITY, ClueTarget, auth_body, epoch_ms
 
 BERLIN = ZoneInfo("Europe/Berlin")

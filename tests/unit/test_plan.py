@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from syncd.engine.plan import REDACTED, Desired, Policy, compute_plan
+from syncd.engine.plan import REDACTED, Policy, compute_plan
 from syncd.engine.safety import Caps, apply_caps
 from syncd.model import (
+    Desired,
     Enrollment,
     HeldRecord,
     Op,

@@ -4,18 +4,13 @@ plan of the same ledger loaded in full: same actions, field changes, notes and c
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
-from syncd.engine.plan import (
-    Desired,
-    Policy,
-    compute_plan,
-    field_changes,
-    with_held_records,
-)
+from syncd.engine.plan import Policy, compute_plan, field_changes
 from syncd.errors import RecordError
 from syncd.model import (
+    Desired,
     Enrollment,
     FieldChange,
     HeldRecord,
@@ -75,18 +70,17 @@ def light(target: str, held: Mapping[str, HeldRecord]) -> HeldTable:
 def both_plans(
     desired: Desired, targets: list[FakeTarget], held: dict[str, dict[str, HeldRecord]]
 ) -> tuple[Plan, Plan]:
-    """Return the plan on records loaded in full, and the plan as `Engine.plan` makes it
+    """Return the plan on records loaded in full, and the plan as the run's planner makes it
     on a large ledger (light tables, then the records behind the actions)."""
     policy = Policy(delete_after=timedelta(days=30), protected_keys=frozenset({"prot"}))
     full = compute_plan(desired, targets, held, policy, NOW)
     tables = {name: light(name, records) for name, records in held.items()}
-    made = compute_plan(desired, targets, tables, policy, NOW, diff_fields=False)
-    records = {
-        (a.target, a.person_key): held[a.target][a.person_key].record
-        for a in made.actions
-        if a.before_digest and held[a.target][a.person_key].record is not None
-    }
-    return full, with_held_records(made, records, targets)  # type: ignore[arg-type]
+
+    def load_records(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record]:
+        found = ((k, held[k[0]][k[1]].record) for k in keys)
+        return {k: record for k, record in found if record is not None}
+
+    return full, compute_plan(desired, targets, tables, policy, NOW, load_records=load_records)
 
 
 def _ledger(target: FakeTarget, people: dict[str, Person]) -> dict[str, HeldRecord]:

@@ -71,6 +71,7 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from tenacity import RetryError
 
 from syncd.errors import cut
 from syncd.targets.clue import ids
@@ -90,7 +91,13 @@ from syncd.targets.clue.errors import (
     error_for_status,
 )
 from syncd.targets.clue.ratelimit import RateLimitGate
-from syncd.targets.clue.timing import RETRY_AFTER_CAP_S, event_windows, retry_after_s
+from syncd.targets.clue.timing import (
+    RETRY_AFTER_CAP_S,
+    TooManyRequests,
+    event_windows,
+    rate_limit_policy,
+    retry_after_s,
+)
 from syncd.targets.exchange import BodyTooLarge, BodyUndecodable, Exchanged, exchange
 from syncd.targets.tls import ssl_context, verification_failed
 
@@ -431,19 +438,20 @@ class ClueClient:
         what = f"{method} {path}"
         self._gate.check(what)
         began = time.monotonic()
-        tries = 0
-        while True:
-            if write:
-                await self._pace()
-            answer = await self._send(method, path, json, params, listing=listing)
-            tries += 1
-            if answer.response.status_code != 429:
-                return _decode(answer, what, not_found)
-            left = began + self._max_429_wait_s - time.monotonic()
-            if tries > self._max_retries_429 or left <= 0:
-                break
-            header = answer.response.headers.get("Retry-After")
-            await asyncio.sleep(min(retry_after_s(header, tries - 1), left))
+        policy = rate_limit_policy(self._max_retries_429, self._max_429_wait_s, began)
+        try:
+            async for attempt in policy:
+                with attempt:
+                    if write:
+                        await self._pace()
+                    answer = await self._send(method, path, json, params, listing=listing)
+                    if answer.response.status_code == 429:
+                        header = answer.response.headers.get("Retry-After")
+                        tries = attempt.retry_state.attempt_number
+                        raise TooManyRequests(retry_after_s(header, tries - 1))
+                    return _decode(answer, what, not_found)
+        except RetryError:  # the 429s outlasted `max_retries_429` or `max_429_wait_s`
+            tries = policy.statistics.get("attempt_number", 0)
         why = (
             f"CLUe answered 429 (rate limited) {tries} times in {time.monotonic() - began:.0f} s "
             f"(max_429_wait_s {self._max_429_wait_s:g})"

@@ -36,7 +36,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_incrementing,
+)
 
+from syncd.errors import TemporaryTargetError
 from syncd.owners import Owner, ProcessId
 from syncd.targets.ef45.errors import (
     Ef45Error,
@@ -47,6 +54,7 @@ from syncd.targets.ef45.errors import (
     error_for,
     is_lock_problem,
     redact,
+    retry_after_header,
     secrets_of,
 )
 from syncd.targets.ef45.ids import is_lock_uid, shown
@@ -321,18 +329,20 @@ class Ef45Connection:
         return str(uid)
 
     async def _release_with_retries(self, uid: str) -> None:
-        for attempt in range(1, RELEASE_ATTEMPTS + 1):
-            try:
-                await self._release_lock(uid)
-                return
-            except Ef45Unavailable:
-                if attempt == RELEASE_ATTEMPTS:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(Ef45Unavailable),
+            stop=stop_after_attempt(RELEASE_ATTEMPTS),
+            wait=wait_incrementing(start=RELEASE_PAUSE_S, increment=RELEASE_PAUSE_S),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    await self._release_lock(uid)
+                except Ef45Rejected as exc:
+                    if attempt.retry_state.attempt_number > 1 and exc.status == 404:
+                        return  # an earlier try did release it; only its answer was lost
                     raise
-                await asyncio.sleep(RELEASE_PAUSE_S * attempt)
-            except Ef45Rejected as exc:
-                if attempt > 1 and exc.status == 404:
-                    return  # an earlier try did release it; only its answer was lost
-                raise
 
     async def _release_lock(self, uid: str) -> None:
         label = "/lock/{lock_uid}"  # the uid itself stays out of messages
@@ -389,7 +399,10 @@ class Ef45Connection:
                 )
         if response.is_success or response.status_code in allow:
             return response
-        raise error_for(response.status_code, self.remote_text(response, secrets), where)
+        error = error_for(response.status_code, self.remote_text(response, secrets), where)
+        if isinstance(error, TemporaryTargetError):  # a 503 may say when to come back
+            error.retry_after_s = retry_after_header(response.headers.get("Retry-After"))
+        raise error
 
     async def get_json(self, path: str, *, params: Params | None = None) -> dict[str, Any]:
         """GET a locked path and return its JSON object."""

@@ -123,6 +123,10 @@ def is_lock_problem(status: int, lost_statuses: Collection[int]) -> bool:
     return status in lost_statuses
 
 
+RETRY_AFTER_CAP_S = 60.0
+"""The longest Retry-After honoured from a terminal (the retry policy's deadline bounds it too)."""
+
+
 def error_for(status: int, text: str, where: str) -> Ef45Error:
     """Given a non-2xx answer (`text` already redacted), return the exception to raise.
 
@@ -137,3 +141,16 @@ def error_for(status: int, text: str, where: str) -> Ef45Error:
     if status < 400:
         return Ef45Unavailable(message, status=status)
     return Ef45Rejected(message, status=status)
+
+
+def retry_after_header(value: str | None) -> float | None:
+    """Return a Retry-After header given in seconds (the form terminals use), capped at
+    `RETRY_AFTER_CAP_S`; None if absent or in another form (an HTTP date is not trusted:
+    a terminal's clock may be off)."""
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if seconds is None or not seconds >= 0:
+        return None
+    return min(seconds, RETRY_AFTER_CAP_S)
