@@ -39,7 +39,10 @@ import httpx
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
+    retry_if_result,
     stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
     wait_incrementing,
 )
 
@@ -282,20 +285,35 @@ class Ef45Connection:
             self.base_url,
             policy.wait_s,
         )
-        deadline = time.monotonic() + policy.wait_s
-        pause = policy.poll_s
-        while (left := deadline - time.monotonic()) > 0:
-            await asyncio.sleep(min(pause, left))
-            pause = min(pause * 2, policy.max_poll_s)
+        statuses = [status]  # each lock request's answer; the first is the busy one just seen
+
+        async def ask_again() -> str | None:
+            """One more lock request (the busy answer already seen counts as the first):
+            the new uid, or None while the lock stays busy; raise on a 5xx."""
+            if len(statuses) == 1:
+                statuses.append(status)
+                return None
             response = await self._send("POST", "/lock", locked=False)
             if response.is_success:
                 return self._lock_uid_of(response, "POST", "/lock")
             if response.status_code >= 500:
                 text = redact(response.text)
                 raise error_for(response.status_code, text, self.where("POST", "/lock"))
-            status = response.status_code
+            statuses.append(response.status_code)
+            return None
+
+        waiting = AsyncRetrying(
+            stop=stop_before_delay(policy.wait_s),
+            wait=wait_exponential(multiplier=policy.poll_s, max=policy.max_poll_s),
+            retry=retry_if_result(lambda uid: uid is None),
+            retry_error_callback=lambda _state: None,
+            reraise=True,
+        )
+        uid: str | None = await waiting(ask_again)
+        if uid is not None:
+            return uid
         raise self._busy(
-            status,
+            statuses[-1],
             f"the lock stayed busy for {policy.wait_s:g} s after an unanswered lock request "
             "of syncd's (it may hold it; the device may drop it by itself, unverified); "
             f"to release it: syncd unlock {self._target_name()}",
