@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -65,6 +66,16 @@ def run_outcomes(url: str) -> list[str]:
     try:
         with engine.connect() as conn:
             return [str(o) for o in conn.scalars(sa.select(runs.c.outcome).order_by(runs.c.id))]
+    finally:
+        engine.dispose()
+
+
+def run_counts(url: str) -> list[dict[str, dict[str, int]]]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.scalars(sa.select(runs.c.counts).order_by(runs.c.id))
+            return [json.loads(counts) for counts in rows]
     finally:
         engine.dispose()
 
@@ -133,6 +144,9 @@ def test_cli_apply_stops_on_ctrl_c_while_a_terminal_hangs(tmp_path: Path) -> Non
         assert "interrupted (SIGINT)" in one_clean_error(err)
         assert world.terminals["lobby"].lock_uid is None
         assert run_outcomes(world.ledger_url) == ["interrupted"]
+        # ... with the counts it reached: the two creates the terminal answered.
+        assert run_counts(world.ledger_url)[-1] == {"lobby": {"applied": 2}}
+        assert len(world.terminals["lobby"].subjects) == 2
         stall.after = 10**9  # the terminal answers again: the next run converges
         again = world.cli("apply", "--yes")
         assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
