@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from syncd.config import SafetyConfig
 from syncd.engine.safety import Caps, WindowUse, apply_caps, released_removals
 from syncd.ledger.removals import record_releases, removals_since
-from syncd.model import HeldRecord, Plan, count_present
+from syncd.model import HeldRecord, Op, Plan, count_present
 
 
 def caps_for(safety: SafetyConfig, allow_deletes: int | None = None) -> Caps:
@@ -52,7 +52,10 @@ def cap_removals(
 ) -> Plan:
     """Return `plan` with the removals over a per-run or window cap blocked (`engine.safety`)."""
     caps = caps_for(safety, allow_deletes)
-    with_access = {t: count_present(records, with_access=True) for t, records in held.items()}
+    with_access = {
+        t: count_present(records, with_access=True) + _unconfirmed_cleanups(plan, t)
+        for t, records in held.items()
+    }
     window = window_use(engine, caps, now) if caps.windowed else {}
     return apply_caps(plan, with_access, caps, released, window)
 
@@ -73,3 +76,12 @@ def record_released(
     else:
         reason = "released by an administrator's approval"
     record_releases(engine, run_id, actions, reason, now)
+
+
+def _unconfirmed_cleanups(plan: Plan, target: str) -> int:
+    """Return how many of `target`'s planned deletes clear a record the ledger never saw
+    confirmed (a create cut short: `before_digest` None). The target may let those people
+    through, so they count among its people with access for the share caps, as their
+    removals count among the removals: a cleanup is capped like any removal, never
+    weighed against a base that leaves its person out."""
+    return sum(1 for a in plan.for_target(target) if a.op is Op.DELETE and a.before_digest is None)

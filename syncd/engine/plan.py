@@ -252,9 +252,11 @@ def _cleanup_unconfirmed(target: Target, key: str, held: HeldRecord) -> Action |
     A create whose outcome never reached the ledger (pending: the process died; failed:
     say a timeout after the target had already acted) may have given the person access.
     A leaver must not keep it until some later run: the target is cleared now (deleting
-    a user that is not there counts as done).
+    a user that is not there counts as done). A cleanup a safety cap blocked stays due
+    (blocked: the only removal a record never confirmed can have): forgetting it would
+    leave the leaver's access on the target while the plan says "in step".
     """
-    if held.state not in {RecordState.PENDING, RecordState.FAILED}:
+    if held.state not in {RecordState.PENDING, RecordState.FAILED, RecordState.BLOCKED}:
         return None
     return _action(target, key, Op.DELETE, {}, "", held, active=False)
 

@@ -213,6 +213,14 @@ def assert_never_added_twice(name: str, state: Ef45State) -> None:
     population=2,
     steps=[([], "errors"), ([("remove", 0)], "none"), ([("terminate", 0)], "none")],
 )
+@example(  # a leaver whose create on old firmware was cut short and could not be undone
+    population=4,
+    steps=[
+        ([], "timeouts"),
+        ([("card", 9), ("remove", 19), ("terminate", 18)], "drops"),
+        ([("terminate", 50), ("terminate", 19), ("remove", 19)], "none"),
+    ],
+)
 def test_repeated_apply_converges_under_faults(
     population: int, steps: list[tuple[list[tuple[str, int]], str]]
 ) -> None:

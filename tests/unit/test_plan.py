@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from syncd.config import SafetyConfig
+from syncd.engine.capping import cap_removals
 from syncd.engine.plan import REDACTED, Policy, compute_plan
 from syncd.engine.safety import Caps, apply_caps
 from syncd.model import (
@@ -230,8 +232,11 @@ def test_leaver_whose_create_was_never_confirmed_is_cleaned_up_at_once() -> None
     # (pending), or it timed out after the terminal acted (failed): the person may hold
     # access there, so a leaver's record is deleted now, not left forever.
     target = FakeTarget()
+    # A cleanup a safety cap blocked stays due (blocked): forgetting it once blocked left a
+    # leaver's access on the terminal while the plan said "in step" (found by the
+    # convergence property under faults).
     a = person("a", status=Status.DISABLED)
-    for state in (RecordState.PENDING, RecordState.FAILED):
+    for state in (RecordState.PENDING, RecordState.FAILED, RecordState.BLOCKED):
         unconfirmed = HeldRecord(target="door", person_key="a", state=state)
         plan = plan_for([a], [unconfirmed], target=target)
         assert ops(plan) == [("a", Op.DELETE)], state
@@ -253,3 +258,23 @@ def test_a_leaver_in_backoff_is_disabled_at_once() -> None:
     assert stays.actions == () and stays.summaries[0].deferred == 1  # an update waits
     leaves = plan_for([person("a", status=Status.DISABLED)], [failing], target=target)
     assert ops(leaves) == [("a", Op.DISABLE)] and leaves.summaries[0].deferred == 0
+
+
+def test_a_cleanup_counts_in_the_share_caps_base_as_it_counts_among_the_removals() -> None:
+    """One leaver with access and one create never confirmed, under a share cap of 1.0:
+    two removals over two people who may pass, never "2 removals exceed the cap of 1"."""
+    target = FakeTarget()
+    b = person("b")
+    a = person("a", status=Status.DISABLED)
+    held = [
+        held_for(target, b),
+        HeldRecord(target="door", person_key="a", state=RecordState.FAILED),
+    ]
+    plan = plan_for([a, dataclasses.replace(b, status=Status.DISABLED)], held, target=target)
+    assert sorted(ops(plan)) == [("a", Op.DELETE), ("b", Op.DISABLE)]
+    safety = SafetyConfig(max_delete_share=1.0, max_window_delete_share=1.0, delete_window_h=0)
+    records = {r.person_key: r for r in held}
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    assert cap_removals(plan, {"door": records}, safety, None, now).blocked == 0  # type: ignore[arg-type]
+    tighter = SafetyConfig(max_delete_share=0.5, delete_window_h=0)
+    assert cap_removals(plan, {"door": records}, tighter, None, now).blocked == 2  # type: ignore[arg-type]
