@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import heapq
 from collections.abc import Hashable, Mapping
+from datetime import datetime
 
+from syncd.engine.access import may_pass
 from syncd.model import Desired, HeldRecord, Person, Record, Status
 from syncd.targets.base import Target
 
@@ -19,20 +21,31 @@ class Renders:
 
     Ten terminals configured alike hold the same record for a person: rendering and
     hashing it once instead of ten times is most of a large plan's cost. Also holds
-    what every target's pass shares: the people's keys, sorted once.
+    what every target's pass shares: the people's keys, sorted once, and who may pass
+    at the plan's `now`.
     """
 
-    def __init__(self, desired: Desired, diff_fields: bool = True) -> None:
+    def __init__(self, desired: Desired, now: datetime, diff_fields: bool = True) -> None:
         self.desired = desired
+        self.now = now
         self.diff_fields = diff_fields
         self.sorted_people = sorted(desired.people)
         self._shapes: dict[tuple[Hashable, bool], dict[str, tuple[Record, str]]] = {}
+        self._passes: dict[str, bool] = {}
 
     def shape(self, target: Target, active: bool) -> dict[str, tuple[Record, str]]:
         """Return the cache (person key → record, digest) of `target`'s configuration."""
         key = (target.render_key, active)
         found = self._shapes.get(key)  # no empty dict built per call: a plan calls this per record
         return found if found is not None else self._shapes.setdefault(key, {})
+
+    def may_pass(self, person: Person) -> bool:
+        """`access.may_pass` at the plan's `now`, decided once per person (a plan asks
+        it of each person on each target)."""
+        found = self._passes.get(person.key)
+        if found is None:
+            found = self._passes[person.key] = may_pass(person, self.now)
+        return found
 
     def get(self, target: Target, person: Person, active: bool) -> tuple[Record, str]:
         """Return (record, digest) of `person` on `target`, disabled unless `active`."""
