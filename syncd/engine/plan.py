@@ -194,21 +194,18 @@ def _decide(step: _Pass, key: str) -> _Decision:
     A settled record (state ok: never deferred) whose digest is the wanted one is in
     step without being looked at: the common case of a large plan builds no HeldRecord.
     """
-    target, renders, held, policy, now = (
-        step.target, step.renders, step.held, step.policy, step.now
-    )  # fmt: skip
+    target, renders, held = step.target, step.renders, step.held
     person = step.people.get(key)
     if person is not None and target.selects(person):
         if renders.may_pass(person):
-            wanted, wanted_digest = renders.cached(step.active, target, person, True)
-            if step.settled.get(key) == wanted_digest:
+            shape = step.active
+            found = shape.get(key) or renders.cached(shape, target, person, True)
+            if step.settled.get(key) == found[1]:
                 return _IN_STEP
             record = held.get(key)
-            action = _converge_active(
-                target, key, record, wanted, wanted_digest, renders.diff_fields
-            )
+            action = _converge_active(target, key, record, *found, renders.diff_fields)
             return _Decision(action, record, _present(record))
-        if staged(person, now, policy.create_ahead):
+        if staged(person, step.now, step.policy.create_ahead):
             wanted, wanted_digest = renders.get(target, person, active=False)
             record = held.get(key)
             action = _converge_staged(
@@ -216,7 +213,8 @@ def _decide(step: _Pass, key: str) -> _Decision:
             )
             return _Decision(action, record, _present(record))
     record = held.get(key)
-    return _Decision(_leaver(target, renders, key, record, policy, now), record, _present(record))
+    action = _leaver(target, renders, key, record, step.policy, step.now)
+    return _Decision(action, record, _present(record))
 
 
 def _present(record: HeldRecord | None) -> bool:
