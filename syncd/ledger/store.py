@@ -145,8 +145,11 @@ class Ledger:
 
     def load_people(self) -> dict[str, StoredPerson]:
         """Return every person the ledger holds, gone ones included, by key."""
+        c = people.c
+        # Not first_seen/last_seen: unused here, and each timestamp parsed costs (SQLite).
+        query = sa.select(c.key, c.data, c.digest, c.source, c.gone_since)
         with self._begin() as conn:
-            rows = conn.execute(sa.select(people)).all()
+            rows = conn.execute(query).all()
         pins = self.pins
         return {
             row.key: StoredPerson(
