@@ -96,14 +96,18 @@ def compute_plan(
     now: datetime,
     *,
     load_records: RecordLoader | None = None,
+    only: frozenset[str] | None = None,
 ) -> Plan:
     """Return the actions that bring every target to `desired`, with a summary per target.
 
     `held` comes with its records (a deep view, tests), or without them (a large ledger's
     `HeldTable`s) and then `load_records` fetches the records behind the plan's actions,
     so that every action's field changes are complete either way.
+
+    `only` (`engine.instep`): decide only these people, the others being known in step:
+    each settled record of theirs is counted unchanged, as deciding them would.
     """
-    renders = Renders(desired, now, diff_fields=load_records is None)
+    renders = Renders(desired, now, diff_fields=load_records is None, only=only)
     parts = [
         (target.name, _plan_target(target, renders, _table(target.name, held), policy, now))
         for target in targets
@@ -130,7 +134,8 @@ def _plan_target(
     who cannot be rendered failed closed, a failed record deferred to its retry time."""
     actions: list[Action] = []
     notes: list[str] = []
-    unchanged = deferred = 0
+    unchanged = renders.in_step_elsewhere(held, policy.protected_keys)
+    deferred = 0
     step = _Pass(target, renders, held, policy, now)
     for key in renders.keys(held):
         if key in policy.protected_keys:

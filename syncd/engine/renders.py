@@ -12,7 +12,7 @@ from collections.abc import Hashable, Mapping
 from datetime import datetime
 
 from syncd.engine.access import may_pass
-from syncd.model import Desired, HeldRecord, Person, Record, Status
+from syncd.model import Desired, HeldRecord, HeldTable, Person, Record, Status
 from syncd.targets.base import Target
 
 
@@ -25,11 +25,19 @@ class Renders:
     at the plan's `now`.
     """
 
-    def __init__(self, desired: Desired, now: datetime, diff_fields: bool = True) -> None:
+    def __init__(
+        self,
+        desired: Desired,
+        now: datetime,
+        diff_fields: bool = True,
+        only: frozenset[str] | None = None,
+    ) -> None:
         self.desired = desired
         self.now = now
         self.diff_fields = diff_fields
-        self.sorted_people = sorted(desired.people)
+        self.only = only
+        people = desired.people if only is None else only.intersection(desired.people)
+        self.sorted_people = sorted(people)
         self._shapes: dict[tuple[Hashable, bool], dict[str, tuple[Record, str]]] = {}
         self._passes: dict[str, bool] = {}
 
@@ -64,6 +72,21 @@ class Renders:
 
     def keys(self, held: Mapping[str, HeldRecord]) -> list[str]:
         """Return, sorted, the people present and the gone people `held` still has."""
-        desired = self.desired
-        gone = sorted(k for k in desired.gone if k in held and k not in desired.people)
+        desired, only = self.desired, self.only
+        gone_held = (k for k in desired.gone if k in held and k not in desired.people)
+        gone = sorted(gone_held if only is None else (k for k in gone_held if k in only))
         return list(heapq.merge(self.sorted_people, gone)) if gone else self.sorted_people
+
+    def in_step_elsewhere(self, held: HeldTable, protected: frozenset[str]) -> int:
+        """Return how many records of `held` belong to people left out by `only` (known
+        in step: see `engine.instep`): those `keys` would have listed, settled, so held
+        and counted unchanged. 0 without `only`."""
+        only = self.only
+        if only is None:
+            return 0
+        desired = self.desired
+        return sum(
+            1
+            for k in held.settled_digests
+            if k not in only and k not in protected and (k in desired.people or k in desired.gone)
+        )
