@@ -3,9 +3,10 @@
 An applying run that ends with every action of its plan applied — nothing blocked,
 deferred, failed or left out, no note, every configured target planned, no saved plan
 restricting it — leaves every target in step with every person at that run's `now` T.
-It says so in the ledger (cursor `plan:in_step`: T and the fingerprint of everything a
-decision depends on besides the people and the records). Any applying run clears the
-mark before it writes anything, so a crash or a partial run leaves none.
+It says so in the ledger (cursor `plan:in_step`: the run, T, and the fingerprint of
+everything a decision depends on besides the people and the records). Any applying run
+withdraws the mark before it writes anything, so a crash or a partial run leaves none;
+and a mark is used only while its run is the newest run that was not a dry run.
 
 While the mark holds and the fingerprint is unchanged, a later plan whose reads are all
 deltas can decide only the *due* people (`due_keys`): a person any delta names, a
@@ -53,9 +54,10 @@ def fingerprint(config: Config, targets: Collection[str], desired: Desired) -> s
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def mark(ledger: Ledger, at: datetime, fingerprint_: str, now: datetime) -> None:
-    """Record that every target was in step with every person at `at`."""
-    ledger.set_cursor(CURSOR, json.dumps({"at": at.isoformat(), "fp": fingerprint_}), now)
+def mark(ledger: Ledger, run_id: int, at: datetime, fingerprint_: str, now: datetime) -> None:
+    """Record that run `run_id` left every target in step with every person at `at`."""
+    found = {"run": run_id, "at": at.isoformat(), "fp": fingerprint_}
+    ledger.set_cursor(CURSOR, json.dumps(found), now)
 
 
 def clear(ledger: Ledger, now: datetime) -> None:
@@ -64,7 +66,9 @@ def clear(ledger: Ledger, now: datetime) -> None:
 
 
 def marked_at(ledger: Ledger, fingerprint_: str, now: datetime) -> datetime | None:
-    """Return T of a mark made under `fingerprint_` at or before `now`; else None."""
+    """Return T of a mark made under `fingerprint_` at or before `now` by the newest run
+    that was not a dry run; else None. (A run that did not withdraw the mark — one of an
+    older syncd — still leaves it unused.)"""
     text = ledger.get_cursor(CURSOR)
     if not text:
         return None
@@ -75,7 +79,7 @@ def marked_at(ledger: Ledger, fingerprint_: str, now: datetime) -> datetime | No
     at = parse_time(found.get("at")) if isinstance(found, dict) else None
     if at is None or found.get("fp") != fingerprint_ or at > now:
         return None
-    return at
+    return at if found.get("run") == ledger.last_writing_run() else None
 
 
 def all_deltas(reading: Reading) -> bool:

@@ -250,7 +250,7 @@ class Syncer:
                 recorder.finish(run_id, plan, result, reading, stopping.reason_of(applier.stop))
                 if self._left_in_step(plan, result, options):
                     mark = instep.fingerprint(self.config, self.targets, reading.desired)
-                    instep.mark(self.ledger, reading.now, mark, self.clock())
+                    instep.mark(self.ledger, run_id, reading.now, mark, self.clock())
             days = timedelta(days=self.config.safety.delete_after_days)
             purge_gone(self.ledger.engine, delete_after=days, now=reading.now, run_id=run_id)
             return RunReport(plan, result, run_id)

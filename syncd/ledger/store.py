@@ -330,6 +330,13 @@ class Ledger:
                 )
             )
 
+    def last_writing_run(self) -> int | None:
+        """Return the id of the newest run that was not a dry run (None: none yet)."""
+        query = sa.select(runs.c.id).where(runs.c.dry_run.is_(False))
+        with self._begin() as conn:
+            found = conn.execute(query.order_by(runs.c.id.desc()).limit(1)).scalar()
+        return None if found is None else int(found)
+
     def get_cursor(self, name: str) -> str | None:
         """Return the stored position `name`, or None."""
         with self._begin() as conn:

@@ -161,7 +161,8 @@ def _time_delta_plan(
     ledger.set_cursor("source:hr", "bench", NOW)
     # As a clean first run leaves it: every target in step, marked so (`engine.instep`).
     marked = instep.fingerprint(config, syncer.targets, syncer.read(full=False).desired)
-    instep.mark(ledger, NOW, marked, NOW)
+    run_id = ledger.start_run(kind="apply", trigger="cli", dry_run=False, now=NOW)
+    instep.mark(ledger, run_id, NOW, marked, NOW)
     gc.collect()
     started, cpu = time.perf_counter(), time.process_time()
     reading = syncer.read(full=False)

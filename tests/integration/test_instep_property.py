@@ -203,7 +203,7 @@ STEP = st.tuples(
 
 
 @settings(
-    max_examples=15,
+    max_examples=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -285,3 +285,23 @@ def test_an_apply_with_failures_withdraws_the_mark() -> None:
         syncer = one.syncer
         held = syncer.ledger.load_held(with_records=False)
         assert due_people(syncer.config, syncer.ledger, syncer.targets, reading, held) is None
+
+
+def test_the_mark_holds_through_dry_runs_only() -> None:
+    """Dry runs leave the mark usable; a later writing run that did not withdraw it (an
+    older syncd's) leaves it unused."""
+    with world() as one:
+        for i in range(3):
+            one.change("hire", i)
+        one.apply(errors=False, full=True)
+        syncer = one.syncer
+
+        def due() -> frozenset[str] | None:
+            reading = syncer.read(full=False)
+            held = syncer.ledger.load_held(with_records=False)
+            return due_people(syncer.config, syncer.ledger, syncer.targets, reading, held)
+
+        syncer.record_dry_run(syncer.plan(syncer.read(full=False)))
+        assert due() == frozenset()
+        syncer.ledger.start_run(kind="apply", trigger="cli", dry_run=False, now=one.now)
+        assert due() is None
