@@ -18,6 +18,7 @@ records of T, and the same decision at now as at T: in step. Full reads plan eve
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping
@@ -39,12 +40,15 @@ def fingerprint(config: Config, targets: Collection[str], desired: Desired) -> s
     targets planned and their configuration, the plan's policy, the PIN key (through the
     keyed digest of a fixed probe) and the templates enrolled."""
     enrolled = {
-        key: [[e.modality, e.digest, e.record_version] for e in found]
+        key: [dataclasses.astuple(e) for e in found]
         for key, found in sorted(desired.enrollments.items())
     }
     parts = {
         "sources": sorted(config.sources),
-        "targets": {n: config.targets[n].model_dump(mode="json") for n in sorted(targets)},
+        "targets": {
+            n: config.targets[n].model_dump(mode="json") if n in config.targets else None
+            for n in sorted(targets)
+        },
         "safety": config.safety.model_dump(mode="json"),
         "create_ahead_days": config.access.create_ahead_days,
         "key": desired.digest_of({"in_step": "probe"}),
