@@ -92,7 +92,8 @@ class World:
     def change(self, op: str, pick: int) -> None:
         people = self.source.people
         keys = sorted(people)
-        if op.startswith("hire") or not keys:
+        # A source left empty is refused (the shrink guard): someone always stays.
+        if op.startswith("hire") or not keys or (op == "remove" and len(keys) == 1):
             self.hired += 1
             start = self.now + timedelta(days=pick % 9) if op == "hire_later" else None
             groups = frozenset({"staff"} if pick % 2 else {"visitors"})
