@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from syncd.engine.access import may_pass, staged
+from syncd.engine.access import staged
 from syncd.engine.renders import Renders
 from syncd.errors import RecordError
 from syncd.model import (
@@ -96,14 +96,18 @@ def compute_plan(
     now: datetime,
     *,
     load_records: RecordLoader | None = None,
+    only: frozenset[str] | None = None,
 ) -> Plan:
     """Return the actions that bring every target to `desired`, with a summary per target.
 
     `held` comes with its records (a deep view, tests), or without them (a large ledger's
     `HeldTable`s) and then `load_records` fetches the records behind the plan's actions,
     so that every action's field changes are complete either way.
+
+    `only` (`engine.instep`): decide only these people, the others being known in step:
+    each settled record of theirs is counted unchanged, as deciding them would.
     """
-    renders = Renders(desired, diff_fields=load_records is None)
+    renders = Renders(desired, now, diff_fields=load_records is None, only=only)
     parts = [
         (target.name, _plan_target(target, renders, _table(target.name, held), policy, now))
         for target in targets
@@ -130,12 +134,14 @@ def _plan_target(
     who cannot be rendered failed closed, a failed record deferred to its retry time."""
     actions: list[Action] = []
     notes: list[str] = []
-    unchanged = deferred = 0
+    unchanged = renders.in_step_elsewhere(held, policy.protected_keys)
+    deferred = 0
+    step = _Pass(target, renders, held, policy, now)
     for key in renders.keys(held):
         if key in policy.protected_keys:
             continue
         try:
-            decision = _decide(target, renders, key, held, policy, now)
+            decision = _decide(step, key)
         except RecordError as exc:
             decision = _fail_closed(target, renders, key, held.get(key), policy, now)
             verdict = "access switched off" if decision.action is not None else "not changed"
@@ -150,6 +156,25 @@ def _plan_target(
         else:
             actions.append(action)
     return TargetPlan(tuple(actions), unchanged, deferred, tuple(notes))
+
+
+class _Pass:
+    """What `_decide` needs for one target, looked up once per target rather than once
+    per record: a large plan calls `_decide` for every person on every target."""
+
+    __slots__ = ("active", "held", "now", "people", "policy", "renders", "settled", "target")
+
+    def __init__(
+        self, target: Target, renders: Renders, held: HeldTable, policy: Policy, now: datetime
+    ) -> None:
+        self.target = target
+        self.renders = renders
+        self.held = held
+        self.policy = policy
+        self.now = now
+        self.people = renders.desired.people
+        self.settled = held.settled_digests
+        self.active = renders.shape(target, active=True)
 
 
 def _takes_access(action: Action | None) -> bool:
@@ -168,31 +193,24 @@ def _deferred(record: HeldRecord, now: datetime) -> bool:
     )
 
 
-def _decide(
-    target: Target,
-    renders: Renders,
-    key: str,
-    held: HeldTable,
-    policy: Policy,
-    now: datetime,
-) -> _Decision:
+def _decide(step: _Pass, key: str) -> _Decision:
     """The planner's one rule for one person on one target (see the module docstring).
 
     A settled record (state ok: never deferred) whose digest is the wanted one is in
     step without being looked at: the common case of a large plan builds no HeldRecord.
     """
-    person = renders.desired.people.get(key)
+    target, renders, held = step.target, step.renders, step.held
+    person = step.people.get(key)
     if person is not None and target.selects(person):
-        if may_pass(person, now):
-            wanted, wanted_digest = renders.get(target, person, active=True)
-            if held.settled_digest(key) == wanted_digest:
+        if renders.may_pass(person):
+            shape = step.active
+            found = shape.get(key) or renders.cached(shape, target, person, True)
+            if step.settled.get(key) == found[1]:
                 return _IN_STEP
             record = held.get(key)
-            action = _converge_active(
-                target, key, record, wanted, wanted_digest, renders.diff_fields
-            )
+            action = _converge_active(target, key, record, *found, renders.diff_fields)
             return _Decision(action, record, _present(record))
-        if staged(person, now, policy.create_ahead):
+        if staged(person, step.now, step.policy.create_ahead):
             wanted, wanted_digest = renders.get(target, person, active=False)
             record = held.get(key)
             action = _converge_staged(
@@ -200,7 +218,8 @@ def _decide(
             )
             return _Decision(action, record, _present(record))
     record = held.get(key)
-    return _Decision(_leaver(target, renders, key, record, policy, now), record, _present(record))
+    action = _leaver(target, renders, key, record, step.policy, step.now)
+    return _Decision(action, record, _present(record))
 
 
 def _present(record: HeldRecord | None) -> bool:

@@ -24,6 +24,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from syncd.config import Config, Ef45TargetConfig
+from syncd.engine import instep
 from syncd.engine.access import upcoming_on_targets
 from syncd.engine.capping import cap_removals
 from syncd.engine.cards import with_card_moves
@@ -33,7 +34,7 @@ from syncd.engine.narrow import defer_targets
 from syncd.engine.plan import Policy, compute_plan
 from syncd.engine.reader import Reading
 from syncd.ledger.store import Ledger
-from syncd.model import Boundary, Desired, Plan, Record
+from syncd.model import Boundary, Desired, HeldRecord, Plan, Record
 from syncd.targets.base import Target
 
 
@@ -41,12 +42,14 @@ from syncd.targets.base import Target
 class PlanOptions:
     """What one plan is asked: `allow_deletes` removals released past the caps,
     `released` (target, person) removals approved, `deep` to observe the targets first,
-    `findings` (with `deep`) to record the orphans found in the ledger."""
+    `findings` (with `deep`) to record the orphans found in the ledger; `incremental`
+    False decides everyone even after delta reads (`engine.instep`)."""
 
     allow_deletes: int | None = None
     released: frozenset[tuple[str, str]] = frozenset()
     deep: bool = False
     findings: bool = False
+    incremental: bool = True
 
 
 def policy_of(config: Config) -> Policy:
@@ -70,6 +73,7 @@ def make_plan(
     held = ledger.load_held(with_records=options.deep)
     view = look(targets, held, reading.desired) if options.deep else None
     seen = _Loaded(ledger)
+    incremental = options.incremental and view is None
     plan = compute_plan(
         reading.desired,
         list(targets.values()),
@@ -77,6 +81,7 @@ def make_plan(
         policy,
         now,
         load_records=None if view else seen,
+        only=due_people(config, ledger, targets, reading, held) if incremental else None,
     )
     if view is not None:
         plan = _with_deep_view(config, ledger, targets, plan, view, policy, options.findings)
@@ -91,6 +96,24 @@ def make_plan(
     moved = with_card_moves(deferred, targets, view.held if view else held, seen.found,
                             ledger.load_records, ledger.record_digest)  # fmt: skip
     return dataclasses.replace(moved, upcoming=upcoming(config, targets, reading.desired, reading))
+
+
+def due_people(
+    config: Config,
+    ledger: Ledger,
+    targets: Mapping[str, Target],
+    reading: Reading,
+    held: Mapping[str, Mapping[str, HeldRecord]],
+) -> frozenset[str] | None:
+    """Return the people a plan of `reading` must decide when the in-step mark allows
+    deciding only those (`engine.instep`), else None (decide everyone)."""
+    if not instep.all_deltas(reading):
+        return None
+    mark = instep.fingerprint(config, targets, reading.desired)
+    since = instep.marked_at(ledger, mark, reading.now)
+    if since is None:
+        return None
+    return instep.due_keys(reading, held, policy_of(config), since)
 
 
 def upcoming(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from syncd.config import Config
+from syncd.engine import instep
 from syncd.engine.apply import ApplyResult
 from syncd.engine.health import record_health
 from syncd.engine.reader import Reading
@@ -62,7 +63,9 @@ class Recorder:
         return run_id
 
     def start(self, trigger: str, reading: Reading) -> int:
-        """Record the start of an applying run and the records its sources skipped."""
+        """Record the start of an applying run and the records its sources skipped; the
+        in-step mark is withdrawn before anything is written (`engine.instep`)."""
+        instep.clear(self.ledger, reading.now)
         run_id = self.ledger.start_run(
             kind="apply", trigger=trigger, dry_run=False, now=reading.now
         )

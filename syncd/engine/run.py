@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from syncd.config import Config
-from syncd.engine import stopping
+from syncd.engine import instep, stopping
 from syncd.engine.access import next_boundary
 from syncd.engine.apply import Applier, ApplyResult, Progress
 from syncd.engine.capping import record_released
@@ -43,7 +43,7 @@ from syncd.ledger.purge import purge_gone
 from syncd.ledger.runlock import run_lock
 from syncd.ledger.store import Ledger
 from syncd.ledger.templates import TemplateVault
-from syncd.model import Plan
+from syncd.model import ActionOutcome, Plan
 from syncd.sources.base import Source, SourceProblem
 from syncd.targets.base import NeedsSecrets, Target
 
@@ -248,9 +248,27 @@ class Syncer:
                 )
                 result = asyncio.run(applier.run(plan, self.targets))
                 recorder.finish(run_id, plan, result, reading, stopping.reason_of(applier.stop))
+                if self._left_in_step(plan, result, options):
+                    mark = instep.fingerprint(self.config, self.targets, reading.desired)
+                    instep.mark(self.ledger, run_id, reading.now, mark, self.clock())
             days = timedelta(days=self.config.safety.delete_after_days)
             purge_gone(self.ledger.engine, delete_after=days, now=reading.now, run_id=run_id)
             return RunReport(plan, result, run_id)
+
+    def _left_in_step(self, plan: Plan, result: ApplyResult, options: ApplyOptions) -> bool:
+        """True if this apply left every configured target in step with every person
+        (`engine.instep`): every action of a plan made now over every target applied,
+        nothing blocked, deferred or noted."""
+        return (
+            options.saved is None
+            and set(self.targets) == set(self.config.targets)
+            and not result.stopped
+            and not result.errors
+            and result.count(ActionOutcome.APPLIED) == len(plan.actions)
+            and not plan.notes
+            and not plan.blocked
+            and not any(s.deferred for s in plan.summaries)
+        )
 
     def _plan_to_apply(self, reading: Reading, options: ApplyOptions) -> Plan:
         """Return the plan an apply acts on: made now, or a saved one checked fresh."""

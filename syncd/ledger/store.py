@@ -145,8 +145,11 @@ class Ledger:
 
     def load_people(self) -> dict[str, StoredPerson]:
         """Return every person the ledger holds, gone ones included, by key."""
+        c = people.c
+        # Not first_seen/last_seen: unused here, and each timestamp parsed costs (SQLite).
+        query = sa.select(c.key, c.data, c.digest, c.source, c.gone_since)
         with self._begin() as conn:
-            rows = conn.execute(sa.select(people)).all()
+            rows = conn.execute(query).all()
         pins = self.pins
         return {
             row.key: StoredPerson(
@@ -326,6 +329,13 @@ class Ledger:
                     message=message,
                 )
             )
+
+    def last_writing_run(self) -> int | None:
+        """Return the id of the newest run that was not a dry run (None: none yet)."""
+        query = sa.select(runs.c.id).where(runs.c.dry_run.is_(False))
+        with self._begin() as conn:
+            found = conn.execute(query.order_by(runs.c.id.desc()).limit(1)).scalar()
+        return None if found is None else int(found)
 
     def get_cursor(self, name: str) -> str | None:
         """Return the stored position `name`, or None."""
