@@ -36,14 +36,16 @@ CURSOR = "plan:in_step"
 
 def fingerprint(config: Config, targets: Collection[str], desired: Desired) -> str:
     """Return the digest of what every decision depends on besides people and records:
-    the sources (one dropped from the configuration makes its people leavers), the
-    targets planned and their configuration, the plan's policy, the PIN key (through the
-    keyed digest of a fixed probe) and the templates enrolled."""
+    syncd's version (a new release may render records differently: its first plan plans
+    everyone), the sources (one dropped from the configuration makes its people leavers),
+    the targets planned and their configuration, the plan's policy, the PIN key (through
+    the keyed digest of a fixed probe) and the templates enrolled."""
     enrolled = {
         key: [dataclasses.astuple(e) for e in found]
         for key, found in sorted(desired.enrollments.items())
     }
     parts = {
+        "syncd": _version(),
         "sources": sorted(config.sources),
         "targets": {
             n: config.targets[n].model_dump(mode="json") if n in config.targets else None
@@ -56,6 +58,15 @@ def fingerprint(config: Config, targets: Collection[str], desired: Desired) -> s
     }
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # only for a delta plan
+
+    try:
+        return version("syncd")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def mark(ledger: Ledger, run_id: int, at: datetime, fingerprint_: str, now: datetime) -> None:
