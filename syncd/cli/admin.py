@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from syncd.cli.commands import ApplyRequest, ConfigOption, open_engine, run_apply
+from syncd.cli.commands import ApplyRequest, ConfigOption, open_syncer, run_apply
 from syncd.cli.output import make_console
 from syncd.config import Config, load_config
 from syncd.engine.report import device_value
@@ -45,7 +45,7 @@ def approve(
     declined, or without a terminal and without --yes (as `apply`).
     """
     settings = load_config(config)
-    engine = open_engine(settings, None)
+    engine = open_syncer(settings, None)
     try:
         options = _approval(engine, settings, run_id, yes)
     except BaseException:
@@ -57,12 +57,12 @@ def approve(
 def _approval(engine: Syncer, settings: Config, run_id: int, yes: bool) -> ApplyRequest:
     """Return the apply that approves run `run_id`; raise UsageError for an unknown run or
     a plan not stored, SyncdError for an apply with nothing still blocked."""
-    dry = queries.run_is_dry(engine.ledger.engine, run_id)
+    dry = queries.run_is_dry(engine.ledger.db, run_id)
     if dry is None:
         raise UsageError(f"approve {run_id}: no such run in the ledger (see `syncd history`)")
     if dry:
         return _stored_plan(settings, run_id, yes)
-    released = queries.blocked_in_run(engine.ledger.engine, run_id)
+    released = queries.blocked_in_run(engine.ledger.db, run_id)
     if not released:
         raise UsageError(f"run {run_id} has no removals still blocked: nothing to approve")
     console.print(f"releasing {len(released)} removal(s) blocked in run {run_id}")

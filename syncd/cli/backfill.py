@@ -104,9 +104,9 @@ def keys_rotate(
     new = TemplateKey.from_text(text, "--new-key-file")
     ledger = Ledger.open(settings.ledger.url)
     try:
-        TemplateVault.open(ledger.engine, old)  # refuses a ledger sealed under another key
-        with run_lock(ledger.engine, wait_s=wait):
-            count = rotate_key(ledger.engine, old, new, pins=rotation_pins(settings, old, new))
+        TemplateVault.open(ledger.db, old)  # refuses a ledger sealed under another key
+        with run_lock(ledger.db, wait_s=wait):
+            count = rotate_key(ledger.db, old, new, pins=rotation_pins(settings, old, new))
     finally:
         ledger.close()
     console.print(

@@ -117,7 +117,7 @@ def db_upgrade(config: ConfigOption = None) -> None:
         console.print(f"encrypted the PINs left in clear in {sealed} row(s)", markup=False)
 
 
-def open_engine(settings: Config, targets: list[str] | None) -> Syncer:
+def open_syncer(settings: Config, targets: list[str] | None) -> Syncer:
     """Return an Syncer for `settings`, limited to `targets` when given."""
     only = frozenset(targets) if targets else None
     if isinstance(stop := stopping.current(), stopping.Stop):
@@ -151,7 +151,7 @@ def plan(
     exactly, or refuses if the source or the ledger moved meanwhile; `syncd show
     plan.json` renders it again (text, HTML).
     """
-    engine = open_engine(load_config(config), target)
+    engine = open_syncer(load_config(config), target)
     try:
         reading = engine.read(allow_shrink=allow_shrink, full=True if full else None)
         if person:
@@ -190,7 +190,7 @@ def _check_person(reading: Reading, engine: Syncer, person: str) -> None:
 
 def _for_person(engine: Syncer, result: Plan, person: str) -> Plan:
     """Return `result` narrowed to one person, with their last access as a note."""
-    when = last_access(engine.ledger.engine, person)
+    when = last_access(engine.ledger.db, person)
     shown = when.strftime("%Y-%m-%d %H:%M:%S UTC") if when else "none recorded"
     narrowed = narrow.only_person(result, person)
     return dataclasses.replace(narrowed, notes=(*narrowed.notes, f"{person}: last access {shown}"))
@@ -242,7 +242,7 @@ def apply(
         saved=saved,
         deep=deep,
     )
-    run_apply(open_engine(load_config(config), target), ApplyRequest(run, yes, limit))
+    run_apply(open_syncer(load_config(config), target), ApplyRequest(run, yes, limit))
 
 
 def run_apply(engine: Syncer, options: ApplyRequest) -> None:

@@ -37,7 +37,7 @@ def device_clock(
     only = frozenset(target) if target else None
     engine = Syncer.from_config(load_config(config), only_targets=only)
     try:
-        with run_lock(engine.ledger.engine, wait_s=wait):
+        with run_lock(engine.ledger.db, wait_s=wait):
             results = set_device_clocks(engine)
     finally:
         engine.close()

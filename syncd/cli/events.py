@@ -48,7 +48,7 @@ def collect(
     only = frozenset(target) if target else None
     engine = Syncer.from_config(load_config(config), only_targets=only)
     try:
-        with run_lock(engine.ledger.engine, wait_s=wait):
+        with run_lock(engine.ledger.db, wait_s=wait):
             report = collect_events(engine)
     finally:
         engine.close()

@@ -67,7 +67,7 @@ def probe(
         chosen = engine.targets[target]
         if not isinstance(chosen, Probeable):
             raise ConfigError(f"target {target}: kind {chosen.kind} cannot be probed")
-        with run_lock(engine.ledger.engine, wait_s=wait):
+        with run_lock(engine.ledger.db, wait_s=wait):
             report = asyncio.run(chosen.probe())
     finally:
         engine.close()

@@ -57,7 +57,7 @@ def unlock(
         raise ConfigError(f"unlock {target}: not an EF-45 terminal (no lock)")
     ledger = Ledger.open(settings.ledger.url)
     try:
-        with run_lock(ledger.engine, wait_s=wait):
+        with run_lock(ledger.db, wait_s=wait):
             memo = LedgerLockMemo(ledger, target)
             holder = LockState.decode(memo.recall()).holder_text()
             console.print(f"{target} ({terminal.url}): lock held by {holder}")

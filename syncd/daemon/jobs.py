@@ -206,7 +206,7 @@ def run_job(
 ) -> JobResult:
     """Call the job under the ledger's run lock (see `call_job`); raise RunLockBusy if
     another syncd process holds it."""
-    with run_lock(engine.ledger.engine):
+    with run_lock(engine.ledger.db):
         return call_job(function, engine, trigger=trigger, stop=stop)
 
 

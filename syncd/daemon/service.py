@@ -261,7 +261,7 @@ class Daemon:
         outcome = result.outcome if result is not None else "error"
         self.metrics.job_done(name, outcome, seconds)
         if result is not None and result.changes_run is not None and engine is not None:
-            self.metrics.count_actions(engine.ledger.engine, result.changes_run)
+            self.metrics.count_actions(engine.ledger.db, result.changes_run)
         if result is not None and result.problems is not None and engine is not None:
             self.metrics.set_source_problems(engine.sources, result.problems)
         if name in RECONCILES and engine is not None:

@@ -81,7 +81,7 @@ class BackfillResult:
 
 
 def backfill(
-    engine: Syncer,
+    syncer: Syncer,
     *,
     trigger: str = "cli",
     wait_lock_s: float = 0.0,
@@ -92,31 +92,31 @@ def backfill(
     Raise ConfigError if no `[templates]` key is configured; a terminal that cannot be
     read is reported in the result (its findings are left as they were).
     """
-    if engine.vault is None:
+    if syncer.vault is None:
         raise ConfigError("backfill needs a [templates] key in syncd.toml (syncd keys generate)")
-    terminals = {n: t for n, t in engine.targets.items() if isinstance(t, HoldsTemplates)}
+    terminals = {n: t for n, t in syncer.targets.items() if isinstance(t, HoldsTemplates)}
     if face_images is None:
-        face_images = any(isinstance(c, ClueTargetConfig) for c in engine.config.targets.values())
-    with run_lock(engine.ledger.engine, wait_s=wait_lock_s):
-        close_dead_runs(engine.ledger.engine)  # a killed apply's or backfill's row
-        run_id = engine.ledger.start_run(
-            kind="backfill", trigger=trigger, dry_run=False, now=engine.clock()
+        face_images = any(isinstance(c, ClueTargetConfig) for c in syncer.config.targets.values())
+    with run_lock(syncer.ledger.db, wait_s=wait_lock_s):
+        close_dead_runs(syncer.ledger.db)  # a killed apply's or backfill's row
+        run_id = syncer.ledger.start_run(
+            kind="backfill", trigger=trigger, dry_run=False, now=syncer.clock()
         )
-        people = {k: p.person for k, p in engine.ledger.load_people().items()}
-        runner = _Backfill(engine, engine.vault, terminals, people, run_id, face_images)
+        people = {k: p.person for k, p in syncer.ledger.load_people().items()}
+        runner = _Backfill(syncer, syncer.vault, terminals, people, run_id, face_images)
         try:
             result = stopping.run(runner.run(), what="the backfill")
         except BaseException as exc:  # no run stays "running" (best effort: see run.py)
             with contextlib.suppress(Exception):
-                engine.ledger.finish_run(
-                    run_id, outcome=RunOutcome.INTERRUPTED, counts={}, now=engine.clock(),
+                syncer.ledger.finish_run(
+                    run_id, outcome=RunOutcome.INTERRUPTED, counts={}, now=syncer.clock(),
                     message=cut(f"{type(exc).__name__}: {exc}"),
                 )  # fmt: skip
             raise
         message = "; ".join(f"{t}: {e}" for t, e in sorted(result.errors.items())) or None
-        engine.ledger.finish_run(
+        syncer.ledger.finish_run(
             run_id, outcome=result.outcome, counts=result.as_counts(),
-            now=engine.clock(), message=message,
+            now=syncer.clock(), message=message,
         )  # fmt: skip
     return result
 
@@ -126,21 +126,21 @@ class _Backfill:
 
     def __init__(
         self,
-        engine: Syncer,
+        syncer: Syncer,
         vault: TemplateVault,
         terminals: Mapping[str, HoldsTemplates],
         people: Mapping[str, Person],
         run_id: int,
         face_images: bool,
     ) -> None:
-        self.engine = engine
+        self.syncer = syncer
         self.vault = vault
         self.terminals = terminals
         self.people = people
         self.face_images = face_images
-        templates = engine.config.templates
+        templates = syncer.config.templates
         prefer = templates.prefer_origin if templates is not None else None
-        self.judge = Judge(vault, run_id, prefer, engine.clock)
+        self.judge = Judge(vault, run_id, prefer, syncer.clock)
         self.result = BackfillResult(run_id)
         self.versions: dict[str, int] = {}
 
@@ -163,8 +163,8 @@ class _Backfill:
                 await self._page(reader, state, page)
             if self.face_images:
                 await self._face_images(reader, state)
-        now = self.engine.clock()
-        db = self.engine.ledger.engine
+        now = self.syncer.clock()
+        db = self.syncer.ledger.db
         found = {"unknown_enrollment": state.unknown, "duplicate_template": state.refused}
         for kind, seen in found.items():
             sync_findings(db, kind=kind, target=name, seen=seen, now=now)
@@ -223,7 +223,7 @@ class _Backfill:
         person = self.people[uuid]
         return any(
             name != origin and selects_by_groups(config.groups, person)
-            for name, config in self.engine.config.targets.items()
+            for name, config in self.syncer.config.targets.items()
             if isinstance(config, Ef45TargetConfig)
         )
 
@@ -240,7 +240,7 @@ class _Backfill:
 
     def _incompatible(self) -> None:
         """Record, per terminal read, enrollments of another record version than its own."""
-        now = self.engine.clock()
+        now = self.syncer.clock()
         for name, version in self.versions.items():
             target = self.terminals[name]
             seen: dict[str, list[str]] = {}
@@ -258,7 +258,7 @@ class _Backfill:
                 for uuid, mods in seen.items()
             }
             sync_findings(
-                self.engine.ledger.engine, kind="incompatible_template", target=name,
+                self.syncer.ledger.db, kind="incompatible_template", target=name,
                 seen=details, now=now,
             )  # fmt: skip
             self.result.findings["incompatible_template"] += len(details)

@@ -108,7 +108,7 @@ def validate(
     ledger = yield from check_ledger(config)
     try:
         if ledger is not None:
-            yield from check_keys(config, ledger.engine)
+            yield from check_keys(config, ledger.db)
         if connect:
             yield from reach_sources(config, compiled)
             yield from reach_targets(config, ledger, transports)

@@ -100,7 +100,7 @@ async def _guarded(name: str, target: CollectsEvents, ledger: Ledger, clock: Clo
 
 async def _collect(name: str, target: CollectsEvents, ledger: Ledger, clock: Clock) -> Collected:
     cursor = await asyncio.to_thread(ledger.get_cursor, cursor_name(name))
-    keys = await asyncio.to_thread(person_keys_by_remote_id, ledger.engine, name)
+    keys = await asyncio.to_thread(person_keys_by_remote_id, ledger.db, name)
     async with target.events() as reader:
         batch = await reader.read(EventQuery(cursor=cursor, now=clock(), person_keys=keys))
         result = await _commit(ledger, name, batch, clock)
@@ -111,7 +111,7 @@ async def _collect(name: str, target: CollectsEvents, ledger: Ledger, clock: Clo
 
 async def _commit(ledger: Ledger, name: str, batch: EventBatch, clock: Clock) -> Collected:
     """Store `batch`, then (only then) move the cursor; return the counts."""
-    stored = await asyncio.to_thread(store_events, ledger.engine, batch.events, clock())
+    stored = await asyncio.to_thread(store_events, ledger.db, batch.events, clock())
     if batch.cursor is not None and batch.events:
         await asyncio.to_thread(ledger.set_cursor, cursor_name(name), batch.cursor, clock())
     return Collected(name, read=len(batch.events), stored=stored, cursor=batch.cursor)

@@ -86,11 +86,11 @@ def make_plan(
     if view is not None:
         plan = _with_deep_view(config, ledger, targets, plan, view, policy, options.findings)
         if options.findings:
-            record_orphans(ledger.engine, view, now)
-    capped = cap_removals(plan, held, config.safety, ledger.engine, now,
+            record_orphans(ledger.db, view, now)
+    capped = cap_removals(plan, held, config.safety, ledger.db, now,
                           allow_deletes=options.allow_deletes,
                           released=options.released)  # fmt: skip
-    resting = resting_targets(ledger.engine, targets, now=now,
+    resting = resting_targets(ledger.db, targets, now=now,
                               retry_s=config.apply.quarantine_retry_s)  # fmt: skip
     deferred = defer_targets(capped, resting, "quarantined: retried slowly")
     moved = with_card_moves(deferred, targets, view.held if view else held, seen.found,

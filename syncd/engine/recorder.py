@@ -57,7 +57,7 @@ class Recorder:
     ) -> int:
         """Record a dry run in `runs` and its `problems` (nothing else); return its id."""
         run_id = self.ledger.start_run(kind="plan", trigger=trigger, dry_run=True, now=now)
-        record_problems(self.ledger.engine, run_id, problems)
+        record_problems(self.ledger.db, run_id, problems)
         counts = {s.target: _summary_counts(s) for s in plan.summaries}
         self.ledger.finish_run(run_id, outcome=RunOutcome.PLANNED, counts=counts, now=self.clock())
         return run_id
@@ -69,7 +69,7 @@ class Recorder:
         run_id = self.ledger.start_run(
             kind="apply", trigger=trigger, dry_run=False, now=reading.now
         )
-        record_problems(self.ledger.engine, run_id, reading.problems)
+        record_problems(self.ledger.db, run_id, reading.problems)
         return run_id
 
     def cancelled(self, run_id: int) -> None:
@@ -86,7 +86,7 @@ class Recorder:
             try:
                 self.ledger.finish_run(
                     run_id, outcome=RunOutcome.INTERRUPTED,
-                    counts=run_counts(self.ledger.engine, run_id),
+                    counts=run_counts(self.ledger.db, run_id),
                     now=self.clock(), message=cut(f"{type(exc).__name__}: {exc}"),
                 )  # fmt: skip
             except Exception:
@@ -116,7 +116,7 @@ class Recorder:
         counts = result.as_counts()
         self.ledger.finish_run(run_id, outcome=outcome, counts=counts, now=self.clock(),
                                message=message)  # fmt: skip
-        record_health(self.ledger.engine, plan, result, now=self.clock(),
+        record_health(self.ledger.db, plan, result, now=self.clock(),
                       quarantine_after=self.config.apply.quarantine_after)  # fmt: skip
         if not result.stopped:
             self._move_cursors(reading)

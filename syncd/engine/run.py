@@ -115,8 +115,8 @@ class Syncer:
         build the configured sources and targets."""
         ledger = Ledger.open(config.ledger.url)
         try:
-            vault = open_vault(config, ledger.engine)
-            ledger.pins = open_pins(config, ledger.engine)
+            vault = open_vault(config, ledger.db)
+            ledger.pins = open_pins(config, ledger.db)
         except BaseException:
             ledger.close()
             raise
@@ -228,8 +228,8 @@ class Syncer:
         interrupted first (`ledger.deadruns`).
         """
         self.check_secrets()
-        with run_lock(self.ledger.engine, wait_s=options.wait_lock_s):
-            close_dead_runs(self.ledger.engine)
+        with run_lock(self.ledger.db, wait_s=options.wait_lock_s):
+            close_dead_runs(self.ledger.db)
             reading = self.read(allow_shrink=options.allow_shrink, full=options.full)
             self.applied = reading
             plan = self._plan_to_apply(reading, options)
@@ -240,7 +240,7 @@ class Syncer:
                     recorder.cancelled(run_id)
                     return RunReport(plan, ApplyResult(), run_id)
                 recorder.save_people(reading)
-                record_released(self.ledger.engine, run_id, plan, reading.now,
+                record_released(self.ledger.db, run_id, plan, reading.now,
                                 options.allow_deletes, options.released)  # fmt: skip
                 stop = stop if stop is not None else stopping.current()
                 applier = Applier(
@@ -252,7 +252,7 @@ class Syncer:
                     mark = instep.fingerprint(self.config, self.targets, reading.desired)
                     instep.mark(self.ledger, run_id, reading.now, mark, self.clock())
             days = timedelta(days=self.config.safety.delete_after_days)
-            purge_gone(self.ledger.engine, delete_after=days, now=reading.now, run_id=run_id)
+            purge_gone(self.ledger.db, delete_after=days, now=reading.now, run_id=run_id)
             return RunReport(plan, result, run_id)
 
     def _left_in_step(self, plan: Plan, result: ApplyResult, options: ApplyOptions) -> bool:

@@ -111,7 +111,7 @@ class Ledger:
     """Queries and writes on one ledger database."""
 
     def __init__(self, engine: sa.Engine, pins: PinKeys | None = None) -> None:
-        self.engine = engine
+        self.db = engine
         self.pins = pins
         self.active_run: int | None = None
         """The (non-dry) run this process is recording now: it names the terminal locks
@@ -133,11 +133,11 @@ class Ledger:
 
     def close(self) -> None:
         """Release every pooled connection."""
-        self.engine.dispose()
+        self.db.dispose()
 
     def _begin(self) -> Any:
         try:
-            return self.engine.begin()
+            return self.db.begin()
         except sa.exc.OperationalError as exc:
             raise ledger_failing(exc) from None
 
@@ -188,7 +188,7 @@ class Ledger:
                 if key in known and known[key][1] is None:
                     conn.execute(people.update().where(people.c.key == key).values(gone_since=now))
         if resealed:
-            scrub(self.engine)
+            scrub(self.db)
 
     def seal_pins(self) -> int:
         """Seal what an older syncd (or a previous PIN key) left, with its digests keyed
@@ -199,7 +199,7 @@ class Ledger:
         with self._begin() as conn:
             resealed = ensure_sealed(conn, self.pins)
         if resealed:
-            scrub(self.engine)
+            scrub(self.db)
         return resealed
 
     def _upsert_person(

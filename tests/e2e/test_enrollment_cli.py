@@ -43,7 +43,7 @@ def test_nothing_secret_reaches_output_logs_or_audit(
     engine = site.engine()
     try:
         backfill(engine)
-        with engine.ledger.engine.connect() as conn:
+        with engine.ledger.db.connect() as conn:
             audit = "".join(
                 str(conn.exec_driver_sql(f"SELECT * FROM {table}").all())
                 for table in ("changes", "findings", "target_records", "runs")

@@ -111,7 +111,7 @@ def test_window_blocks_batches_under_the_run_cap_until_approved_or_past(
     assert all(s.disable == 0 for p in plans[2:] for s in p.summaries)
 
     # Approved (as `syncd approve RUN` does): the 8 go, and never count against the window.
-    released = queries.blocked_in_run(engine.ledger.engine, last_run)
+    released = queries.blocked_in_run(engine.ledger.db, last_run)
     assert len(released) == 16
     plan, result, _ = engine.apply(ApplyOptions(released=released))
     assert plan.blocked == 0 and result.count("applied") == 16
@@ -145,9 +145,9 @@ def test_window_blocks_batches_under_the_run_cap_until_approved_or_past(
 
 def _assert_ledger_counts(engine: Syncer) -> None:
     """The window's query: released removals (8 approved + 20 allowed) are not counted."""
-    recent = removals_since(engine.ledger.engine, START)
+    recent = removals_since(engine.ledger.db, START)
     assert recent == {name: RecentRemovals(counted=25, people=53) for name in ("lobby", "lab")}
-    assert removals_since(engine.ledger.engine, START + timedelta(hours=23, minutes=59)) == {
+    assert removals_since(engine.ledger.db, START + timedelta(hours=23, minutes=59)) == {
         name: RecentRemovals(counted=6, people=34) for name in ("lobby", "lab")
     }
     query = (
@@ -155,7 +155,7 @@ def _assert_ledger_counts(engine: Syncer) -> None:
         .where(changes.c.outcome == "released")
         .group_by(changes.c.error)
     )
-    with engine.ledger.engine.connect() as conn:
+    with engine.ledger.db.connect() as conn:
         released = {str(error): int(n) for error, n in conn.execute(query)}
     assert released == {
         "released by an administrator's approval": 16,

@@ -46,7 +46,7 @@ def collect(ledger: Ledger, clue: ClueTarget) -> tuple[int, int, str | None]:
 
 
 def stored_ids(ledger: Ledger) -> list[str]:
-    return sorted(e.remote_id for e in list_events(ledger.engine, target="cloud", limit=1000))
+    return sorted(e.remote_id for e in list_events(ledger.db, target="cloud", limit=1000))
 
 
 def test_a_late_upload_before_the_cursor_is_collected_once(

@@ -61,7 +61,7 @@ def make_env(
             server.stop()
 
 
-def open_engine(env: SyncdEnv) -> Syncer:
+def open_syncer(env: SyncdEnv) -> Syncer:
     return Syncer.from_config(load_config(env.config_path))
 
 
@@ -82,7 +82,7 @@ def test_an_action_that_meets_503_slowly_forever_ends_by_its_deadline(
     settings = ["retries = 20", "action_deadline_s = 1.0"]
     stall = Stall(mode="slow503", slow_s=0.2)
     for env, _ in make_env(tmp_path, ledger_url, {"lobby": stall}, settings):
-        engine = open_engine(env)
+        engine = open_syncer(env)
         started = time.monotonic()
         try:
             _, result, _ = engine.apply()
@@ -106,7 +106,7 @@ def test_a_hanging_target_is_given_up_at_its_deadline_and_holds_up_no_other(
     settings = ["target_deadline_s = 1.5", "action_deadline_s = 100"]
     stall = Stall(mode="hang", after=1)
     for env, _ in make_env(tmp_path, ledger_url, {"lobby": None, "lab": stall}, settings):
-        engine = open_engine(env)
+        engine = open_syncer(env)
         started = time.monotonic()
         try:
             _, result, run_id = engine.apply()
@@ -130,7 +130,7 @@ def test_a_stop_cancels_the_request_in_flight_and_records_the_run_interrupted(
 ) -> None:
     stall = Stall(mode="hang", after=2)
     for env, _ in make_env(tmp_path, ledger_url, {"lobby": stall}, []):
-        engine = open_engine(env)
+        engine = open_syncer(env)
         stop = stopping.Stop()
         sent: list[float] = []
 

@@ -35,7 +35,7 @@ def eyes(site: Site, terminal: str, key: str) -> tuple[str | None, str | None]:
 def findings_of(site: Site, kind: str) -> set[tuple[str, str]]:
     engine = site.engine()
     try:
-        return {(f.target, f.subject) for f in open_findings(engine.ledger.engine, kind)}
+        return {(f.target, f.subject) for f in open_findings(engine.ledger.db, kind)}
     finally:
         engine.close()
 

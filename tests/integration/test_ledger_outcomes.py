@@ -64,7 +64,7 @@ def _rows(ledger: Ledger, target: str) -> tuple[dict[str, Any], list[tuple[Any, 
         "SELECT run_id, person_key, op, outcome, before_digest, after_digest, error, at "
         "FROM changes WHERE target = :t ORDER BY id"
     )
-    with ledger.engine.connect() as conn:
+    with ledger.db.connect() as conn:
         held = {
             r.person_key: {**r._asdict(), "target": None}
             for r in conn.execute(records, {"t": target})

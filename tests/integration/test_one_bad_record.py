@@ -80,7 +80,7 @@ def card_of(state: Ef45State, key: str) -> str:
 
 def quarantined(env: SyncdEnv) -> dict[str, tuple[int, bool]]:
     with engine_of(env) as engine:
-        health = load_health(engine.ledger.engine)
+        health = load_health(engine.ledger.db)
     return {name: (h.consecutive_failures, h.quarantined) for name, h in health.items()}
 
 

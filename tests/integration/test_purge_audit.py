@@ -26,7 +26,7 @@ def _ledger(url: str) -> tuple[Ledger, TemplateVault]:
 
 
 def _person(ledger: Ledger, key: str, gone_since: datetime | None) -> None:
-    with ledger.engine.begin() as conn:
+    with ledger.db.begin() as conn:
         conn.execute(people.insert().values(
             key=key, source="hr", digest=f"pd-{key}", data="{}", first_seen=NOW,
             last_seen=NOW, gone_since=gone_since,
@@ -43,7 +43,7 @@ def _enroll(vault: TemplateVault, run_id: int, key: str, modality: str, data: by
 def _purge_rows(ledger: Ledger) -> list[sa.Row[tuple[object, ...]]]:
     query = sa.select(changes, runs.c.kind, runs.c.trigger).join(runs)
     query = query.where(changes.c.op == PURGE_OP).order_by(changes.c.id)
-    with ledger.engine.connect() as conn:
+    with ledger.db.connect() as conn:
         return list(conn.execute(query))
 
 
@@ -55,17 +55,17 @@ def test_retention_purge_is_audited_with_run_reason_and_digests(ledger_url: str)
         _person(ledger, key, gone)
         _enroll(vault, backfill, key, "left_iris", IRIS + key.encode())
     face = _enroll(vault, backfill, "leaver", "face:0", FACE)
-    with ledger.engine.begin() as conn:
+    with ledger.db.begin() as conn:
         conn.execute(target_records.insert().values(
             target="door-1", person_key="held", state="ok", created_by_syncd=True,
             attempts=0, updated_at=NOW,
         ))  # fmt: skip
     apply = ledger.start_run(kind="apply", trigger="daemon", dry_run=False, now=NOW)
 
-    purged = purge_gone(ledger.engine, delete_after=timedelta(days=30), now=NOW, run_id=apply)
+    purged = purge_gone(ledger.db, delete_after=timedelta(days=30), now=NOW, run_id=apply)
 
     assert purged == Purged(people=1, templates=2)
-    with ledger.engine.connect() as conn:
+    with ledger.db.connect() as conn:
         left = set(conn.execute(sa.select(enrollments.c.person_key).distinct()).scalars())
         keys = set(conn.execute(sa.select(people.c.key)).scalars())
     assert left == keys == {"held", "recent", "present"}
@@ -87,13 +87,13 @@ def test_purge_people_is_one_transaction_with_its_audit(ledger_url: str) -> None
     _person(ledger, "p1", NOW)
     _enroll(vault, run_id, "p1", "left_iris", IRIS)
     try:
-        with ledger.engine.begin() as conn:
+        with ledger.db.begin() as conn:
             purge_people(conn, ["p1", "unknown"], run_id=run_id, reason="admin asked", now=NOW)
             raise RuntimeError("crash before commit")
     except RuntimeError:
         pass
     assert _purge_rows(ledger) == []  # rolled back together: nothing deleted, nothing audited
-    with ledger.engine.begin() as conn:
+    with ledger.db.begin() as conn:
         done = purge_people(conn, ["p1", "unknown"], run_id=run_id, reason="admin asked", now=NOW)
     assert done == Purged(people=1, templates=1)
     assert [r.error for r in _purge_rows(ledger)] == ["admin asked; left_iris from door-1",

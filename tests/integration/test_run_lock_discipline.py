@@ -32,9 +32,9 @@ def _taken_elsewhere(engine: sa.Engine) -> BaseException | None:
 
 
 def test_run_lock_is_reentrant_here_and_exclusive_elsewhere(ledger: Ledger) -> None:
-    with run_lock(ledger.engine), run_lock(ledger.engine):  # nested: no self-deadlock
-        assert isinstance(_taken_elsewhere(ledger.engine), RunLockBusy)
-    assert _taken_elsewhere(ledger.engine) is None  # released once the outer block ends
+    with run_lock(ledger.db), run_lock(ledger.db):  # nested: no self-deadlock
+        assert isinstance(_taken_elsewhere(ledger.db), RunLockBusy)
+    assert _taken_elsewhere(ledger.db) is None  # released once the outer block ends
 
 
 class _Engine:
@@ -46,11 +46,11 @@ def test_every_daemon_job_holds_the_run_lock(ledger: Ledger) -> None:
     seen: list[BaseException | None] = []
 
     def job(engine: object) -> None:
-        seen.append(_taken_elsewhere(ledger.engine))
+        seen.append(_taken_elsewhere(ledger.db))
 
     run_job(job, _Engine(ledger), trigger="test", stop=threading.Event())  # type: ignore[arg-type]
     assert len(seen) == 1 and isinstance(seen[0], RunLockBusy)
-    with run_lock(ledger.engine):
+    with run_lock(ledger.db):
         held = threading.Thread(
             target=lambda: seen.append(_run_job_error(job, ledger)),
         )

@@ -74,7 +74,7 @@ def engine(tmp_path: Path, ledger_url: str) -> Iterator[Syncer]:
 
 def _stored(engine: Syncer, run_id: int) -> list[dict[str, object]]:
     query = sa.select(run_problems).where(run_problems.c.run_id == run_id)
-    with engine.ledger.engine.connect() as conn:
+    with engine.ledger.db.connect() as conn:
         return [dict(row) for row in conn.execute(query).mappings()]
 
 
@@ -91,8 +91,8 @@ def test_apply_stores_the_skipped_row_with_its_run(engine: Syncer) -> None:
     assert result.count("applied") == 49 and not result.count("failed")
     _assert_the_bad_row(_stored(engine, run_id), run_id)
     assert engine.applied is not None
-    assert load_problems(engine.ledger.engine, run_id) == list(engine.applied.problems)
-    (history,) = queries.history(engine.ledger.engine, 5)
+    assert load_problems(engine.ledger.db, run_id) == list(engine.applied.problems)
+    (history,) = queries.history(engine.ledger.db, 5)
     assert history.id == run_id and history.skipped == 1
 
 
@@ -172,7 +172,7 @@ def test_a_bad_pin_is_stored_and_reported_without_its_value(engine: Syncer) -> N
 
 def test_only_the_problems_of_the_last_runs_are_kept(engine: Syncer) -> None:
     problem = SourceProblem("hr", "people.csv:9", "key", "missing", Decision.SKIPPED)
-    ledger = engine.ledger.engine
+    ledger = engine.ledger.db
     ids = [engine.ledger.start_run(kind="plan", trigger="test", dry_run=True, now=NOW)
            for _ in range(4)]  # fmt: skip
     for run_id in ids[:3]:

@@ -66,7 +66,7 @@ def _make_engine(tmp_path: Path, ledger_url: str, source: list[str], terminal: s
 
 def snapshot(engine: Syncer) -> dict[str, list[tuple[object, ...]]]:
     """Return every row of the ledger tables a run could write, in a stable order."""
-    with engine.ledger.engine.connect() as conn:
+    with engine.ledger.db.connect() as conn:
         return {
             name: sorted(
                 (tuple(row) for row in conn.execute(sa.text(f"SELECT * FROM {name}"))), key=repr
