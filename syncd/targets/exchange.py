@@ -1,7 +1,6 @@
-"""Bounded exchanges with a remote peer (CLUe, over httpx): a body read up to a limit, an
-answer within a deadline. The limit itself is `syncd.targets.limits` (shared with the
-EF-45's own transport); this module adds what httpx answers need on top: the deadline and
-gzip or deflate decoded within the limit.
+"""Bounded exchanges with a remote peer (EF-45 and CLUe, over httpx): a body read up to a
+limit, an answer within a deadline. The byte budget itself is `syncd.targets.limits`;
+this module adds the deadline and gzip or deflate decoded within the limit.
 
 A peer that misbehaves (a firmware bug, a half-dead link, a compromised device) can send
 an endless body, a huge one, a gzip bomb, or a byte a second for ever. Whatever it sends,

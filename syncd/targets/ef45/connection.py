@@ -13,7 +13,7 @@ If a locked call is refused because the device forgot the lock (a status in
 never a body text), the lock is retaken once and the call retried once; if that fails
 too, `LockLost`. Errors are those of `errors`.
 
-Bounds (`syncd.targets.limits`): every request, connection and whole answer included,
+Bounds (`syncd.targets.exchange`, as for CLUe): every request, connection and whole answer included,
 ends within `timeout_s` (one overall deadline: a body dripping a byte a second cannot
 stretch it); an answer body is read up to `max_body_bytes`, or `max_list_body_bytes` for
 the paged lists (`call(..., listing=True)`), and past it the request fails with
@@ -63,7 +63,8 @@ from syncd.targets.ef45.errors import (
 from syncd.targets.ef45.ids import is_lock_uid, shown
 from syncd.targets.ef45.lockstate import LockMemo, LockPolicy, LockState, Verdict
 from syncd.targets.ef45.records import seg
-from syncd.targets.limits import BodyTooLarge, EncodedBody, MiB, read_bounded
+from syncd.targets.exchange import BodyTooLarge, BodyUndecodable, exchange
+from syncd.targets.limits import MiB
 from syncd.targets.tls import ssl_context, verification_failed
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,6 @@ class Ef45Connection:
             verify=ssl_context(self.ca_file),
             timeout=self.timeout_s,
             follow_redirects=False,
-            headers={"Accept-Encoding": "identity"},  # never a compressed answer: limits
         )
 
     def where(self, method: str, label: str) -> str:
@@ -470,16 +470,11 @@ class Ef45Connection:
         where = self.where(method, label or path)
         limit = self.max_list_body_bytes if listing else self.max_body_bytes
         request = self._http.build_request(
-            method,
-            self.base_url + API_PREFIX + path,
-            params=query,
-            json=body,
-            extensions={"max_body_bytes": limit},
+            method, self.base_url + API_PREFIX + path, params=query, json=body
         )
         async with self._io:
             try:
-                async with asyncio.timeout(self.timeout_s):  # the whole request, body included
-                    response = await _complete(self._http, request, limit)
+                done = await exchange(self._http, request, limit=limit, total_s=self.timeout_s)
             except (TimeoutError, httpx.TimeoutException) as exc:
                 raise Ef45Unavailable(
                     f"{where}: no answer within {self.timeout_s:g} s (timeout_s, the whole answer)"
@@ -489,7 +484,7 @@ class Ef45Connection:
                 raise Ef45Unavailable(
                     f"{where}: answer body over the limit of {exc.limit} bytes ({key}); not read"
                 ) from exc
-            except EncodedBody as exc:
+            except BodyUndecodable as exc:
                 raise Ef45Unavailable(f"{where}: {exc}; not read") from exc
             except httpx.HTTPError as exc:
                 if verification_failed(exc):
@@ -499,15 +494,11 @@ class Ef45Connection:
                     ) from None
                 detail = redact(str(exc), [self._lock_uid or "", uid or ""])
                 raise Ef45Unavailable(f"{where}: {type(exc).__name__}: {detail}") from exc
-        response.request = request
-        return response
-
-
-async def _complete(http: httpx.AsyncClient, request: httpx.Request, limit: int) -> httpx.Response:
-    """Return the answer to `request` with its body read, at most `limit` bytes (the
-    stream closed either way; BodyTooLarge or EncodedBody past the limits)."""
-    response = await http.send(request, stream=True)
-    return await read_bounded(response, limit)
+        headers = done.response.headers.copy()
+        headers.pop("content-encoding", None)  # the body is decoded already (exchange)
+        return httpx.Response(
+            done.response.status_code, headers=headers, content=done.body, request=request
+        )
 
 
 def json_of(response: httpx.Response, where: str) -> Any:
