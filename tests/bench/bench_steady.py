@@ -43,7 +43,7 @@ from syncd.emulators.server import EmulatorServer
 from syncd.engine.run import Syncer
 from syncd.ledger.outcomes import Outcome
 from syncd.model import ActionOutcome, RunOutcome
-from syncd.targets.ef45.target import split_record, wire_subject
+from syncd.targets.ef45.wire import split_record, wire_subject
 from tests.fixtures.daemon import DaemonProcess, DaemonWorld
 
 PEOPLE = int(os.environ.get("BENCH_STEADY_PEOPLE", "10000"))

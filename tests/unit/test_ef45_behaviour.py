@@ -9,7 +9,7 @@ from syncd.emulators.ef45_rules import DeviceError
 from syncd.emulators.ef45_state import Ef45State
 from syncd.targets.ef45.errors import DeviceFull, Ef45Rejected, error_for
 from syncd.targets.ef45.observe import normal_card, observed_record, observed_templates
-from syncd.targets.ef45.target import card_hex, wire_subject
+from syncd.targets.ef45.wire import card_hex, wire_subject
 
 DEVICE, LENIENT = EF45_PROFILES["device"], EF45_PROFILES["lenient"]
 

@@ -10,17 +10,9 @@ fields come from the mapping's attributes, -1 when not set (`wiegand_custom` goe
 the wire as a string, as the SDK sends it: "" for not set). `card` is the person's first
 card as hexadecimal with a space every byte, padded to `card_bytes` (`00 AB CD EF`).
 
-Apply: create → `create_user` (a user already present becomes an update); update and
-disable → `update_user` with the parts whose fields changed, each part written whole
-(`PUT` very likely replaces: `docs/ef45-behaviour.md`); delete → `delete_user` (already
-absent counts as done); an update of a user removed by hand becomes a create, unless
-the record is disabled (a leaver already gone stays gone). A subject
-is never written without the eye templates the terminal holds: when the ledger has none
-for this terminal (not yet back-filled, or of another record version), the terminal's
-subject is read first and its templates, and every field syncd does not manage, are
-carried over; faces are left alone unless the record's faces changed. So a rename never
-wipes irises enrolled at the terminal; syncd removes templates from a terminal only by
-deleting the user.
+Apply (`ef45.session`, loaded only when a terminal is opened, with the HTTP client):
+each part of a user is written whole, carrying the templates and the fields syncd does
+not manage that the terminal holds, so a rename never wipes irises enrolled there.
 
 Cards (`cards`, `without_cards`: `engine.order.CardRules`): the terminal refuses a card
 another user holds, disabled or not, so the engine orders card moves and clears a card
@@ -32,13 +24,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Hashable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-import httpx
-
 from syncd.config import Ef45TargetConfig
-from syncd.model import Action, Enrollment, Op, Person, Record, Status
+from syncd.model import Enrollment, Person, Record, Status
 from syncd.targets.base import (
     ClockSet,
     EventReader,
@@ -46,51 +36,19 @@ from syncd.targets.base import (
     TemplateReader,
     selects_by_groups,
 )
-from syncd.targets.ef45.backfill import Ef45TemplateReader
-from syncd.targets.ef45.client import Ef45Client, UnknownUser, UserExists
-from syncd.targets.ef45.clock import set_terminal_clock
-from syncd.targets.ef45.events import Ef45EventReader
 from syncd.targets.ef45.lockstate import LockMemo, LockState, policy_of
-from syncd.targets.ef45.observe import TemplateDigest, observe_users
-from syncd.targets.ef45.probe import probe_ef45
-from syncd.targets.ef45.templates import TEMPLATE_FIELDS, Resolved, render_templates, resolve
+from syncd.targets.ef45.templates import TEMPLATE_FIELDS, render_templates
+from syncd.targets.ef45.wire import WIEGAND_FIELDS, card_hex
 from syncd.targets.probing import ProbeReport
-from syncd.targets.templates import EYE_FIELDS, TemplateLoader
+from syncd.targets.templates import TemplateLoader
 
-SUBJECT_FIELDS = (
-    "user_uuid",
-    "first_name",
-    "last_name",
-    "access_allowed",
-    "match_until",
-    "wiegand_facility",
-    "wiegand_site",
-    "wiegand_code",
-    "wiegand_custom",
-)
-USER_INFO_FIELDS = ("user_uuid", "card", "pin", "admin", "group_index")
-WIEGAND_FIELDS = ("wiegand_facility", "wiegand_site", "wiegand_code", "wiegand_custom")
+if TYPE_CHECKING:  # the HTTP client loads when a terminal is opened, not for a plan
+    import httpx
+
+    from syncd.targets.ef45.client import Ef45Client
+    from syncd.targets.ef45.observe import TemplateDigest
+
 NO_CARDS: frozenset[str] = frozenset()
-
-
-def card_hex(card: int, card_bytes: int = 4) -> str:
-    """Return `card` as the EF-45 writes it: upper-case hex bytes separated by spaces,
-    left-padded with 00 bytes to `card_bytes` (0: as few bytes as the number needs)."""
-    if card < 0:
-        raise ValueError("card numbers are non-negative")
-    raw = f"{card:X}"
-    raw = raw.rjust(max(len(raw) + len(raw) % 2, 2 * card_bytes), "0")
-    return " ".join(raw[i : i + 2] for i in range(0, len(raw), 2))
-
-
-def wire_subject(subject: Record) -> dict[str, Any]:
-    """Return a subject body as the SDK sends it: `wiegand_custom` as a string ("" for
-    not set, -1 in the record)."""
-    body = dict(subject)
-    custom = body.get("wiegand_custom")
-    if isinstance(custom, int):
-        body["wiegand_custom"] = "" if custom == -1 else str(custom)
-    return body
 
 
 def _int_attribute(person: Person, name: str, default: int) -> int:
@@ -190,6 +148,8 @@ class Ef45Target:
 
     def client(self) -> Ef45Client:
         """Return a client for this terminal (not yet locked)."""
+        from syncd.targets.ef45.client import Ef45Client
+
         config = self.config
         return Ef45Client(
             base_url=config.url,
@@ -216,6 +176,8 @@ class Ef45Target:
         the read; raise an Ef45Error if the terminal cannot be read completely (a partial
         list is never returned).
         """
+        from syncd.targets.ef45.observe import observe_users
+
         async with self.client() as client:
             return await observe_users(
                 client, card_bytes=self.config.card_bytes, template_digest=self.template_digest
@@ -224,6 +186,8 @@ class Ef45Target:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[TargetSession]:
         """Lock the terminal for one run; the lock is released on every way out."""
+        from syncd.targets.ef45.session import Ef45Session
+
         async with self.client() as client:
             yield Ef45Session(client, name=self.name, templates=self.templates)
 
@@ -232,6 +196,8 @@ class Ef45Target:
     @asynccontextmanager
     async def events(self) -> AsyncIterator[EventReader]:
         """Lock the terminal for reading its logs (`CollectsEvents`, `ef45.events`)."""
+        from syncd.targets.ef45.events import Ef45EventReader
+
         async with self.client() as client:
             yield Ef45EventReader(
                 client,
@@ -242,6 +208,8 @@ class Ef45Target:
 
     async def set_clock(self, now: datetime) -> ClockSet:
         """Set the terminal's clock to `now` in its zone (`HasClock`, `ef45.clock`)."""
+        from syncd.targets.ef45.clock import set_terminal_clock
+
         async with self.client() as client:
             return await set_terminal_clock(client, self.zone, now)
 
@@ -253,6 +221,8 @@ class Ef45Target:
     @asynccontextmanager
     async def held_templates(self) -> AsyncIterator[TemplateReader]:
         """Lock the terminal for reading its templates (`HoldsTemplates`, `ef45.backfill`)."""
+        from syncd.targets.ef45.backfill import Ef45TemplateReader
+
         async with self.client() as client:
             yield Ef45TemplateReader(client, page_size=self.config.page_size)
 
@@ -280,120 +250,9 @@ class Ef45Target:
     async def probe(self) -> ProbeReport:
         """Check syncd's assumptions on this terminal (`syncd probe`), leaving nothing
         behind; raise an Ef45Error only if the terminal cannot be locked or read."""
+        from syncd.targets.ef45.probe import probe_ef45
+
         report = ProbeReport(self.name, self.kind)
         async with self.client() as client:
             await probe_ef45(client, self.config, report)
         return report
-
-
-class Ef45Session:
-    """The actions of one run on one locked terminal."""
-
-    def __init__(
-        self, client: Ef45Client, *, name: str = "", templates: TemplateLoader | None = None
-    ) -> None:
-        self.client = client
-        self.name = name or client.base_url
-        self.templates = templates
-
-    async def apply(self, action: Action) -> str | None:
-        """Execute `action` on the terminal; return the user uuid it now holds (or had)."""
-        uuid = action.person_key
-        if action.op is Op.CREATE:
-            await self._create(action)
-        elif action.op is Op.DELETE:
-            await self._delete(uuid)
-        else:
-            await self._update(action)
-        return uuid
-
-    async def _create(self, action: Action) -> None:
-        subject, user_info = split_record(action.record)
-        extra = await self._templates(action)
-        subject.update(extra.subject)
-        try:
-            await self.client.create_user(wire_subject(subject), user_info, extra.faces or ())
-        except UserExists:  # e.g. created before a crash, the ledger never told: update
-            await self._write_whole(subject, user_info, extra.faces)
-
-    async def _update(self, action: Action) -> None:
-        subject, user_info = split_record(action.record)
-        changed = {change.name for change in action.changes}
-        extra = await self._templates(action)
-        # Templates ride along whenever the subject is sent: a PUT that replaced the
-        # whole subject must not drop them.
-        subject.update(extra.subject)
-        try:
-            await self._write_whole(
-                subject if changed & {*SUBJECT_FIELDS, *TEMPLATE_FIELDS} else None,
-                user_info if changed & set(USER_INFO_FIELDS) else None,
-                extra.faces if "faces" in changed else None,
-            )
-        except UnknownUser:  # deleted at the terminal by hand
-            if not self.is_active(action.record):
-                return  # a leaver already gone: nothing to disable, never re-created
-            await self.client.create_user(wire_subject(subject), user_info, extra.faces or ())
-
-    @staticmethod
-    def is_active(record: Record) -> bool:
-        """Return True if the record lets its person through."""
-        return bool(record.get("access_allowed"))
-
-    async def _write_whole(
-        self,
-        subject: dict[str, Any] | None,
-        user_info: dict[str, Any] | None,
-        faces: list[dict[str, Any]] | None,
-    ) -> None:
-        """Update an existing user, each part given whole (None: leave that part).
-
-        A subject without both eye templates is first completed from the terminal's
-        (read back): its templates and the fields syncd does not manage are carried,
-        so the replacing PUT keeps them; a user info likewise keeps the terminal's fields
-        syncd does not manage (`by_pass_card`, `job_code`, …). Raise UnknownUser if the
-        user is absent.
-        """
-        if subject is not None and not all(f in subject for f in EYE_FIELDS.values()):
-            current = await self.client.get_subject(_uuid(subject))
-            if current is None:
-                raise UnknownUser(f"{self.name}: no user {_uuid(subject)} to update")
-            subject = carried(current, subject)
-        if user_info is not None:
-            info = await self.client.get_user_info(_uuid(user_info))
-            user_info = carried(info, user_info) if info is not None else user_info
-        await self.client.update_user(
-            wire_subject(subject) if subject is not None else None, user_info, faces
-        )
-
-    async def _templates(self, action: Action) -> Resolved:
-        return await resolve(
-            action.record,
-            action.person_key,
-            loader=self.templates,
-            session_version=self.client.record_version,
-            target=self.name,
-        )
-
-    async def _delete(self, uuid: str) -> None:
-        try:
-            await self.client.delete_user(uuid)
-        except UnknownUser:
-            return
-
-
-def carried(current: Record, subject: Record) -> dict[str, Any]:
-    """Return `subject` over the terminal's `current` subject: every field `subject`
-    leaves out (templates, image paths, …) keeps the terminal's value; the terminal's
-    `record_version` is kept unless `subject` names one."""
-    return {**current, **subject}
-
-
-def _uuid(subject: Record) -> str:
-    return str(subject["user_uuid"])
-
-
-def split_record(record: Record) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Return the (subject, user-info) bodies of a flat EF-45 record."""
-    subject = {name: record[name] for name in SUBJECT_FIELDS if name in record}
-    user_info = {name: record[name] for name in USER_INFO_FIELDS if name in record}
-    return subject, user_info
