@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from syncd.config.checks import CronLine, Name, TimeZoneName, Version
 from syncd.config.secretref import SecretRef, Strict
@@ -144,7 +144,9 @@ class Ef45TargetConfig(Strict):
     nobody), how long the next session waits for the lock to come free before LockBusy."""
     lost_lock_statuses: tuple[int, ...] = Field(default=(401, 403, 423), min_length=1)
     """Statuses of a locked call that mean "the device forgot the lock" (retaken once).
-    *Unverified* on real hardware: `syncd probe` checks it."""
+    *Unverified* on real hardware: `syncd probe` checks it. 4xx only, never 404 or 409:
+    those are the device's answers about records; a 404 is counted as "absent" only
+    after the lock is confirmed held, whatever a forgotten lock answers."""
     batch_min_version: Version = "1.3.0"
     page_size: int = Field(default=50, ge=1, le=1000)
     time_zone: TimeZoneName = "UTC"
@@ -174,6 +176,17 @@ class Ef45TargetConfig(Strict):
     max_pages: int = Field(default=10_000, ge=1, le=10_000_000)
     """The most pages one list may take, whatever the terminal claims (with `page_size`
     50: 500 000 users); a list also stops one page past what its reported total implies."""
+
+    @field_validator("lost_lock_statuses")
+    @classmethod
+    def _lock_statuses(cls, statuses: tuple[int, ...]) -> tuple[int, ...]:
+        if wrong := [s for s in statuses if s in (404, 409) or not 400 <= s < 500]:
+            raise ValueError(
+                f"{', '.join(map(str, wrong))} cannot mean a lost lock: only 4xx statuses, "
+                "and not 404 or 409 (the device's answers about a record; syncd confirms "
+                "its lock before it counts a 404 as absent)"
+            )
+        return statuses
 
 
 CLUE_EVENTS_PATH = "/v1/be/events"

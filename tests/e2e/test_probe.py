@@ -109,12 +109,12 @@ def test_a_leftover_probe_user_is_removed_first(tmp_path: Path) -> None:
             'face_sub_id_param = "sub_id"',
         ),
         (
-            replace(Ef45Behaviour(), lost_lock_status=404),
+            replace(Ef45Behaviour(), lost_lock_status=400),
             "a call with a wrong lock_uid",
-            "lost_lock_statuses = [404]",
+            "lost_lock_statuses = [400]",
         ),
     ],
-    ids=["sub_id-only", "lost-lock-404"],
+    ids=["sub_id-only", "lost-lock-400"],
 )
 def test_a_device_that_differs_exits_10_and_names_the_key(
     tmp_path: Path, behaviour: Ef45Behaviour, assumption: str, key: str
@@ -134,3 +134,15 @@ def test_a_locked_terminal_is_not_probed(tmp_path: Path) -> None:
     assert done.returncode == 8, done.stderr
     assert "lock" in done.stderr.lower()
     assert state.subjects == {}
+
+
+def test_a_device_answering_a_forgotten_lock_with_404_needs_no_key(tmp_path: Path) -> None:
+    """A 404 is checked against the lock before it counts as absent, so a terminal that
+    answers a wrong lock_uid with 404 is supported as it is (404 cannot be configured)."""
+    state = Ef45State(behaviour=replace(Ef45Behaviour(), lost_lock_status=404))
+    done, report = _probe(tmp_path, state)
+    assert done.returncode == 0, done.stderr
+    finding = _finding(report, "a call with a wrong lock_uid")
+    assert finding["holds"] is True
+    assert finding["observed"] == "HTTP 404"
+    assert "after the lock is confirmed" in str(finding["syncd_does"])

@@ -205,7 +205,8 @@ async def test_one_request_at_a_time_and_the_transport_stays_open(
         async with client(ef45_server, transport=transport) as ef45:
             await asyncio.gather(*(ef45.get_user(f"u{n}") for n in range(5)))
     await transport.aclose()
-    assert transport.peak == 1 and transport.sent == 2 * (4 + 5)
+    # Per session: 4 to open and close, and per absent user its 404 and the lock check.
+    assert transport.peak == 1 and transport.sent == 2 * (4 + 5 * 2)
 
 
 # -- users ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ with the ledger on SQLite and on PostgreSQL (`docs/ef45-behaviour.md`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from syncd.engine.events import collect_events
 from syncd.engine.run import ApplyOptions
 from syncd.ledger import migrate
 from syncd.ledger.store import create_ledger_engine
-from syncd.targets.ef45.client import Ef45Client, UnknownUser
+from syncd.targets.ef45.client import Ef45Client, LockLost, UnknownUser
 from tests.fixtures.ef45 import EF45_PROFILE_NAMES
 from tests.fixtures.enrollments import Site, enroll, new_template, write_key
 
@@ -257,6 +258,33 @@ async def test_client_is_idempotent_against_either_outcome(
             with pytest.raises(UnknownUser):
                 await ef45.update_user(None, {"user_uuid": "a", "card": "02"})
     assert "a" not in state.subjects and "a" not in state.user_info
+
+
+@pytest.mark.parametrize("firmware", ["new", "old"])
+async def test_a_404_for_a_forgotten_lock_never_counts_a_user_absent(
+    ef45_profile: str, firmware: str
+) -> None:
+    """A terminal that answers a forgotten lock with 404 (plausible: the status is
+    unverified) must not make a leaver's delete or disable count as done: the lock is
+    confirmed before a 404 counts, and retaken when it is gone."""
+    behaviour = replace(EF45_PROFILES[ef45_profile], lost_lock_status=404)
+    state = Ef45State(firmware=firmware, behaviour=behaviour)
+    with EmulatorServer(create_ef45_app(state)) as server:
+        async with Ef45Client(base_url=server.url) as ef45:
+            await ef45.create_user({"user_uuid": "a", "last_name": "A"}, {"card": "01"})
+            await ef45.create_user({"user_uuid": "b", "last_name": "B"}, {"card": "02"})
+            state.lock_uid = None  # the device forgets the lock
+            disabled = {"user_uuid": "a", "last_name": "A", "access_allowed": False}
+            await ef45.update_user(disabled, None)
+            assert state.subjects["a"]["access_allowed"] is False
+            state.lock_uid = None
+            await ef45.delete_user("a")
+            assert "a" not in state.subjects and "a" not in state.user_info
+            state.lock_uid = None
+            state.lock_held_by_other = True  # forgotten, and taken by someone else
+            with pytest.raises(LockLost):
+                await ef45.delete_user("b")  # never UnknownUser: b is still there
+            assert "b" in state.subjects
 
 
 def test_device_time_stamps_the_logs(ef45_profile: str) -> None:

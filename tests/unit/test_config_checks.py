@@ -136,3 +136,18 @@ def test_problems_read_in_toml_words_without_pydantic_prefixes(tmp_path: Path) -
         "access.time_zone: unknown time zone 'Nowhere' (an IANA name: Europe/Berlin)",
         "ledger.url: must be a string, not an integer",
     ]
+
+
+@pytest.mark.parametrize("status", [404, 409, 500])
+def test_a_record_answer_cannot_mean_a_lost_lock(tmp_path: Path, status: int) -> None:
+    text = (
+        CSV.format(source="hr")
+        + f"""
+[targets.door]
+type = "ef45"
+url = "http://10.0.0.21:9980"
+lost_lock_statuses = [403, {status}]
+"""
+    )
+    (problem,) = _problems(tmp_path, text)
+    assert problem.startswith(f"targets.door.lost_lock_statuses: {status} cannot mean a lost lock")

@@ -407,10 +407,10 @@ class Ef45Connection:
         response = await self._send(
             method, path, params=params, body=body, uid=uid, listing=listing
         )
-        if self._lost_lock(response):
+        if self._lost_lock(response) or await self._unconfirmed_404(response, allow):
             await self._retake_lock(uid, where)
             response = await self._send(method, path, params=params, body=body, listing=listing)
-            if self._lost_lock(response):
+            if self._lost_lock(response) or await self._unconfirmed_404(response, allow):
                 raise LockLost(
                     f"{where}: HTTP {response.status_code}: lock refused again after retaking",
                     status=response.status_code,
@@ -449,6 +449,26 @@ class Ef45Connection:
 
     def _lost_lock(self, response: httpx.Response) -> bool:
         return is_lock_problem(response.status_code, self.policy.lost_statuses)
+
+    async def _unconfirmed_404(self, response: httpx.Response, allow: tuple[int, ...]) -> bool:
+        """Whether a 404 the caller would take as "absent" comes while the lock is not
+        confirmed held.
+
+        What a terminal answers a call whose lock it forgot is unverified, and a 404 is
+        plausible: taken as "absent", it would count a leaver's delete or disable as done
+        while the user keeps access. So before any 404 counts, one row of `/subjects` (a
+        list, refused to no lock holder) is read under the same lock: a 4xx means the
+        lock is gone (`docs/ef45-behaviour.md`); any other failure is raised as it is.
+        """
+        if response.status_code != 404 or 404 not in allow:
+            return False
+        path = "/subjects"
+        check = await self._send("GET", path, params={"page": 1, "page_size": 1}, listing=True)
+        if check.is_success:
+            return False
+        if 400 <= check.status_code < 500:
+            return True
+        raise error_for(check.status_code, self.remote_text(check, ()), self.where("GET", path))
 
     async def _send(
         self,
