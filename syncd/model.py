@@ -286,6 +286,9 @@ class Plan:
     created_at: datetime
     notes: tuple[str, ...] = field(default=())
     upcoming: tuple[Boundary, ...] = field(default=())
+    unobserved: Mapping[str, str] = field(default_factory=dict)
+    """Target → why its deep look failed (planned from the ledger alone): the run is
+    not whole, and says so by its outcome and exit code."""
 
     @property
     def pending(self) -> int:

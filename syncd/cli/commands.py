@@ -165,11 +165,23 @@ def plan(
         engine.close()
     document = report.plan_to_json(shown, reading.problems, fingerprint, context)
     write_report(render(document, fmt.value, verbose=verbose, limit=limit), output)
+    if result.unobserved:
+        # The deep look was asked for and did not happen: the plan is not the whole truth.
+        raise TargetError(unobserved_line(result))
     if check and reading.problems:
         # Before "pending": the plan leaves these records out, so it is not the whole story.
         raise SourceProblems(report.problems_line(reading.problems))
     if check and not shown.in_step:
         raise typer.Exit(1)
+
+
+def unobserved_line(plan: Plan) -> str:
+    """Return the error line of a deep look that failed at some targets."""
+    names = ", ".join(sorted(plan.unobserved))
+    return (
+        f"the deep look failed at {names}: planned from the ledger only, so what the "
+        "terminal holds was not checked (see the notes above)"
+    )
 
 
 def config_file(config: Path | None) -> str:
@@ -296,6 +308,8 @@ def run_apply(engine: Syncer, options: ApplyRequest) -> None:
             f"{failed} action(s) failed, {deferred} deferred (a failed record waiting for its "
             "retry time, or a quarantined target); they are retried on a later run"
         )
+    if result.unobserved:
+        raise TargetError(unobserved_line(result))
     if result.blocked:
         raise SafetyBlocked(blocked_message(result, run_id, options.run.allow_deletes))
     if problems := _skipped(engine):

@@ -127,16 +127,24 @@ def _keys(keys: Collection[str]) -> str:
     return ", ".join(shown) + (f" … and {more} more" if more > 0 else "")
 
 
-async def observe_targets(targets: Mapping[str, Target]) -> dict[str, Observation]:
+async def observe_targets(
+    targets: Mapping[str, Target], deadline_s: float | None = None
+) -> dict[str, Observation]:
     """Observe every observable target in parallel; a failure becomes an error Observation.
 
+    Each target's look ends after `deadline_s` (the per-target run deadline; None: no
+    limit of its own), so one slow terminal never holds up the others' plans for long.
     Targets that cannot be observed (no `observe`) are left out.
     """
     observable = {n: t for n, t in targets.items() if isinstance(t, Observable)}
 
     async def one(name: str, target: Observable) -> Observation:
         try:
-            return Observation(name, records=dict(await target.observe()))
+            records = await asyncio.wait_for(target.observe(), timeout=deadline_s)
+            return Observation(name, records=dict(records))
+        except TimeoutError:
+            return Observation(name, error=f"no complete answer within {deadline_s:g} s "
+                                           "(apply.target_deadline_s)")  # fmt: skip
         except Exception as exc:  # any failure: plan this target from the ledger alone
             return Observation(name, error=cut(f"{type(exc).__name__}: {exc}"))
 
@@ -144,9 +152,16 @@ async def observe_targets(targets: Mapping[str, Target]) -> dict[str, Observatio
     return {o.target: o for o in found}
 
 
-def look(targets: Mapping[str, Target], held: HeldMap, desired: Desired) -> DeepView:
-    """Observe the targets (in parallel, on a fresh event loop) and return the deep view."""
-    observations = stopping.run(observe_targets(targets), what="the deep look")
+def look(
+    targets: Mapping[str, Target],
+    held: HeldMap,
+    desired: Desired,
+    deadline_s: float | None = None,
+) -> DeepView:
+    """Observe the targets (in parallel, on a fresh event loop, each within `deadline_s`)
+    and return the deep view."""
+    looking = observe_targets(targets, deadline_s)
+    observations = stopping.run(looking, what="the deep look")
     return deep_view(observations, held, desired, targets)
 
 

@@ -51,7 +51,8 @@ def record_health(
     engine: sa.Engine, plan: Plan, result: ApplyResult, *, now: datetime, quarantine_after: int
 ) -> None:
     """Record in the ledger the verdict on each target's run of `plan` (`run_verdicts`)."""
-    attempted = {a.target for a in plan.runnable()}
+    # A target whose deep look failed was attempted too, though it may have no action.
+    attempted = {a.target for a in plan.runnable()} | set(plan.unobserved)
     succeeded, failed = run_verdicts(attempted, result)
     health.record_run_outcomes(
         engine, succeeded, failed, now=now, quarantine_after=quarantine_after

@@ -71,7 +71,8 @@ def make_plan(
     """Return the plan for `reading` against the ledger (see the module docstring)."""
     now, policy = reading.now, policy_of(config)
     held = ledger.load_held(with_records=options.deep)
-    view = look(targets, held, reading.desired) if options.deep else None
+    deadline_s = config.apply.target_deadline_s
+    view = look(targets, held, reading.desired, deadline_s) if options.deep else None
     seen = _Loaded(ledger)
     incremental = options.incremental and view is None
     plan = compute_plan(
@@ -144,7 +145,8 @@ def _with_deep_view(
     }  # fmt: skip
     plan = with_orphan_deletes(plan, view, targets, deleting, policy.protected_keys,
                                ledger.record_digest)  # fmt: skip
-    return dataclasses.replace(plan, notes=(*plan.notes, *view.notes(deleting)))
+    notes = (*plan.notes, *view.notes(deleting))
+    return dataclasses.replace(plan, notes=notes, unobserved=dict(view.failed))
 
 
 class _Loaded:

@@ -35,8 +35,9 @@ Clock = Callable[[], datetime]
 
 def run_outcome(plan: Plan, result: ApplyResult) -> RunOutcome:
     """Return how an applied run ended: interrupted if stopped; failed if actions failed
-    and none applied, partial if some did; blocked if removals were held by a cap; else ok."""
-    failed = result.count(ActionOutcome.FAILED)
+    (or a deep look at a target failed) and none applied, partial if some did; blocked if
+    removals were held by a cap; else ok."""
+    failed = result.count(ActionOutcome.FAILED) + len(plan.unobserved)
     if result.stopped:
         return RunOutcome.INTERRUPTED
     if failed:

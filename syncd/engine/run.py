@@ -247,6 +247,8 @@ class Syncer:
                     self.ledger, run_id, self.config.apply, self.clock, progress, stop
                 )
                 result = asyncio.run(applier.run(plan, self.targets))
+                for name, error in plan.unobserved.items():  # a target-level failure too
+                    result.errors.setdefault(name, f"observation failed: {error}")
                 recorder.finish(run_id, plan, result, reading, stopping.reason_of(applier.stop))
                 if self._left_in_step(plan, result, options):
                     mark = instep.fingerprint(self.config, self.targets, reading.desired)

@@ -19,7 +19,8 @@ from syncd.emulators.hr_sample import employee_id, sample_rows, write_people_csv
 from syncd.engine.clock import set_device_clocks
 from syncd.engine.run import ApplyOptions
 from syncd.ledger.findings import open_findings
-from syncd.ledger.schema import findings
+from syncd.ledger.health import load_health
+from syncd.ledger.schema import findings, runs
 from syncd.ledger.store import create_ledger_engine
 from syncd.model import Op
 from tests.fixtures.ef45_sync import (
@@ -152,6 +153,31 @@ def test_a_terminal_that_cannot_be_observed_never_causes_deletes(site: Ef45Site)
         (Op.CREATE, GONE), (Op.UPDATE, ALTERED), (Op.UPDATE, CARD), (Op.DELETE, ORPHAN),
     }  # fmt: skip
     assert any(n.startswith("lab: observation failed") for n in plan.notes)
+    assert set(plan.unobserved) == {"lab"}
+
+
+def test_a_deep_apply_whose_look_failed_is_not_a_whole_run(site: Ef45Site) -> None:
+    """A terminal that cannot be observed fails the run at that target: the run is not
+    ok, the target's health records the error, and no in-step mark is left."""
+    site.target_options = {name: {"timeout_s": 0.5} for name in site.urls}
+    site.write_config()
+    site.faults["lab"].error_rate = 1.0
+    engine = site.engine()
+    try:
+        report = engine.apply(ApplyOptions(trigger="test", deep=True))
+        health = load_health(engine.ledger.db)
+        with engine.ledger.db.connect() as conn:
+            outcome = conn.execute(
+                sa.select(runs.c.outcome).where(runs.c.id == report.run_id)
+            ).scalar_one()
+    finally:
+        engine.close()
+    assert report.result.errors["lab"].startswith("observation failed")
+    assert outcome in ("partial", "failed")
+    assert health["lab"].consecutive_failures == 1 and "observation failed" in str(
+        health["lab"].last_error
+    )
+    assert "lobby" not in report.result.errors
 
 
 def test_a_person_found_on_the_terminal_is_adopted_never_deleted(site: Ef45Site) -> None:

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import pytest
 import sqlalchemy as sa
 
+from syncd.config import ApplyConfig
 from syncd.emulators.hr_sample import apply_demo_changes
+from syncd.engine.apply import STORM_AFTER
 from syncd.ledger.lockmemo import LedgerLockMemo
 from syncd.ledger.store import Ledger, create_ledger_engine
 from syncd.owners import Owner, ProcessId
@@ -163,9 +165,15 @@ def test_a_hostile_list_answer_is_a_clear_bounded_error(
     proxy.case = case
     child = run_child(env, "plan", "--deep")
     assert proxy.answered.is_set() and proxy.hits[case] >= 1
-    # A deep plan whose observation failed plans from the ledger only, and says why.
+    # A deep plan whose observation failed plans from the ledger only, says why, and
+    # exits 8: the look that was asked for did not happen.
     assert_clear_failure(
-        child, 0, "lobby: observation failed", "GET /1.0/subjects", LIST_CASES[case]
+        child,
+        8,
+        "lobby: observation failed",
+        "GET /1.0/subjects",
+        LIST_CASES[case],
+        "the deep look failed at lobby",
     )
     if case == "endless_pages":
         assert proxy.hits[case] <= MAX_PAGES  # stopped at the cap, not one page more
@@ -186,6 +194,26 @@ def test_a_lock_uid_with_crlf_is_refused_and_never_stored(
         child, 8, "POST /1.0/lock", "lock_uid is not a UUID", "refused, not stored"
     )
     assert "\r\nX: 1" not in child.stdout + child.stderr  # shown escaped, never raw
+    assert_nothing_malformed_stored(env)
+    assert_converges(env, proxy)
+
+
+def test_429_for_ever_is_a_temporary_refusal_bounded_by_the_run(
+    hostile: tuple[SyncdEnv, HostileProxy],
+) -> None:
+    """A terminal (or a proxy before it) that answers every write "too many requests":
+    each action waits out Retry-After within its tries, a storm gives the terminal up
+    for this run, the records are not marked refused for good, and the next run with
+    the terminal healthy applies them."""
+    env, proxy = hostile
+    apply_demo_changes(env.csv_path)
+    proxy.case = "too_many"
+    child = run_child(env, "apply", "--yes")
+    assert_clear_failure(child, 8, "HTTP 429")
+    # Each action is sent at most `retries + 1` times; the storm stops the target after
+    # STORM_AFTER actions in a row failed so (the one in flight finishes its tries).
+    tries = ApplyConfig().retries + 1
+    assert 1 <= proxy.hits["too_many"] <= (STORM_AFTER + 1) * tries
     assert_nothing_malformed_stored(env)
     assert_converges(env, proxy)
 

@@ -41,7 +41,8 @@ def test_tree_says_whose_failure_it_is() -> None:
     ("status", "text", "kind"),
     [
         (507, "DB is full", DeviceFull),
-        (400, '{"message": "DB is full"}', DeviceFull),
+        (400, '{"message": "DB is full"}', Ef45Rejected),  # never decided on a text
+        (429, "", Ef45Unavailable),  # slow down: temporary, Retry-After honoured
         (503, "busy", Ef45ServerError),
         (409, "", Ef45Rejected),  # bare: the client asks whether the user exists
         (409, "User uuid a already exists", Ef45Rejected),  # never decided on a text

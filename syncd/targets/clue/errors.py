@@ -90,7 +90,7 @@ def error_for_status(status: int, what: str, message: str, not_found: NotFound |
             f"{what}: CLUe refused the API key (HTTP {status}); check the configured api_key",
             status,
         )
-    if status == 409 or (status == 400 and "already exists" in message.lower()):
+    if status == 409:  # a 400 that says "already exists" stays a 400: never a body text
         return AuthKeyExists(f"{what}: user.key already exists: {message}", status)
     if status == 404 and not_found is not None:
         error = not_found(f"{what}: not found (HTTP 404): {message}")

@@ -14,15 +14,16 @@
     │   ├── CardInUse         409 on a write whose user exists, or whose uuid is free:
     │   │                     another user holds the card
     │   └── FileMissing       `load-file` answered `file: ""` (or 404): no such file
-    ├── DeviceFull            PermanentTargetError: 507, or the answer says "DB is full"
+    ├── DeviceFull            PermanentTargetError: 507 ("DB is full": the status is a guess)
     ├── UnknownUser           PermanentTargetError: the user does not exist on the device
     └── UserExists            PermanentTargetError: the user exists on the device already
 
 The device answers 404 (absent) and 409 (exists: a uuid, or a card another user holds)
 as bare status codes (`ef45-notes.md`): decisions are taken on the status alone, and a
-409 on a create is told apart by asking whether the user exists (`Ef45Client`). The one
-exception is "DB is full", whose status is unknown (*unverified*): 507 (Insufficient
-Storage) counts, and so does the text "DB is full" under any status.
+409 on a create is told apart by asking whether the user exists (`Ef45Client`). "DB is
+full" has an unknown status (*unverified*): 507 (Insufficient Storage) counts as it; under
+any other status it is the error that status means (a body text never decides). 429 is
+temporary, its Retry-After honoured.
 
 Messages name the terminal, the method, the path (never the query, which carries the
 lock uid) and the HTTP status. Remote bodies are redacted (the lock uid, the request's
@@ -42,6 +43,8 @@ SECRET_FIELDS = frozenset({"pin", "left_eye_template", "right_eye_template", "fa
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{32,}={0,2}")
 DB_FULL_STATUS = 507
 """Insufficient Storage: taken as "DB is full" (the device's real status is unverified)."""
+TOO_MANY_REQUESTS = 429
+"""A terminal (or a proxy before it) asking syncd to slow down: temporary, not the record."""
 
 
 class Ef45Error(TargetError):
@@ -130,15 +133,17 @@ RETRY_AFTER_CAP_S = 60.0
 def error_for(status: int, text: str, where: str) -> Ef45Error:
     """Given a non-2xx answer (`text` already redacted), return the exception to raise.
 
-    Decided on the status: 5xx is a server error, anything else an `Ef45Rejected`;
-    "DB is full" (status unknown) is 507 or the text under any status.
+    Decided on the status alone, never on a body text: 507 is "DB is full" (its real
+    status is unknown: under another 4xx it is a record-level `Ef45Rejected`, under a
+    5xx a server error, both failing closed), 5xx a server error, 429 (too many
+    requests) a temporary refusal honouring Retry-After, anything else an `Ef45Rejected`.
     """
     message = f"{where}: HTTP {status}: {text}" if text else f"{where}: HTTP {status}"
-    if status == DB_FULL_STATUS or "db is full" in text.lower():
+    if status == DB_FULL_STATUS:
         return DeviceFull(message, status=status)
     if status >= 500:
         return Ef45ServerError(message, status=status)
-    if status < 400:
+    if status < 400 or status == TOO_MANY_REQUESTS:
         return Ef45Unavailable(message, status=status)
     return Ef45Rejected(message, status=status)
 
