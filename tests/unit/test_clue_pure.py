@@ -67,14 +67,18 @@ def _auth(auth_id: int, key: str) -> dict[str, Any]:
     return {"authId": auth_id, "user": {"key": key}, "auth": {"activeStatus": "ACTIVE"}}
 
 
-async def test_status_false_in_a_200_body_is_an_error() -> None:
+@pytest.mark.parametrize(("code", "kind"), [(400, ClueRejected), (409, AuthKeyExists)])
+async def test_status_false_in_a_200_body_is_an_error_of_its_code(
+    code: int, kind: type[Exception]
+) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
-        message = "user.key 'x' already exists"
-        return httpx.Response(200, json={"code": 400, "status": False, "message": message})
+        message = "user.key 'x' already exists"  # never read: the code decides
+        return httpx.Response(200, json={"code": code, "status": False, "message": message})
 
     async with _client(handler) as clue:
-        with pytest.raises(AuthKeyExists):
+        with pytest.raises(kind) as raised:
             await clue.create_auth({"user": {"key": "x"}})
+    assert type(raised.value) is kind
 
 
 async def test_bearer_header_and_spring_style_page() -> None:
