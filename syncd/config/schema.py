@@ -6,7 +6,7 @@ versions; `syncd.config.secretref` for secrets).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -126,6 +126,12 @@ class LdapSourceConfig(Strict):
 SourceConfig = Annotated[CsvSourceConfig | LdapSourceConfig, Field(discriminator="type")]
 
 
+MatchUntilFormat = Literal["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%d%H%M%S", "%Y-%m-%d"]
+MATCH_UNTIL_FORMATS: tuple[str, ...] = get_args(MatchUntilFormat)
+"""The `match_until` forms an EF-45 may take, syncd's default (ISO, local) first; `syncd
+probe` tries them in this order."""
+
+
 class Ef45TargetConfig(Strict):
     """One CMITECH EF-45 terminal (one door). `groups` empty means everyone."""
 
@@ -159,6 +165,10 @@ class Ef45TargetConfig(Strict):
     """The terminal's template algorithm (`GET /subjects/record-version`); templates of
     another record version are never sent to it. Unset: the origin's is assumed and the
     session's is checked at apply."""
+    match_until_format: MatchUntilFormat = "%Y-%m-%dT%H:%M:%S"
+    """How `match_until` (the end of access, local wall time in `time_zone`) is written:
+    a strftime format from `MATCH_UNTIL_FORMATS`. The firmware's format is *unverified*:
+    `syncd probe` tries each and names the one to set when ISO is refused."""
     face_sub_id_param: str = Field(default="subId", pattern=r"^[A-Za-z_]+$")
     """The query parameter naming a face on `/faces/{uuid}`: the vendor SDK's `subId`; the
     REST reference says `sub_id` (`syncd probe` tells which the firmware reads)."""

@@ -113,8 +113,13 @@ def test_a_leftover_probe_user_is_removed_first(tmp_path: Path) -> None:
             "a call with a wrong lock_uid",
             "lost_lock_statuses = [400]",
         ),
+        (
+            replace(Ef45Behaviour(), match_until_formats=("%Y-%m-%d %H:%M:%S",)),
+            "match_until as '%Y-%m-%dT%H:%M:%S'",
+            'match_until_format = "%Y-%m-%d %H:%M:%S"',
+        ),
     ],
-    ids=["sub_id-only", "lost-lock-400"],
+    ids=["sub_id-only", "lost-lock-400", "match-until-with-a-space"],
 )
 def test_a_device_that_differs_exits_10_and_names_the_key(
     tmp_path: Path, behaviour: Ef45Behaviour, assumption: str, key: str
@@ -146,3 +151,14 @@ def test_a_device_answering_a_forgotten_lock_with_404_needs_no_key(tmp_path: Pat
     assert finding["holds"] is True
     assert finding["observed"] == "HTTP 404"
     assert "after the lock is confirmed" in str(finding["syncd_does"])
+
+
+def test_the_match_until_format_the_probe_names_makes_it_hold(tmp_path: Path) -> None:
+    """Set as the probe says, the key makes the device's format syncd's: probe again
+    holds, and a person with an end date is written in that format."""
+    behaviour = replace(Ef45Behaviour(), match_until_formats=("%Y-%m-%d %H:%M:%S",))
+    state = Ef45State(behaviour=behaviour)
+    done, report = _probe(tmp_path, state, 'match_until_format = "%Y-%m-%d %H:%M:%S"')
+    assert done.returncode == 0, done.stderr
+    assert _finding(report, "match_until as '%Y-%m-%d %H:%M:%S'")["holds"] is True
+    assert _finding(report, "match_until reads back as written")["holds"] is True

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from syncd.config import Ef45TargetConfig
 from syncd.emulators.ef45_behaviour import EF45_PROFILES, IMAGE_DIR, Ef45Behaviour, profile
 from syncd.emulators.ef45_rules import DeviceError
 from syncd.emulators.ef45_state import Ef45State
+from syncd.model import Person
 from syncd.targets.ef45.errors import DeviceFull, Ef45Rejected, error_for
 from syncd.targets.ef45.observe import normal_card, observed_record, observed_templates
+from syncd.targets.ef45.target import Ef45Target
 from syncd.targets.ef45.wire import card_hex, wire_subject
 
 DEVICE, LENIENT = EF45_PROFILES["device"], EF45_PROFILES["lenient"]
@@ -121,5 +126,23 @@ def test_observed_templates_as_render_writes_them() -> None:
 
 def test_507_is_db_full_and_texts_never_decide_404() -> None:
     assert isinstance(error_for(507, "", "x"), DeviceFull)
-    assert isinstance(error_for(400, "DB is full", "x"), DeviceFull)
+    assert type(error_for(400, "DB is full", "x")) is Ef45Rejected  # a text never decides
     assert type(error_for(404, "", "x")) is Ef45Rejected
+
+
+@pytest.mark.parametrize(
+    ("fmt", "written"),
+    [
+        ("%Y-%m-%dT%H:%M:%S", "2027-03-31T23:59:59"),  # the default: ISO, local wall time
+        ("%Y-%m-%d %H:%M:%S", "2027-03-31 23:59:59"),
+        ("%Y%m%d%H%M%S", "20270331235959"),
+        ("%Y-%m-%d", "2027-03-31"),
+    ],
+)
+def test_match_until_is_written_in_the_configured_format(fmt: str, written: str) -> None:
+    config = Ef45TargetConfig(
+        type="ef45", url="http://127.0.0.1:1", time_zone="Europe/Berlin", match_until_format=fmt
+    )
+    end = datetime(2027, 3, 31, 21, 59, 59, tzinfo=UTC)  # 23:59:59 in Berlin (CEST)
+    person = Person("E1", "Ann", "Lee", valid_until=end)
+    assert Ef45Target("door", config).render(person, ())["match_until"] == written

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from syncd.config import Ef45TargetConfig
+from syncd.config.schema import MATCH_UNTIL_FORMATS
 from syncd.errors import cut
 from syncd.targets.ef45.client import Ef45Client
 from syncd.targets.ef45.connection import API_PREFIX, Ef45Connection, Params
@@ -36,8 +38,8 @@ PROBE_UUID = "syncd-probe"
 """The reserved user uuid the probe creates and removes (never a person's key)."""
 PROBE_ABSENT_UUID = "syncd-probe-absent"
 """A uuid the probe updates while it does not exist (removed too, should a device create it)."""
-PROBE_MATCH_UNTIL = "2000-01-01T00:00:00"
-"""ISO local time, long past: syncd's format for `match_until`, and a closed door."""
+PROBE_MATCH_UNTIL = datetime(2000, 1, 1)
+"""The probe user's `match_until`, long past (a closed door), in each format tried."""
 PROBE_CARD = "00 5C 1D 0E"
 """A card with a top byte of 00: does the terminal keep the leading zero byte?"""
 PROBE_WIEGAND_CODE = 4242
@@ -166,15 +168,16 @@ class _Ef45Probe:
             404,
             "404 means absent, on every item path; a create then follows",
         )
+        configured = self.config.match_until_format
         created = await self.call("POST", "/subjects", body=self._subject(wiegand=True))
         if not created.is_success:
-            self._refused_create(created)
+            await self._refused_create(created)
             return
         self.report.add(
-            "match_until as ISO local time is accepted (YYYY-MM-DDTHH:MM:SS)",
+            f"match_until as {configured!r} (local time) is accepted",
             f"HTTP {created.status_code}",
             True,
-            "writes match_until as local ISO time in the terminal's time_zone",
+            "writes match_until in that format, in the terminal's time_zone",
         )
         again = await self.call("POST", "/subjects", body=self._subject(wiegand=True))
         self._expect(
@@ -189,14 +192,16 @@ class _Ef45Probe:
         await self._face_checks()
         await self._file_and_log_checks()
 
-    def _subject(self, *, wiegand: bool, last_name: str = "probe") -> dict[str, Any]:
+    def _subject(
+        self, *, wiegand: bool, last_name: str = "probe", fmt: str | None = None
+    ) -> dict[str, Any]:
         return {
             "user_uuid": PROBE_UUID,
             "record_version": self.client.record_version,
             "first_name": "syncd",
             "last_name": last_name,
             "access_allowed": False,
-            "match_until": PROBE_MATCH_UNTIL,
+            "match_until": PROBE_MATCH_UNTIL.strftime(fmt or self.config.match_until_format),
             "wiegand_facility": -1,
             "wiegand_site": -1,
             "wiegand_code": PROBE_WIEGAND_CODE if wiegand else -1,
@@ -205,20 +210,32 @@ class _Ef45Probe:
             "right_eye_template": "",
         }
 
-    def _refused_create(self, answer: httpx.Response) -> None:
+    async def _refused_create(self, answer: httpx.Response) -> None:
+        """The create with the configured `match_until` format was refused: find the
+        format the firmware takes (each create is of the probe user, removed at the end)."""
+        configured = self.config.match_until_format
+        taken = None
+        for fmt in (f for f in MATCH_UNTIL_FORMATS if f != configured):
+            body = self._subject(wiegand=True, fmt=fmt)
+            if (await self.call("POST", "/subjects", body=body)).is_success:
+                taken = fmt
+                break
         self.report.add(
-            "a subject with ISO match_until can be created (POST /subjects)",
-            f"HTTP {answer.status_code}{_body_hint(answer)}",
+            f"match_until as {configured!r} (local time) is accepted",
+            f"HTTP {answer.status_code}{_body_hint(answer)}"
+            + (f"; {taken!r} is accepted" if taken else "; no known format is"),
             False,
-            "every create would fail",
-            "report the device's expected match_until format to the syncd maintainers",
+            "every create of a person with an end date would fail",
+            f'match_until_format = "{taken}"'
+            if taken
+            else "report the device's expected match_until format to the syncd maintainers",
         )
 
     async def _read_back(self) -> None:
         answer = await self.call("GET", self.subject_path)
         subject = _json_object(answer)
         got = str(subject.get("match_until", ""))
-        same = got.replace(" ", "T").rstrip("Z")[:19] == PROBE_MATCH_UNTIL
+        same = got == PROBE_MATCH_UNTIL.strftime(self.config.match_until_format)
         self.report.add(
             "match_until reads back as written",
             repr(cut(got, 40)),

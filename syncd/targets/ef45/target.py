@@ -91,7 +91,13 @@ class Ef45Target:
     def render_key(self) -> Hashable:
         """What render depends on besides the person: the zone and the record version."""
         config = self.config
-        return (self.kind, config.time_zone, config.record_version, config.card_bytes)
+        return (
+            self.kind,
+            config.time_zone,
+            config.record_version,
+            config.card_bytes,
+            config.match_until_format,
+        )
 
     def selects(self, person: Person) -> bool:
         """Return True if the person's groups send them to this terminal."""
@@ -120,7 +126,7 @@ class Ef45Target:
     def _local(self, moment: datetime | None) -> str:
         if moment is None:
             return ""
-        return moment.astimezone(self.zone).replace(tzinfo=None).isoformat(timespec="seconds")
+        return moment.astimezone(self.zone).strftime(self.config.match_until_format)
 
     def comparable(self, observed: Record, held: Record | None) -> Record:
         """Return `observed` without the template fields the `held` record lacks:
