@@ -186,6 +186,10 @@ class Ef45TargetConfig(Strict):
     max_pages: int = Field(default=10_000, ge=1, le=10_000_000)
     """The most pages one list may take, whatever the terminal claims (with `page_size`
     50: 500 000 users); a list also stops one page past what its reported total implies."""
+    max_list_total_bytes: int = Field(default=512 * 1024 * 1024, ge=64 * 1024, le=64 * 1024**3)
+    """The most bytes one list may take in all its pages (512 MiB: about 100 000 users
+    with their templates); past it the list fails (Ef45Unavailable), so memory stays
+    bounded whatever pages the terminal claims."""
 
     @field_validator("lost_lock_statuses")
     @classmethod
@@ -250,6 +254,9 @@ class ClueTargetConfig(Strict):
     max_pages: int = Field(default=1000, ge=1, le=1_000_000)
     """Most pages one list walk reads (the auths; one 7-day window of events), whatever
     the answers' `total` says; a list that goes on is an error, never read to its end."""
+    max_list_total_bytes: int = Field(default=1024 * 1024 * 1024, ge=1024, le=64 * 1024**3)
+    """The most bytes one list walk reads in all its pages (1 GiB: auths may carry face
+    images); past it the place fails, so memory stays bounded whatever CLUe claims."""
     max_429_wait_s: float = Field(default=60.0, gt=0)
     """How long one request rides out 429s in all (Retry-After included); then the place
     is left alone this long too: its remaining actions wait for the next run."""

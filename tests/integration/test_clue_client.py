@@ -17,6 +17,7 @@ from syncd.emulators.server import EmulatorServer
 from syncd.errors import PermanentTargetError, TemporaryTargetError
 from syncd.targets.clue.client import (
     AuthKeyExists,
+    AuthListUnavailable,
     ClueClient,
     ClueKeyRefused,
     ClueRateLimited,
@@ -99,6 +100,17 @@ async def test_list_pages_and_find_by_key(clue_server: EmulatorServer) -> None:
         found = await clue.find_auth_by_key("k-5")
         assert found is not None and found.auth_id == ids[5]
         assert await clue.find_auth_by_key("nobody") is None
+
+
+async def test_a_list_past_its_byte_budget_fails_instead_of_filling_memory(
+    clue_server: EmulatorServer,
+) -> None:
+    async with client(clue_server.url) as clue:
+        for i in range(12):
+            await clue.create_auth(body(f"k-{i}"))
+    async with client(clue_server.url, max_list_total_bytes=2048) as clue:
+        with pytest.raises(AuthListUnavailable, match=r"passed 2048 bytes in all its pages"):
+            _ = [auth async for auth in clue.iter_auths(page_size=3)]
 
 
 async def test_duplicate_key_is_refused(clue_server: EmulatorServer) -> None:

@@ -432,3 +432,19 @@ async def test_an_untrusted_certificate_is_refused_with_the_key_to_set(
         async with client(ef45_server, ca_file=None):
             pass
     assert ef45_state.lock_uid is None
+
+
+async def test_a_list_past_its_byte_budget_fails_instead_of_filling_memory(
+    ef45_server: EmulatorServer, ef45_state: Ef45State
+) -> None:
+    async with client(ef45_server, page_size=2) as ef45:
+        for n in range(6):
+            await ef45.create_user(subject(f"u{n}"), {"card": f"0{n}"})
+    async with client(ef45_server, page_size=2) as ef45:
+        assert len([s async for s in ef45.iter_subjects()]) == 6  # within the default
+    async with client(ef45_server, page_size=2, max_list_total_bytes=64 * 1024) as ef45:
+        ef45_state.subjects.update(
+            {f"big{n}": {"user_uuid": f"big{n}", "last_name": "x" * 20_000} for n in range(6)}
+        )
+        with pytest.raises(Ef45Unavailable, match=r"passed 65536 bytes in all \(max_list_total"):
+            _ = [s async for s in ef45.iter_subjects()]

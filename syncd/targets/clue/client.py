@@ -198,6 +198,7 @@ class ClueClient:
         max_body_bytes: int = 8 * MIB,
         max_list_body_bytes: int = 32 * MIB,
         max_pages: int = 1000,
+        max_list_total_bytes: int = 1024 * MIB,
         gate: RateLimitGate | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -216,6 +217,9 @@ class ClueClient:
         self._max_body_bytes = max_body_bytes
         self._max_list_body_bytes = max_list_body_bytes
         self._max_pages = max_pages
+        self._max_list_total_bytes = max_list_total_bytes
+        self._read_bytes = 0
+        """Bytes of answer bodies read so far (list walks spend from it)."""
         self._gate = gate or RateLimitGate()
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
@@ -302,8 +306,10 @@ class ClueClient:
         seen: set[int] = set()
         cap = _PageCap(self._max_pages)
         page = read = 0
+        began = self._read_bytes
         while True:
             answer = await self._list_page(page, page_size)
+            self._within_list_budget(began, "the auth list", AuthListUnavailable)
             items, total = _items(answer, AuthListUnavailable)
             parsed = [ClueAuth.parse(item) for item in items]
             fresh = [a for a in parsed if isinstance(a, ClueAuth) and a.auth_id not in seen]
@@ -373,8 +379,10 @@ class ClueClient:
         if event_types:
             params["filterEvents"] = ",".join(event_types)
         cap = _PageCap(self._max_pages)
+        began = self._read_bytes
         while True:
             answer = await self._request("GET", self._events_path, params=params | {"page": page})
+            self._within_list_budget(began, "the events query", ClueUnavailable)
             items, total = _items(answer, ClueUnavailable)
             fresh = [item for item in items if self._fresh_event(item, page, seen)]
             if items and not fresh:
@@ -390,6 +398,15 @@ class ClueClient:
                     f"({cap.describe(total)})"
                 )
             page += 1
+
+    def _within_list_budget(self, began: int, what: str, error: type[ClueError]) -> None:
+        """Raise `error` if a list walk that began at `began` bytes has read more than
+        `max_list_total_bytes` in all its pages (memory stays bounded, whatever the pages)."""
+        if self._read_bytes - began > self._max_list_total_bytes:
+            raise error(
+                f"{self.place}: {what} passed {self._max_list_total_bytes} bytes in all its "
+                "pages (max_list_total_bytes); not read to its end"
+            )
 
     def _fresh_event(self, item: object, page: int, seen: set[str]) -> bool:
         """True if `item` is an event to yield; note its logId in `seen`."""
@@ -482,7 +499,9 @@ class ClueClient:
         limit = self._max_list_body_bytes if listing else self._max_body_bytes
         request = self._http.build_request(method, path, json=json, params=params)
         try:
-            return await exchange(self._http, request, limit=limit, total_s=self._timeout_s)
+            answer = await exchange(self._http, request, limit=limit, total_s=self._timeout_s)
+            self._read_bytes += len(answer.body)
+            return answer
         except (httpx.TimeoutException, TimeoutError):
             raise ClueUnavailable(
                 f"{what}: CLUe did not answer in full within timeout_s ({self._timeout_s:g} s)"

@@ -218,6 +218,7 @@ class ClueTarget:
             max_body_bytes=config.max_body_bytes,
             max_list_body_bytes=config.max_list_body_bytes,
             max_pages=config.max_pages,
+            max_list_total_bytes=config.max_list_total_bytes,
             gate=self._gate,
             transport=self._transport,
         )

@@ -66,7 +66,13 @@ from syncd.targets.ef45.errors import (
     UserExists,
 )
 from syncd.targets.ef45.lockstate import LockMemo, LockPolicy
-from syncd.targets.ef45.paging import MAX_PAGES, iter_pages, page_items
+from syncd.targets.ef45.paging import (
+    MAX_LIST_TOTAL_BYTES,
+    MAX_PAGES,
+    ListBudget,
+    iter_pages,
+    page_items,
+)
 
 __all__ = [
     "CardInUse",
@@ -115,6 +121,7 @@ class Ef45Client(DeviceCalls):
         max_body_bytes: int = MAX_BODY_BYTES,
         max_list_body_bytes: int = MAX_LIST_BODY_BYTES,
         max_pages: int = MAX_PAGES,
+        max_list_total_bytes: int = MAX_LIST_TOTAL_BYTES,
         ca_file: Path | None = None,
     ) -> None:
         self._conn = Ef45Connection(
@@ -131,6 +138,7 @@ class Ef45Client(DeviceCalls):
         self.batch_min_version = batch_min_version
         self.page_size = page_size
         self.max_pages = max_pages
+        self.max_list_total_bytes = max_list_total_bytes
         self.face_sub_id_param = face_sub_id_param
         self.image_dir = image_dir
         self.app_version = ""
@@ -416,9 +424,12 @@ class Ef45Client(DeviceCalls):
         await self._conn.call("DELETE", "/logs", params=params, allow=(404,))
 
     def _iter(self, path: str, params: Params | None = None) -> AsyncIterator[dict[str, Any]]:
+        budget = ListBudget(self.max_list_total_bytes, self._conn.where("GET", path))
+
         async def fetch(page: int) -> dict[str, Any] | None:
             query = {**(params or {}), "page": page, "page_size": self.page_size}
             response = await self._conn.call("GET", path, params=query, allow=(404,), listing=True)
+            budget.spend(len(response.content))
             # "Log entries within range … do not exist": an empty range, not an error.
             if self._conn.absent(response):
                 return None

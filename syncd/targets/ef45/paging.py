@@ -27,6 +27,27 @@ MAX_PAGES = 10_000
 """Default hard cap of pages in one list (`max_pages`): 500 000 users at 50 a page."""
 SLACK_PAGES = 1
 """Pages allowed past what `total` implies: users enrolled while the list is walked."""
+MAX_LIST_TOTAL_BYTES = 512 * 1024 * 1024
+"""Default most bytes of answers one list walk reads in all (`max_list_total_bytes`)."""
+
+
+class ListBudget:
+    """The bytes one list walk may still read: a terminal that serves every page up to
+    its size limit, for as many pages as it claims, still cannot exhaust memory."""
+
+    def __init__(self, limit: int, where: str) -> None:
+        self.limit = limit
+        self.where = where
+        self.spent = 0
+
+    def spend(self, size: int) -> None:
+        """Count one page of `size` bytes; raise Ef45Unavailable past the limit."""
+        self.spent += size
+        if self.spent > self.limit:
+            raise Ef45Unavailable(
+                f"{self.where}: the list's pages passed {self.limit} bytes in all "
+                "(max_list_total_bytes); the list was not read"
+            )
 
 
 def page_items(answer: Mapping[str, Any], where: str) -> list[dict[str, Any]]:

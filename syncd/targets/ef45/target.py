@@ -171,6 +171,7 @@ class Ef45Target:
             max_body_bytes=config.max_body_bytes,
             max_list_body_bytes=config.max_list_body_bytes,
             max_pages=config.max_pages,
+            max_list_total_bytes=config.max_list_total_bytes,
             ca_file=config.ca_file,
         )
 
