@@ -112,6 +112,34 @@ def test_logs_are_deleted_only_when_configured(tmp_path: Path) -> None:
         engine.dispose()
 
 
+def test_a_stored_ef45_cursor_that_is_not_a_log_id_is_discarded_and_collect_goes_on(
+    ledger_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cursor an older syncd (or a hostile answer) left holding CR/LF: the collect
+    warns, reads from the start, stores each event once and replaces the cursor."""
+    from syncd.emulators.ef45 import create_ef45_app
+
+    engine = create_ledger_engine(ledger_url)
+    migrate.upgrade(engine)
+    ledger = Ledger(engine)
+    state = Ef45State()
+    for index in range(3):
+        state.append_log("Recognition", f"E{index}", "Recog", "Allowed")
+    try:
+        ledger.set_cursor(cursor_name("door"), "2\r\nX: 1", datetime.now(UTC))
+        with EmulatorServer(create_ef45_app(state)) as server:
+            door = Ef45Target("door", Ef45TargetConfig(type="ef45", url=server.url))
+            report = collect_from(ledger, {"door": door}, lambda: datetime.now(UTC))
+        assert [(r.read, r.stored, r.cursor, r.error) for r in report.results] == [
+            (3, 3, "3", None)
+        ]
+        assert "discarded a stored events cursor that is not a log id" in caplog.text
+        assert "\r\n" not in caplog.text  # shown escaped
+        assert ledger.get_cursor(cursor_name("door")) == "3"
+    finally:
+        engine.dispose()
+
+
 def test_a_target_that_is_down_does_not_stop_the_others(tmp_path: Path) -> None:
     from syncd.emulators.ef45 import create_ef45_app
     from syncd.emulators.server import free_port
