@@ -1,10 +1,13 @@
 """Full reads, whole process (issue 18, point 3): `syncd plan` run as a command.
 
 Every figure is the median of SYNCD_BENCH_FULL_RUNS (default 3) runs of a fresh
-`python -m syncd …` child, timed from outside: wall (perf_counter around the child),
-CPU (user + system of that child) and peak RSS (the child's own ru_maxrss, from
-`os.wait4`, KiB → MiB). Cases of one site run interleaved, one of each per round, after
-one warm-up run each (bytecode caches written; the first plan also creates the PIN key).
+`python -m syncd …` child, timed from outside: wall (spawn to exit), CPU (user + system
+of that child) and peak RSS (the child's own ru_maxrss, from `os.wait4`, KiB → MiB), all
+taken by a small launcher process that spawns the child: Linux counts the forking
+process's RSS into a child's ru_maxrss, so a child forked straight from this bench
+process, grown by a fill, would report that instead. Cases of one site run interleaved,
+one of each per round, after one warm-up run each (bytecode caches written; the first
+plan also creates the PIN key).
 
 Rows, on each ledger of SYNCD_BENCH_FULL_LEDGERS (default "sqlite,postgresql"; a
 PostgreSQL ledger is a fresh schema of 127.0.0.1:5432/test, dropped afterwards):
@@ -19,8 +22,8 @@ PostgreSQL ledger is a fresh schema of 127.0.0.1:5432/test, dropped afterwards):
    contact terminals: it would fail or stall if it did): `syncd plan --full`. Asserted a
    true no-op (`plan --full --check` exits 0). Targets ≤ 1.0 s and ≤ 80 MiB.
 3. CSV, 10 000 and 100 000 people × 10 EF-45 targets, no-op: the shipped hr-csv mapping
-   over syncd.emulators.hr_sample rows; the ledger settled in process through the
-   product's own write path (read, save the people, plan each target, record every
+   over syncd.emulators.hr_sample rows; the ledger settled (in a child process) through
+   the product's own write path (read, save the people, plan each target, record every
    create as applied with `Ledger.record_outcomes`, as an apply with instant terminals
    would) and asserted a true no-op (`plan --full --check` exits 0): `syncd plan --full`
    (a CSV source is always read in full; `--full` only makes it explicit). Targets at
@@ -128,25 +131,41 @@ class Site:
             )
 
 
-def measure(command: list[str], site: Site) -> Sample:
-    """Run `command` at `site` once as a child (output discarded, errors kept in a file);
-    return its wall, CPU and peak RSS.
+# Spawns the measured command from a small process and prints its wall, CPU and peak RSS.
+# Linux carries the pre-exec address space's high-water RSS into the child's ru_maxrss, so
+# a child forked straight from this bench process (hundreds of MiB after a big fill)
+# would report at least that much. This launcher is ~10 MiB.
+LAUNCHER = """
+import os, sys, time
+out = os.open(os.devnull, os.O_WRONLY)
+err = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+actions = [(os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)]
+started = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[2], sys.argv[2:], os.environ, file_actions=actions)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+cpu = usage.ru_utime + usage.ru_stime
+print(os.waitstatus_to_exitcode(status), wall, cpu, usage.ru_maxrss)
+"""
 
-    `os.wait4` gives this child's own rusage (RUSAGE_CHILDREN's ru_maxrss would be the
-    largest of every child waited so far). Raise RuntimeError unless it exits 0.
-    """
+
+def measure(command: list[str], site: Site) -> Sample:
+    """Run `command` at `site` once (output discarded, errors kept in a file); return its
+    wall, CPU (user + system) and peak RSS, as the small `LAUNCHER` process measured them
+    around the spawn and `os.wait4`. Raise RuntimeError unless it exits 0."""
     errors = site.workdir / "child.err"
-    with errors.open("wb") as err:
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            command, cwd=site.workdir, env=site.environment, stdout=subprocess.DEVNULL, stderr=err
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - started
-    child.returncode = code = os.waitstatus_to_exitcode(status)
-    if code != 0:
+    done = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(errors), *command],
+        cwd=site.workdir,
+        env=site.environment,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    code, wall, cpu, rss_kib = done.stdout.split()
+    if int(code) != 0:
         raise RuntimeError(f"{command} exited {code}: {errors.read_text()[-2000:]}")
-    return Sample(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+    return Sample(float(wall), float(cpu), int(rss_kib) / 1024)
 
 
 def interleaved(cases: dict[str, list[str]], site: Site) -> dict[str, list[Sample]]:
@@ -311,6 +330,22 @@ def settle(config: Path) -> int:
         syncer.close()
 
 
+def settle_apart(site: Site) -> int:
+    """`settle` in a child process (it grows to GBs at 100 000 × 10; this one stays small)."""
+    code = f"from tests.bench.bench_full import settle; print(settle({str(site.config)!r}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[2],
+        env=site.environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"settle failed: {done.stderr[-2000:]}")
+    return int(done.stdout.split()[-1])
+
+
 # -- cases ---------------------------------------------------------------------------
 
 
@@ -382,7 +417,7 @@ def csv_rows(ledger: str, label: str) -> list[dict[str, Any]]:
             source = csv_source_toml(workdir / "people.csv")
             site = write_site(workdir, url, source, dead_urls(CSV_TARGETS))
             started = time.perf_counter()
-            records = settle(site.config)
+            records = settle_apart(site)
             settle_s = time.perf_counter() - started
             assert_noop(site)
             samples = interleaved({"plan --full": [*SYNCD, "plan", "--full"]}, site)["plan --full"]
