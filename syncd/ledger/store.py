@@ -13,7 +13,6 @@ ledger's files are private to syncd's user (`files`).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -51,14 +50,43 @@ from syncd.model import (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class StoredPerson:
-    """A person as the ledger last saw them; `gone_since` is set once the source lost them."""
+    """A person as the ledger last saw them; `gone_since` is set once the source lost them.
 
-    person: Person
-    digest: str
-    source: str
-    gone_since: datetime | None
+    `person` is decoded from the stored JSON (its PIN opened) on first use only: a plan
+    after a full read needs the stored person of few people (those kept as they were,
+    disabled or gone), and decoding all of them cost most of loading them. A sealed PIN
+    that cannot be opened raises LedgerError there.
+    """
+
+    __slots__ = ("_person", "_stored", "digest", "gone_since", "source")
+
+    def __init__(
+        self,
+        person: Person | None = None,
+        digest: str = "",
+        source: str = "",
+        gone_since: datetime | None = None,
+        *,
+        stored: tuple[str, str, PinKeys | None] | None = None,
+    ) -> None:
+        if person is None and stored is None:
+            raise ValueError("StoredPerson needs the person or its stored (key, data, pins)")
+        self.digest = digest
+        self.source = source
+        self.gone_since = gone_since
+        self._person = person
+        self._stored = stored
+
+    @property
+    def person(self) -> Person:
+        """The person as stored (decoded once, on first use)."""
+        if self._person is None:
+            assert self._stored is not None  # one of the two is always given
+            key, data, pins = self._stored
+            self._person = person_from_json(open_json(data, pins, person_aad(key)))
+            self._stored = None
+        return self._person
 
 
 SCHEMES = ("sqlite", "postgresql")
@@ -153,10 +181,7 @@ class Ledger:
         pins = self.pins
         return {
             row.key: StoredPerson(
-                person_from_json(open_json(row.data, pins, person_aad(row.key))),
-                row.digest,
-                row.source,
-                row.gone_since,
+                None, row.digest, row.source, row.gone_since, stored=(row.key, row.data, pins)
             )
             for row in rows
         }
