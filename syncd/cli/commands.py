@@ -163,7 +163,8 @@ def plan(
         context = engine.report_context(reading, shown, config_file(config))
     finally:
         engine.close()
-    document = report.plan_to_json(shown, reading.problems, fingerprint, context)
+    listed = limit if fmt is Format.TEXT else 0  # JSON and HTML describe everyone
+    document = report.plan_to_json(shown, reading.problems, fingerprint, context, listed)
     write_report(render(document, fmt.value, verbose=verbose, limit=limit), output)
     if result.unobserved:
         # The deep look was asked for and did not happen: the plan is not the whole truth.

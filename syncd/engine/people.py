@@ -53,8 +53,10 @@ def describe_people(
     who: Mapping[str, Who],
     zone: tzinfo,
     now: datetime,
+    limit: int = 0,
 ) -> list[dict[str, Any]]:
-    """Return one entry per person with actions, in key order:
+    """Return one entry per person with actions, in key order (the first `limit` people
+    only, when given: a text report lists no more):
 
     {"key", "name", "what": [lines], "blocked": bool,
      "actions": [{"target", "op", "blocked", "changes": {field: [before, after]}}]}
@@ -66,7 +68,8 @@ def describe_people(
     for action in actions:
         by_person.setdefault(action.person_key, []).append(action)
     entries = []
-    for key in sorted(by_person):
+    keys = sorted(by_person)
+    for key in keys[:limit] if limit > 0 else keys:
         mine = by_person[key]
         person = who.get(key, Who())
         entries.append(

@@ -98,8 +98,14 @@ def plan_to_json(
     problems: Sequence[SourceProblem] = (),
     fingerprint: Mapping[str, str] | None = None,
     context: ReportContext | None = None,
+    people_limit: int = 0,
 ) -> dict[str, Any]:
-    """Return the `syncd.plan/2` document of `plan` (with the fingerprint, when given)."""
+    """Return the `syncd.plan/2` document of `plan` (with the fingerprint, when given).
+
+    `people_limit` (> 0): only the first people are described, for a text report that
+    lists no more (`people_count` says how many there are): 10 000 hires cost seconds
+    to describe. A document to save or render in full takes the default, everyone.
+    """
     context = context or ReportContext()
     zone = context.zone
     summary = {s.target: {name: getattr(s, name) for name in COUNT_FIELDS} for s in plan.summaries}
@@ -125,7 +131,10 @@ def plan_to_json(
         ],
         "in_step": plan.in_step,
         "summary": summary,
-        "people": describe_people(plan.actions, context.who, zone, plan.created_at),
+        "people": describe_people(
+            plan.actions, context.who, zone, plan.created_at, limit=people_limit
+        ),
+        "people_count": len({a.person_key for a in plan.actions}),
         "targets": targets,
         "problems": [str(p) for p in problems],  # strings since syncd.plan/1 began
         "problem_records": [problem_json(p) for p in problems],
@@ -189,7 +198,8 @@ def render_text(document: Mapping[str, Any], *, verbose: bool = False, limit: in
     too), skipped records, notes and what is coming up. At most `limit` people and
     skipped records are listed (0: all). No markup: print it as it is."""
     lines = [*header_lines(document), "", *summary_lines(document)]
-    lines += _people_lines(people_of(document), verbose, limit, document.get("time_zone"))
+    count = int(document.get("people_count", len(people_of(document))))
+    lines += _people_lines(people_of(document), count, verbose, limit, document.get("time_zone"))
     lines += _problem_lines(document, limit)
     lines += [f"note: {note}" for note in document.get("notes", ())]
     if upcoming := document.get("upcoming"):
@@ -250,12 +260,13 @@ def people_of(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _people_lines(
-    people: Sequence[Mapping[str, Any]], verbose: bool, limit: int, zone: str | None
+    people: Sequence[Mapping[str, Any]], count: int, verbose: bool, limit: int, zone: str | None
 ) -> list[str]:
+    """Return the people section: `people` described (perhaps only the first of `count`)."""
     if not people:
         return []
     shown = people if limit <= 0 else people[:limit]
-    lines = ["", f"People ({len(people)})"]
+    lines = ["", f"People ({count})"]
     for person in shown:
         name = f"  {person['name']}" if person.get("name") else ""
         lines.append(f"  {person['key']}{name}{'  BLOCKED' if person.get('blocked') else ''}")
@@ -263,8 +274,8 @@ def _people_lines(
         if verbose:
             for action in person["actions"]:
                 lines += device_lines(action, zone)
-    if len(people) > len(shown):
-        lines.append(f"  … and {len(people) - len(shown)} more (--limit 0 shows all)")
+    if count > len(shown):
+        lines.append(f"  … and {count - len(shown)} more (--limit 0 shows all)")
     return lines
 
 
@@ -341,5 +352,6 @@ def print_text(
     """Print the text report of `plan` on `console` (no markup interpretation, no
     wrapping inside a value): see `render_text`."""
     context = dataclasses.replace(context or ReportContext(), title=title)
-    text = render_text(plan_to_json(plan, problems, None, context), verbose=verbose, limit=limit)
+    document = plan_to_json(plan, problems, None, context, people_limit=limit)
+    text = render_text(document, verbose=verbose, limit=limit)
     console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
