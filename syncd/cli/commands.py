@@ -15,7 +15,6 @@ import typer
 from rich.text import Text
 
 from syncd.cli.output import make_console
-from syncd.cli.progress import TargetBars
 from syncd.config import CONFIG_ENV, Config, load_config
 from syncd.engine import narrow, report, stopping
 from syncd.engine.report_formats import render
@@ -282,6 +281,8 @@ def run_apply(engine: Syncer, options: ApplyRequest) -> None:
         return why is None
 
     try:
+        from syncd.cli.progress import TargetBars  # rich's live display: apply only
+
         with TargetBars(console) as bars:
             result, outcome, run_id = engine.apply(options.run, progress=bars, before_apply=confirm)
             for name in outcome.errors:

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from syncd.errors import LedgerError, RunLockBusy
@@ -98,6 +97,8 @@ def _advisory_unlock(conn: sa.Connection) -> None:
 
 @contextmanager
 def _file_lock(engine: sa.Engine, wait_s: float) -> Iterator[None]:
+    from filelock import FileLock, Timeout  # only an applying run locks: not for a plan
+
     database = engine.url.database
     if not database or database == ":memory:":
         yield

@@ -113,6 +113,8 @@ def test_plan_imports_neither_alembic_nor_other_commands() -> None:
         "sqlalchemy.dialects.postgresql",  # the ledger is SQLite
         "httpx",  # a plan renders records; the HTTP client loads when a terminal is opened
         "syncd.targets.ef45.client",
+        "filelock",  # the run lock is an applying run's
+        "rich.progress",  # apply's progress bars
     ):
         assert not _loaded(names, unneeded), f"syncd plan imports {unneeded}"
 
