@@ -12,6 +12,8 @@ so the process's memory stays bounded whatever the peer sends.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
 MiB = 1024 * 1024
@@ -37,6 +39,28 @@ class ByteBudget:
         self.used += size
         if self.used > self.limit:
             raise BodyTooLarge(self.limit)
+
+
+class ListBudget:
+    """The bytes one list walk may still read in all its pages (`max_list_total_bytes`):
+    a peer that serves every page up to its size limit, for as many pages as it claims,
+    still cannot exhaust memory. `spend` raises `error` (the target's temporary error)
+    past the limit, naming `what` and the key."""
+
+    def __init__(self, limit: int, what: str, error: Callable[[str], Exception]) -> None:
+        self.limit = limit
+        self.what = what
+        self.error = error
+        self.spent = 0
+
+    def spend(self, size: int) -> None:
+        """Count one page of `size` bytes; raise past the limit."""
+        self.spent += size
+        if self.spent > self.limit:
+            raise self.error(
+                f"{self.what}: the list's pages passed {self.limit} bytes in all "
+                "(max_list_total_bytes); the list was not read"
+            )
 
 
 def check_length(headers: httpx.Headers, limit: int) -> None:

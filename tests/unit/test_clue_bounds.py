@@ -21,9 +21,9 @@ from syncd.targets.clue.client import (
     ClueClient,
     ClueRateLimited,
     ClueUnavailable,
-    _PageCap,
 )
 from syncd.targets.clue.events import MalformedEvent, clue_event
+from syncd.targets.clue.paging import PageCap
 from syncd.targets.clue.ratelimit import RateLimitGate
 from syncd.targets.exchange import BodyTooLarge, BodyUndecodable, decode
 from tests.unit.test_event_mapping import NOW
@@ -125,11 +125,11 @@ def test_decode_bounds_a_gzip_bomb_and_refuses_unknown_encodings() -> None:
 
 
 def test_page_cap_follows_total_then_the_hard_cap() -> None:
-    cap = _PageCap(hard=50)
+    cap = PageCap(hard=50)
     assert not cap.exceeded(0, 100, 250)  # 3 pages implied, plus one
     assert not cap.exceeded(2, 100, 10**9)  # the first page's total counts
     assert cap.exceeded(3, 100, 250)
-    no_total = _PageCap(hard=5)
+    no_total = PageCap(hard=5)
     assert not no_total.exceeded(3, 100, None)
     assert no_total.exceeded(4, 100, None)
 

@@ -90,6 +90,7 @@ from syncd.targets.clue.errors import (
     UnknownAuth,
     error_for_status,
 )
+from syncd.targets.clue.paging import PageCap, last_page
 from syncd.targets.clue.ratelimit import RateLimitGate
 from syncd.targets.clue.timing import (
     RETRY_AFTER_CAP_S,
@@ -99,6 +100,7 @@ from syncd.targets.clue.timing import (
     retry_after_s,
 )
 from syncd.targets.exchange import BodyTooLarge, BodyUndecodable, Exchanged, exchange
+from syncd.targets.limits import ListBudget
 from syncd.targets.tls import ssl_context, verification_failed
 
 __all__ = [
@@ -304,12 +306,14 @@ class ClueClient:
         must never read as "these auths are gone").
         """
         seen: set[int] = set()
-        cap = _PageCap(self._max_pages)
+        cap = PageCap(self._max_pages)
+        budget = ListBudget(self._max_list_total_bytes, f"{self.place}: the auth list",
+                            AuthListUnavailable)  # fmt: skip
         page = read = 0
-        began = self._read_bytes
         while True:
+            before = self._read_bytes
             answer = await self._list_page(page, page_size)
-            self._within_list_budget(began, "the auth list", AuthListUnavailable)
+            budget.spend(self._read_bytes - before)
             items, total = _items(answer, AuthListUnavailable)
             parsed = [ClueAuth.parse(item) for item in items]
             fresh = [a for a in parsed if isinstance(a, ClueAuth) and a.auth_id not in seen]
@@ -322,7 +326,7 @@ class ClueClient:
                 seen.add(auth.auth_id)
                 yield auth
             read += len(fresh) + len(skipped)  # distinct: a repeated auth is not progress
-            if _last_page(len(items), page_size, read, total):
+            if last_page(len(items), page_size, read, total):
                 return
             if cap.exceeded(page, len(items), total):
                 raise AuthListUnavailable(
@@ -378,11 +382,13 @@ class ClueClient:
         params |= {"sort": "id,asc", "placeId": self._place_id}
         if event_types:
             params["filterEvents"] = ",".join(event_types)
-        cap = _PageCap(self._max_pages)
-        began = self._read_bytes
+        cap = PageCap(self._max_pages)
+        budget = ListBudget(self._max_list_total_bytes, f"{self.place}: the events query",
+                            ClueUnavailable)  # fmt: skip
         while True:
+            before = self._read_bytes
             answer = await self._request("GET", self._events_path, params=params | {"page": page})
-            self._within_list_budget(began, "the events query", ClueUnavailable)
+            budget.spend(self._read_bytes - before)
             items, total = _items(answer, ClueUnavailable)
             fresh = [item for item in items if self._fresh_event(item, page, seen)]
             if items and not fresh:
@@ -390,7 +396,7 @@ class ClueClient:
             for item in fresh:
                 yield item
             read += len(items)
-            if _last_page(len(items), page_size, read, total):
+            if last_page(len(items), page_size, read, total):
                 return
             if cap.exceeded(page, len(items), total):
                 raise ClueUnavailable(
@@ -398,15 +404,6 @@ class ClueClient:
                     f"({cap.describe(total)})"
                 )
             page += 1
-
-    def _within_list_budget(self, began: int, what: str, error: type[ClueError]) -> None:
-        """Raise `error` if a list walk that began at `began` bytes has read more than
-        `max_list_total_bytes` in all its pages (memory stays bounded, whatever the pages)."""
-        if self._read_bytes - began > self._max_list_total_bytes:
-            raise error(
-                f"{self.place}: {what} passed {self._max_list_total_bytes} bytes in all its "
-                "pages (max_list_total_bytes); not read to its end"
-            )
 
     def _fresh_event(self, item: object, page: int, seen: set[str]) -> bool:
         """True if `item` is an event to yield; note its logId in `seen`."""
@@ -580,33 +577,6 @@ def _scalar(value: object) -> object:
     if isinstance(value, str):
         return value[:SLIM_TEXT]
     return value if isinstance(value, int | float | bool) or value is None else None
-
-
-class _PageCap:
-    """How many pages a list may take: what the first page's `total` implies (pages of
-    the first page's length, plus one: the list may grow while read), never over `hard`."""
-
-    def __init__(self, hard: int) -> None:
-        self.hard = hard
-        self.implied: int | None = None
-
-    def exceeded(self, page: int, count: int, total: int | None) -> bool:
-        """True if reading a page after `page` (0-based; `count` items) would pass the cap."""
-        if self.implied is None and total is not None and count > 0:
-            self.implied = -(-max(total, 0) // count) + 1
-        return page + 1 >= min(self.hard, self.implied or self.hard)
-
-    def describe(self, total: int | None) -> str:
-        """The cap as an error names it."""
-        return f"total {total}, max_pages {self.hard}"
-
-
-def _last_page(count: int, size: int, read: int, total: int | None) -> bool:
-    # With a total, trust it: a server may cut `size` to its own maximum, so a short page
-    # is not proof of the end. Without one, a short page is the only sign.
-    if count == 0:
-        return True
-    return read >= total if total is not None else count < size
 
 
 def _cut(value: object) -> str:

@@ -66,13 +66,7 @@ from syncd.targets.ef45.errors import (
     UserExists,
 )
 from syncd.targets.ef45.lockstate import LockMemo, LockPolicy
-from syncd.targets.ef45.paging import (
-    MAX_LIST_TOTAL_BYTES,
-    MAX_PAGES,
-    ListBudget,
-    iter_pages,
-    page_items,
-)
+from syncd.targets.ef45.paging import MAX_LIST_TOTAL_BYTES, MAX_PAGES, iter_pages, page_items
 
 __all__ = [
     "CardInUse",
@@ -94,6 +88,7 @@ from syncd.targets.ef45.ids import is_sub_id
 from syncd.targets.ef45.records import Ef45User, version_key
 from syncd.targets.ef45.records import seg as _seg
 from syncd.targets.ef45.records import uuid_of as _uuid_of
+from syncd.targets.limits import ListBudget
 
 log = logging.getLogger(__name__)
 
@@ -424,7 +419,8 @@ class Ef45Client(DeviceCalls):
         await self._conn.call("DELETE", "/logs", params=params, allow=(404,))
 
     def _iter(self, path: str, params: Params | None = None) -> AsyncIterator[dict[str, Any]]:
-        budget = ListBudget(self.max_list_total_bytes, self._conn.where("GET", path))
+        where = self._conn.where("GET", path)
+        budget = ListBudget(self.max_list_total_bytes, where, Ef45Unavailable)
 
         async def fetch(page: int) -> dict[str, Any] | None:
             query = {**(params or {}), "page": page, "page_size": self.page_size}

@@ -31,25 +31,6 @@ MAX_LIST_TOTAL_BYTES = 512 * 1024 * 1024
 """Default most bytes of answers one list walk reads in all (`max_list_total_bytes`)."""
 
 
-class ListBudget:
-    """The bytes one list walk may still read: a terminal that serves every page up to
-    its size limit, for as many pages as it claims, still cannot exhaust memory."""
-
-    def __init__(self, limit: int, where: str) -> None:
-        self.limit = limit
-        self.where = where
-        self.spent = 0
-
-    def spend(self, size: int) -> None:
-        """Count one page of `size` bytes; raise Ef45Unavailable past the limit."""
-        self.spent += size
-        if self.spent > self.limit:
-            raise Ef45Unavailable(
-                f"{self.where}: the list's pages passed {self.limit} bytes in all "
-                "(max_list_total_bytes); the list was not read"
-            )
-
-
 def page_items(answer: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
     """Return the `items` of a page answer; raise Ef45Unavailable if they are not a list."""
     items = answer.get("items")
