@@ -61,6 +61,7 @@ from syncd.emulators.server import EmulatorServer
 from syncd.engine.run import Syncer
 from syncd.ledger.outcomes import Outcome
 from syncd.model import ActionOutcome, Op, RunOutcome
+from tests.bench.bench_start import TinySite
 from tests.fixtures.ldap import (
     ADMIN_DN,
     BASE_DN,
@@ -99,27 +100,19 @@ class Sample:
 
 
 @dataclass(frozen=True)
-class Site:
-    """A configured site: run `syncd` with `environment` in `workdir`."""
-
-    workdir: Path
-    environment: dict[str, str]
+class Site(TinySite):
+    """A configured site: run `syncd` with `environment` in `workdir` (`TinySite.syncd`,
+    here unchecked and with a long timeout: a 100 000-people plan takes seconds)."""
 
     @property
     def config(self) -> Path:
         return self.workdir / "syncd.toml"
 
-    def syncd(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    def syncd(
+        self, *args: str, check: bool = False, timeout: float = 900
+    ) -> subprocess.CompletedProcess[str]:
         """Run `python -m syncd ARGS` here; return the completed process (not checked)."""
-        return subprocess.run(
-            [*SYNCD, *args],
-            cwd=self.workdir,
-            env=self.environment,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return super().syncd(*args, check=check, timeout=timeout)
 
     def must(self, *args: str) -> None:
         """Run `syncd ARGS`; raise RuntimeError with its output unless it exits 0."""

@@ -46,7 +46,9 @@ class TinySite:
     workdir: Path
     environment: dict[str, str]
 
-    def syncd(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def syncd(
+        self, *args: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         """Run `python -m syncd ARGS` here; return the completed process."""
         return subprocess.run(
             [*SYNCD, *args],
@@ -54,7 +56,7 @@ class TinySite:
             env=self.environment,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
             check=check,
         )
 

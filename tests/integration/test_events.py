@@ -85,16 +85,20 @@ def test_collect_twice_stores_each_event_once(syncd_clue_env: ClueEnv) -> None:
     assert f"{other}: last access none recorded" in never["notes"]
 
 
+def ledger_and_terminal(url: str, logs: int) -> tuple[sa.Engine, Ledger, Ef45State]:
+    """A migrated ledger at `url` and an EF-45 state holding `logs` recognitions."""
+    engine = create_ledger_engine(url)
+    migrate.upgrade(engine)
+    state = Ef45State()
+    for index in range(logs):
+        state.append_log("Recognition", f"E{index}", "Recog", "Allowed")
+    return engine, Ledger(engine), state
+
+
 def test_logs_are_deleted_only_when_configured(tmp_path: Path) -> None:
     from syncd.emulators.ef45 import create_ef45_app
 
-    url = f"sqlite:///{tmp_path}/ledger.db"
-    engine = create_ledger_engine(url)
-    migrate.upgrade(engine)
-    ledger = Ledger(engine)
-    state = Ef45State()
-    for index in range(5):
-        state.append_log("Recognition", f"E{index}", "Recog", "Allowed")
+    engine, ledger, state = ledger_and_terminal(f"sqlite:///{tmp_path}/ledger.db", 5)
     try:
         with EmulatorServer(create_ef45_app(state)) as server:
             keep = Ef45Target("door", Ef45TargetConfig(type="ef45", url=server.url))
@@ -119,12 +123,7 @@ def test_a_stored_ef45_cursor_that_is_not_a_log_id_is_discarded_and_collect_goes
     warns, reads from the start, stores each event once and replaces the cursor."""
     from syncd.emulators.ef45 import create_ef45_app
 
-    engine = create_ledger_engine(ledger_url)
-    migrate.upgrade(engine)
-    ledger = Ledger(engine)
-    state = Ef45State()
-    for index in range(3):
-        state.append_log("Recognition", f"E{index}", "Recog", "Allowed")
+    engine, ledger, state = ledger_and_terminal(ledger_url, 3)
     try:
         ledger.set_cursor(cursor_name("door"), "2\r\nX: 1", datetime.now(UTC))
         with EmulatorServer(create_ef45_app(state)) as server:
