@@ -134,6 +134,22 @@ def assert_clear_failure(child: Child, returncode: int, *expected: str) -> None:
     assert child.peak_mb < PEAK_RSS_MB, f"peak RSS {child.peak_mb:.0f} MB"
 
 
+def assert_run_failed_and_shown(env: SyncdEnv) -> None:
+    """The hostile run is recorded ended and not ok (never left "running"), and
+    `syncd status` names the terminal's error."""
+    engine = create_ledger_engine(env.ledger_url)
+    try:
+        with engine.connect() as conn:
+            last = conn.execute(
+                sa.text("SELECT outcome FROM runs WHERE kind = 'apply' ORDER BY id DESC LIMIT 1")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert last in ("failed", "partial"), last
+    status = env.run("status")
+    assert "lobby" in status.stdout and "lock_uid is not a UUID" in words(status.stdout)
+
+
 def assert_converges(env: SyncdEnv, proxy: HostileProxy) -> None:
     """With the terminal healthy again, a deep apply succeeds and a deep plan is empty."""
     proxy.case = None
@@ -194,6 +210,7 @@ def test_a_lock_uid_with_crlf_is_refused_and_never_stored(
         child, 8, "POST /1.0/lock", "lock_uid is not a UUID", "refused, not stored"
     )
     assert "\r\nX: 1" not in child.stdout + child.stderr  # shown escaped, never raw
+    assert_run_failed_and_shown(env)
     assert_nothing_malformed_stored(env)
     assert_converges(env, proxy)
 
