@@ -104,6 +104,9 @@ def test_daemon_stops_on_time_while_a_terminal_hangs(tmp_path: Path) -> None:
         assert took < STOP_TIMEOUT_S + 2.0, took
         assert world.terminals["lobby"].lock_uid is None  # released on the way out
         assert run_outcomes(world.ledger_url)[-1] == "interrupted"
+        # ... with the counts it reached: the three creates the terminal answered.
+        assert run_counts(world.ledger_url)[-1] == {"lobby": {"applied": 3}}
+        assert len(world.terminals["lobby"].subjects) == 3
         assert daemon.matching(r"job=reconcile .*outcome=interrupted")
         assert "Traceback" not in daemon.log()
 
