@@ -29,12 +29,12 @@ from typing import Any
 from syncd.model import Record
 from syncd.targets.ef45.client import Ef45Client
 from syncd.targets.ef45.ids import with_user_uuid
+from syncd.targets.ef45.wire import WIEGAND_FIELDS, spaced_hex
 from syncd.targets.templates import EYE_FIELDS, face_plaintext
 
 TemplateDigest = Callable[[bytes], str]
 """The ledger's keyed digest of a template's bytes (`TemplateVault.digest`)."""
 
-WIEGAND_FIELDS = ("wiegand_facility", "wiegand_site", "wiegand_code", "wiegand_custom")
 _TEXT_DEFAULTS = {"first_name": "", "last_name": "", "match_until": "", "pin": ""}
 _INT_DEFAULTS = {"admin": 0, "group_index": 0, **dict.fromkeys(WIEGAND_FIELDS, -1)}
 
@@ -115,8 +115,7 @@ def normal_card(value: Any, card_bytes: int = 0) -> str:
         return ""
     if any(c not in "0123456789ABCDEF" for c in digits):
         return text  # not hex: kept verbatim, so it shows up as a difference
-    raw = digits.rjust(max(len(digits) + len(digits) % 2, 2 * card_bytes), "0")
-    return " ".join(raw[i : i + 2] for i in range(0, len(raw), 2))
+    return spaced_hex(digits, card_bytes)
 
 
 def _as_int(value: Any, default: int) -> int:

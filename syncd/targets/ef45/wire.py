@@ -32,8 +32,13 @@ def card_hex(card: int, card_bytes: int = 4) -> str:
     left-padded with 00 bytes to `card_bytes` (0: as few bytes as the number needs)."""
     if card < 0:
         raise ValueError("card numbers are non-negative")
-    raw = f"{card:X}"
-    raw = raw.rjust(max(len(raw) + len(raw) % 2, 2 * card_bytes), "0")
+    return spaced_hex(f"{card:X}", card_bytes)
+
+
+def spaced_hex(digits: str, card_bytes: int) -> str:
+    """Return upper-case hex `digits` as the terminal's card text: a space every byte,
+    left-padded with 00 bytes to `card_bytes` (0: to whole bytes only)."""
+    raw = digits.rjust(max(len(digits) + len(digits) % 2, 2 * card_bytes), "0")
     return " ".join(raw[i : i + 2] for i in range(0, len(raw), 2))
 
 
