@@ -386,9 +386,14 @@ class HeldTable(Mapping[str, HeldRecord]):
     for, so that a plan over a million records compares digests (`settled_digests`)
     without building a million objects. `others` holds every other record as it is.
     Given disjoint keys, the table reads like the dict {key: HeldRecord} it stands for.
+
+    A *partial* table (`settled_total` given: a plan after a delta read, `engine.instep`)
+    holds the settled records of some people only, and how many settled records there are
+    in all: it answers for those people and counts, and refuses to be walked (`__iter__`,
+    `len`), which would silently miss the records it did not load.
     """
 
-    __slots__ = ("_others", "_remote_ids", "settled_digests", "target")
+    __slots__ = ("_others", "_remote_ids", "_settled_total", "settled_digests", "target")
 
     def __init__(
         self,
@@ -396,12 +401,26 @@ class HeldTable(Mapping[str, HeldRecord]):
         settled_digests: Mapping[str, str],
         remote_ids: Mapping[str, str],
         others: Mapping[str, HeldRecord],
+        settled_total: int | None = None,
     ) -> None:
         self.target = target
         self.settled_digests = settled_digests
-        """Person key → digest of each settled record (its remote id: `remote_ids` or the key)."""
+        """Person key → digest of each settled record loaded (its remote id: `remote_ids`
+        or the key): every one, unless the table is partial."""
         self._remote_ids = remote_ids
         self._others = others
+        self._settled_total = settled_total
+
+    @property
+    def complete(self) -> bool:
+        """False for a partial table (see the class docstring)."""
+        return self._settled_total is None
+
+    @property
+    def settled_count(self) -> int:
+        """How many settled records the target holds (loaded or not)."""
+        total = self._settled_total
+        return len(self.settled_digests) if total is None else total
 
     @classmethod
     def of(cls, target: str, records: Mapping[str, HeldRecord]) -> HeldTable:
@@ -437,11 +456,17 @@ class HeldTable(Mapping[str, HeldRecord]):
         return key in self.settled_digests or key in self._others
 
     def __iter__(self) -> Iterator[str]:
+        self._refuse_partial()
         yield from self.settled_digests
         yield from self._others
 
     def __len__(self) -> int:
+        self._refuse_partial()
         return len(self.settled_digests) + len(self._others)
+
+    def _refuse_partial(self) -> None:
+        if self._settled_total is not None:
+            raise TypeError(f"the held records of {self.target} were loaded in part only")
 
     def unsettled(self) -> Mapping[str, HeldRecord]:
         """Return the records that are not settled (failed, pending, disabled, …)."""
@@ -453,7 +478,7 @@ class HeldTable(Mapping[str, HeldRecord]):
         others = (r for r in self._others.values() if r.present)
         if with_access:
             others = (r for r in others if r.disabled_since is None)
-        return len(self.settled_digests) + sum(1 for _ in others)
+        return self.settled_count + sum(1 for _ in others)
 
 
 def count_present(held: Mapping[str, HeldRecord], *, with_access: bool = False) -> int:

@@ -13,17 +13,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from syncd.ledger.store import StoredPerson
 from syncd.model import Person, Status
 
 
-def disabled_people(keys: Iterable[str], stored: Mapping[str, StoredPerson]) -> dict[str, Person]:
+def disabled_people(keys: Iterable[str], stored: Mapping[str, Person]) -> dict[str, Person]:
     """Given the keys a read disables and the ledger's people, return key → disabled Person."""
     people: dict[str, Person] = {}
     for key in keys:
         known = stored.get(key)
         if known is not None:
-            people[key] = dataclasses.replace(known.person, status=Status.DISABLED)
+            people[key] = dataclasses.replace(known, status=Status.DISABLED)
         else:
             people[key] = Person(key=key, first_name="", last_name="", status=Status.DISABLED)
     return people

@@ -22,14 +22,15 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Collection, Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from syncd.config import Config
 from syncd.engine.access import may_pass, staged
 from syncd.engine.plan import Policy
 from syncd.engine.reader import Reading, parse_time
+from syncd.ledger.peopleindex import LazyPeople, prefetch
 from syncd.ledger.store import Ledger
-from syncd.model import Desired, HeldRecord, HeldTable, Person
+from syncd.model import Desired, Person
 
 CURSOR = "plan:in_step"
 
@@ -104,20 +105,44 @@ def all_deltas(reading: Reading) -> bool:
 
 def due_keys(
     reading: Reading,
-    held: Mapping[str, Mapping[str, HeldRecord]],
+    unsettled: Collection[str],
     policy: Policy,
     since: datetime,
 ) -> frozenset[str]:
     """Return the people whose decision may differ from the one in step at `since`
-    (see the module docstring)."""
+    (see the module docstring); `unsettled`: the people with a record not settled."""
     now = reading.now
-    due: set[str] = set()
+    due: set[str] = set(unsettled)
     for read in reading.reads.values():
         due.update(read.people, read.deleted, read.held, read.disabled)
-    due.update(_crossed(reading.desired.people.values(), since, now, policy))
-    for name, table in held.items():
-        due.update(HeldTable.of(name, table).unsettled())
+    slack = _SLACK
+    starts = (since - slack, now + policy.create_ahead + slack)
+    candidates = with_windows(reading.desired.people, starts, (since - slack, now + slack))
+    due.update(_crossed(candidates, since, now, policy))
+    prefetch(reading.desired.gone, due)  # the plan asks for each (people and gone share it)
     return frozenset(due)
+
+
+_SLACK = timedelta(days=1)
+"""Margin around the spans a window boundary is looked for in: `access.created_ahead_at`
+counts days in the start's own zone, so it may lie an hour (a DST shift) off the UTC
+arithmetic of a query; the exact test is `_crossed`'s."""
+
+
+def with_windows(
+    people: Mapping[str, Person],
+    starts: tuple[datetime, datetime],
+    ends: tuple[datetime, datetime],
+) -> Iterable[Person]:
+    """Return a superset of the people of `people` whose window starts in `starts`
+    (lo, hi] or ends in `ends` (lo, hi]: found by index among the ledger's people
+    (`ledger.peopleindex.LazyPeople`) plus every person given as read; all of them when
+    `people` is a plain mapping (a full read decodes everyone anyway)."""
+    if not isinstance(people, LazyPeople):
+        return people.values()
+    keys = (people.index.window_keys(starts, ends) & people.keys()) | people.given.keys()
+    prefetch(people, keys)
+    return [people[key] for key in sorted(keys)]
 
 
 def _crossed(people: Iterable[Person], since: datetime, now: datetime, policy: Policy) -> set[str]:

@@ -34,7 +34,7 @@ from syncd.engine.narrow import defer_targets
 from syncd.engine.plan import Policy, compute_plan
 from syncd.engine.reader import Reading
 from syncd.ledger.store import Ledger
-from syncd.model import Boundary, Desired, HeldRecord, Plan, Record
+from syncd.model import Boundary, Desired, Plan, Record
 from syncd.targets.base import Target
 
 
@@ -70,11 +70,15 @@ def make_plan(
 ) -> Plan:
     """Return the plan for `reading` against the ledger (see the module docstring)."""
     now, policy = reading.now, policy_of(config)
-    held = ledger.load_held(with_records=options.deep)
+    incremental = options.incremental and not options.deep
+    only = due_people(config, ledger, targets, reading) if incremental else None
+    if only is not None:  # the records of the people decided, and counts (`engine.instep`)
+        held = ledger.load_held_of(only | policy.protected_keys)
+    else:
+        held = ledger.load_held(with_records=options.deep)
     deadline_s = config.apply.target_deadline_s
     view = look(targets, held, reading.desired, deadline_s) if options.deep else None
     seen = _Loaded(ledger)
-    incremental = options.incremental and view is None
     plan = compute_plan(
         reading.desired,
         list(targets.values()),
@@ -82,7 +86,7 @@ def make_plan(
         policy,
         now,
         load_records=None if view else seen,
-        only=due_people(config, ledger, targets, reading, held) if incremental else None,
+        only=only,
     )
     if view is not None:
         plan = _with_deep_view(config, ledger, targets, plan, view, policy, options.findings)
@@ -100,11 +104,7 @@ def make_plan(
 
 
 def due_people(
-    config: Config,
-    ledger: Ledger,
-    targets: Mapping[str, Target],
-    reading: Reading,
-    held: Mapping[str, Mapping[str, HeldRecord]],
+    config: Config, ledger: Ledger, targets: Mapping[str, Target], reading: Reading
 ) -> frozenset[str] | None:
     """Return the people a plan of `reading` must decide when the in-step mark allows
     deciding only those (`engine.instep`), else None (decide everyone)."""
@@ -114,7 +114,7 @@ def due_people(
     since = instep.marked_at(ledger, mark, reading.now)
     if since is None:
         return None
-    return instep.due_keys(reading, held, policy_of(config), since)
+    return instep.due_keys(reading, ledger.unsettled_keys(), policy_of(config), since)
 
 
 def upcoming(
@@ -124,7 +124,10 @@ def upcoming(
     access, now = config.access, reading.now
     until = now + timedelta(days=access.upcoming_days)
     ahead = timedelta(days=access.create_ahead_days)
-    found = upcoming_on_targets(desired.people.values(), list(targets.values()), now, until, ahead)
+    slack = timedelta(days=1)  # `instep.with_windows`: a superset, the exact test below
+    starts, ends = (now - slack, until + ahead + slack), (now - slack, until + slack)
+    people = instep.with_windows(desired.people, starts, ends)
+    found = upcoming_on_targets(people, list(targets.values()), now, until, ahead)
     zone = ZoneInfo(access.time_zone)
     return tuple(dataclasses.replace(b, at=b.at.astimezone(zone)) for b in found)
 

@@ -19,7 +19,8 @@ from datetime import UTC, datetime, timedelta
 from syncd.config import Config, LdapSourceConfig
 from syncd.engine.defects import disabled_people
 from syncd.errors import SourceError, SourceRefused
-from syncd.ledger.store import Ledger, StoredPerson
+from syncd.ledger.peopleindex import LazyPeople, PeopleIndex
+from syncd.ledger.store import Ledger
 from syncd.ledger.templates import TemplateVault
 from syncd.model import Desired, Person
 from syncd.sources.base import Source, SourceProblem, SourceRead
@@ -70,7 +71,7 @@ def read_sources(
 ) -> Reading:
     """Read every source at `now`; raise SourceRefused for a read that looks wrong."""
     ledger.seal_pins()  # digests keyed under the current key before any compare
-    stored = ledger.load_people()
+    stored = ledger.people_index()
     reads: dict[str, SourceRead] = {}
     for name, source in sources.items():
         cursor = ledger.get_cursor(f"source:{name}")
@@ -101,7 +102,7 @@ def guard(
     config: Config,
     name: str,
     read: SourceRead,
-    stored: Mapping[str, StoredPerson],
+    stored: PeopleIndex,
     allow_shrink: bool,
 ) -> None:
     """Raise SourceRefused if a full read of source `name` is empty or shrunk beyond
@@ -109,7 +110,7 @@ def guard(
     if not read.complete:
         # A delta names only who changed: neither empty nor small says anyone left.
         return
-    known = sum(1 for p in stored.values() if p.source == name and p.gone_since is None)
+    known = len(stored.present_keys(name))
     seen = len(read.people) + len(read.held) + len(read.disabled)
     if known and not seen:
         raise SourceRefused(
@@ -127,45 +128,56 @@ def guard(
 
 def desired_state(
     reads: Mapping[str, SourceRead],
-    stored: Mapping[str, StoredPerson],
+    stored: PeopleIndex,
     enrolled: Mapping[str, object],
     ledger: Ledger,
     now: datetime,
 ) -> Reading:
-    """Return the reading of `reads`: who is present, who is gone, who newly left."""
-    people: dict[str, Person] = {}
+    """Return the reading of `reads`: who is present, who is gone, who newly left.
+
+    The people a read gives are taken as they are; every other present or gone person is
+    the ledger's, decoded only if asked for (`ledger.peopleindex`): a plan after a delta
+    read asks for the few it decides.
+    """
+    keys: set[str] = set()
+    given: dict[str, Person] = {}
     newly_gone: dict[str, frozenset[str]] = {}
     for name, read in reads.items():
-        present = _present_people(name, read, stored)
-        if clash := set(present) & set(people):
+        mine, mine_given = _present_people(name, read, stored)
+        if clash := mine & keys:
             raise SourceError(f"keys returned by more than one source: {sorted(clash)[:5]}")
-        people.update(present)
-        mine = {k for k, p in stored.items() if p.source == name and k not in present}
-        newly_gone[name] = frozenset(k for k in mine if stored[k].gone_since is None)
-    gone = {key: p.person for key, p in stored.items() if key not in people}
+        keys |= mine
+        given.update(mine_given)
+        newly_gone[name] = frozenset(stored.present_keys(name) - mine)
+    people: Mapping[str, Person] = (
+        given if len(given) == len(keys) else LazyPeople(keys, given, stored)
+    )
+    gone = LazyPeople(stored.keys() - keys, {}, stored)
     desired = Desired(people, gone, enrolled, ledger.record_digest)  # type: ignore[arg-type]
     return Reading(desired, reads, now, newly_gone)
 
 
 def _present_people(
-    name: str, read: SourceRead, stored: Mapping[str, StoredPerson]
-) -> dict[str, Person]:
-    """Return who source `name` gives now: a full read's people, or the ledger's updated
-    by a delta; plus the people of rows kept as they were, and those disabled."""
+    name: str, read: SourceRead, stored: PeopleIndex
+) -> tuple[set[str], dict[str, Person]]:
+    """Return who source `name` gives now — a full read's people, or the ledger's updated
+    by a delta; plus the people of rows kept as they were, and those disabled — as their
+    keys and the people given as they are (every other key: the ledger's person)."""
     if read.complete:
-        present = dict(read.people)
+        given = dict(read.people)
+        keys = set(given)
     else:
-        present = {
-            k: p.person for k, p in stored.items() if p.source == name and p.gone_since is None
-        }
-        present.update(read.people)
-        for key in read.deleted:
-            present.pop(key, None)
+        given = {k: p for k, p in read.people.items() if k not in read.deleted}
+        keys = (stored.present_keys(name) | given.keys()) - read.deleted
+    stored.prefetch([*read.held, *read.disabled])  # one query, not everyone's data
     for key in read.held:
-        if key in stored and key not in present:
-            present[key] = stored[key].person
-    present.update(disabled_people(read.disabled, stored))
-    return present
+        if key in stored and key not in keys:
+            keys.add(key)
+            given[key] = stored.person(key)
+    disabled = disabled_people(read.disabled, LazyPeople(stored.keys(), {}, stored))
+    given.update(disabled)
+    keys.update(disabled)
+    return keys, given
 
 
 def parse_time(text: str | None) -> datetime | None:

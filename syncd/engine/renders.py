@@ -36,7 +36,7 @@ class Renders:
         self.now = now
         self.diff_fields = diff_fields
         self.only = only
-        people = desired.people if only is None else only.intersection(desired.people)
+        people = desired.people.keys() if only is None else only & desired.people.keys()
         self.sorted_people = sorted(people)
         self._shapes: dict[tuple[Hashable, bool], dict[str, tuple[Record, str]]] = {}
         self._passes: dict[str, bool] = {}
@@ -73,8 +73,9 @@ class Renders:
     def keys(self, held: Mapping[str, HeldRecord]) -> list[str]:
         """Return, sorted, the people present and the gone people `held` still has."""
         desired, only = self.desired, self.only
-        gone_held = (k for k in desired.gone if k in held and k not in desired.people)
-        gone = sorted(gone_held if only is None else (k for k in gone_held if k in only))
+        people, gone_people = desired.people, desired.gone
+        maybe = gone_people if only is None else (k for k in only if k in gone_people)
+        gone = sorted(k for k in maybe if k in held and k not in people)
         return list(heapq.merge(self.sorted_people, gone)) if gone else self.sorted_people
 
     def in_step_elsewhere(self, held: HeldTable, protected: frozenset[str]) -> int:
@@ -86,8 +87,14 @@ class Renders:
             return 0
         people, gone = self.desired.people, self.desired.gone
         settled = held.settled_digests
-        # Set arithmetic in C rather than a loop over every record: the settled records of
-        # known people, less those of the few people decided or protected.
-        known = len(settled) - len(settled.keys() - people.keys() - gone.keys())
+        if held.complete:
+            # Set arithmetic in C rather than a loop over every record: the settled records
+            # of known people, less those of the few people decided or protected.
+            known = len(settled) - len(settled.keys() - people.keys() - gone.keys())
+        else:
+            # A partial table (`engine.instep`) counts its settled records; each is of a
+            # person the ledger knows: made for a person saved first, and a person leaves
+            # the ledger only once no target holds a record of theirs (`ledger.purge`).
+            known = held.settled_count
         decided = sum(1 for k in only | protected if k in settled and (k in people or k in gone))
         return known - decided

@@ -38,6 +38,7 @@ from syncd.engine.report import DRY_RUN_TITLE, ReportContext
 from syncd.engine.saved import SavedPlan, check_fresh, fingerprint
 from syncd.ledger.deadruns import close_dead_runs
 from syncd.ledger.lockmemo import LedgerLockMemo
+from syncd.ledger.peopleindex import prefetch
 from syncd.ledger.pinkey import open_pins
 from syncd.ledger.purge import purge_gone
 from syncd.ledger.runlock import run_lock
@@ -189,8 +190,9 @@ class Syncer:
         stored them and as the source gives them now (their names and HR-level values).
         Call it before an apply saves the people (`before_apply` does)."""
         keys = {a.person_key for a in plan.actions}
-        stored = self.ledger.load_people() if keys else {}
+        stored = self.ledger.load_people(keys) if keys else {}
         people = reading.desired.people
+        prefetch(people, keys)
         who = {
             key: Who(stored[key].person if key in stored else None, people.get(key)) for key in keys
         }

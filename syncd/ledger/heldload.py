@@ -13,30 +13,18 @@ opened (`pins`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from syncd.ledger.pins import PinKeys, open_json, record_aad
-from syncd.ledger.schema import target_records
+from syncd.ledger.rows import by_keys, raw_rows
+from syncd.ledger.schema import SETTLED, target_records
 from syncd.model import HeldRecord, HeldTable, Record, RecordState
 
-_BATCH = 20_000
-"""Rows fetched from the cursor at a time (memory stays flat while the dicts grow)."""
-
 _c = target_records.c
-SETTLED: sa.ColumnElement[bool] = sa.and_(
-    _c.state == RecordState.OK.value,
-    _c.digest.is_not(None),
-    _c.remote_id.is_not(None),
-    _c.created_by_syncd.is_(True),
-    _c.disabled_since.is_(None),
-    _c.attempts == 0,
-    _c.next_attempt_at.is_(None),
-)
-"""A record `HeldTable` keeps as a digest (each term is true or false, never NULL)."""
 
 
 def load_held_tables(conn: Connection, target: str | None = None) -> dict[str, HeldTable]:
@@ -47,7 +35,7 @@ def load_held_tables(conn: Connection, target: str | None = None) -> dict[str, H
     settled: dict[str, dict[str, str]] = {}
     remote_ids: dict[str, dict[str, str]] = {}
     unsettled: set[str] = set()
-    for rows in _raw_rows(conn, _settled_query(target)):
+    for rows in raw_rows(conn, _settled_query(target)):
         for name, key, dig, remote in rows:
             if dig is None:
                 unsettled.add(name)
@@ -64,6 +52,43 @@ def load_held_tables(conn: Connection, target: str | None = None) -> dict[str, H
         name: HeldTable(name, digests, remote_ids.get(name, {}), others.get(name, {}))
         for name, digests in settled.items()
     }
+
+
+def load_partial_tables(conn: Connection, keys: Collection[str]) -> dict[str, HeldTable]:
+    """Return target → partial HeldTable (`model.HeldTable`): every record that is not
+    settled, the settled records of the people `keys` only, and each target's count of
+    settled records, all by index (0005's partial indexes, the primary key)."""
+    count_query = sa.select(_c.target, sa.func.count()).where(SETTLED).group_by(_c.target)
+    counts: dict[str, int] = {name: int(n) for name, n in conn.execute(count_query)}
+    others = _load_unsettled(conn, None)
+    settled: dict[str, dict[str, str]] = {name: {} for name in counts}
+    remote_ids: dict[str, dict[str, str]] = {}
+    if counts and keys:
+        # Each target named: the primary key (target, person_key) finds each record.
+        query = sa.select(_c.target, _c.person_key, _c.digest, _c.remote_id).where(
+            _c.target.in_(sorted(counts)), SETTLED
+        )
+        for rows in by_keys(conn, query, _c.person_key, keys):
+            for name, key, dig, remote in rows:
+                settled[name][key] = dig
+                if remote != key:
+                    remote_ids.setdefault(name, {})[key] = remote
+    return {
+        name: HeldTable(
+            name,
+            settled.get(name, {}),
+            remote_ids.get(name, {}),
+            others.get(name, {}),
+            settled_total=counts.get(name, 0),
+        )
+        for name in counts.keys() | others.keys()
+    }
+
+
+def unsettled_keys(conn: Connection) -> set[str]:
+    """Return the people with a record that is not settled on some target (by index)."""
+    query = sa.select(_c.person_key).where(sa.not_(SETTLED)).distinct()
+    return set(conn.execute(query).scalars())
 
 
 def _settled_query(target: str | None) -> sa.Select[Any]:
@@ -100,32 +125,6 @@ def _load_unsettled(conn: Connection, target: str | None) -> dict[str, dict[str,
     return found
 
 
-def _raw_rows(conn: Connection, query: sa.Select[Any]) -> Iterator[Sequence[Any]]:
-    """Yield batches of `query`'s rows as DBAPI tuples; only for columns needing no
-    result processing (text), since SQLAlchemy's type handling is bypassed.
-
-    PostgreSQL gets a server-side cursor, so that the client never holds the whole
-    result at once (psycopg would otherwise receive all of it on execute).
-    """
-    compiled = query.compile(dialect=conn.dialect)
-    params = compiled.construct_params()
-    args: Any = params
-    if compiled.positional:
-        args = tuple(params[name] for name in compiled.positiontup or ())
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None  # an open Connection always has one
-    if conn.dialect.name == "postgresql":
-        cursor = dbapi.cursor(name="syncd_load_held")
-    else:
-        cursor = dbapi.cursor()
-    try:
-        cursor.execute(compiled.string, args)
-        while rows := cursor.fetchmany(_BATCH):
-            yield rows
-    finally:
-        cursor.close()
-
-
 def load_records(
     conn: Connection, keys: Iterable[tuple[str, str]], pins: PinKeys | None = None
 ) -> dict[tuple[str, str], Record]:
@@ -138,37 +137,17 @@ def load_records(
     wanted: dict[str, list[str]] = {}
     for target, key in keys:
         wanted.setdefault(target, []).append(key)
-    query, chunk = _records_query(conn.dialect.name)
     found: dict[tuple[str, str], Record] = {}
     parsed: dict[str, Record] = {}  # JSON text → record: parsing costs more than hashing
     for target, person_keys in wanted.items():
-        for start in range(0, len(person_keys), chunk):
-            batch = {"target": target, "keys": person_keys[start : start + chunk]}
-            for key, text in conn.execute(query, batch).all():
+        query = sa.select(_c.person_key, _c.record).where(
+            _c.target == target, _c.record.is_not(None)
+        )
+        for rows in by_keys(conn, query, _c.person_key, person_keys):
+            for row in rows:
+                key, text = row.person_key, row.record
                 record = parsed.get(text)
                 if record is None:
                     record = parsed[text] = open_json(text, pins, record_aad(target, key))
                 found[(target, key)] = record
     return found
-
-
-def _records_query(dialect: str) -> tuple[sa.Select[Any], int]:
-    """Return the query of records by target and keys, and how many keys it takes at once.
-
-    PostgreSQL takes the keys as one array (`= ANY`): a long IN list costs it far more to
-    plan than to run (100 000 records: 0.6 s against 4.7 s in lists of 500). Elsewhere an
-    IN list, kept under SQLite's oldest limit of 999 parameters.
-    """
-    c = target_records.c
-    match: sa.ColumnElement[bool]
-    if dialect == "postgresql":
-        # Imported here: on a SQLite ledger the PostgreSQL dialect is never loaded (25 ms).
-        from sqlalchemy.dialects.postgresql import ARRAY
-
-        match, chunk = c.person_key == sa.any_(sa.bindparam("keys", type_=ARRAY(sa.String))), 10_000
-    else:
-        match, chunk = c.person_key.in_(sa.bindparam("keys", expanding=True)), 500
-    query = sa.select(c.person_key, c.record).where(
-        c.target == sa.bindparam("target"), match, c.record.is_not(None)
-    )
-    return query, chunk

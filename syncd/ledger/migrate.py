@@ -24,7 +24,7 @@ from syncd.errors import ConfigError, LedgerError, ledger_failing
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The revision of the newest script in migrations/versions (the schema this code needs)."""
 
 VERSION_TABLE = "alembic_version"

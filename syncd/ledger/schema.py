@@ -1,6 +1,7 @@
 """The ledger's tables (SQLAlchemy Core). Every change here needs an Alembic revision.
 
-- `people`: the last mapped Person per key, its digest, first/last seen, tombstone.
+- `people`: the last mapped Person per key, its digest, first/last seen, tombstone, and
+  its validity window (indexed).
 - `target_records`: per (target, person) what syncd pushed: remote id, digest, record
   (templates as digests, never bytes), state, retry bookkeeping, disabled/gone times.
 - `enrollments`: per (person, modality) the template, encrypted at rest.
@@ -58,6 +59,10 @@ people = sa.Table(
     sa.Column("first_seen", UtcDateTime(), nullable=False),
     sa.Column("last_seen", UtcDateTime(), nullable=False),
     sa.Column("gone_since", UtcDateTime(), nullable=True),
+    # The person's validity window (copies of `data`'s, in UTC; 0005): a plan after a
+    # delta read finds whose window boundary fell due by index, not by decoding everyone.
+    sa.Column("valid_from", UtcDateTime(), nullable=True, index=True),
+    sa.Column("valid_until", UtcDateTime(), nullable=True, index=True),
 )
 
 target_records = sa.Table(
@@ -76,6 +81,27 @@ target_records = sa.Table(
     sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+_r = target_records.c
+SETTLED: sa.ColumnElement[bool] = sa.and_(
+    _r.state == sa.literal_column("'ok'"),
+    _r.digest.is_not(None),
+    _r.remote_id.is_not(None),
+    _r.created_by_syncd.is_(sa.true()),
+    _r.disabled_since.is_(None),
+    _r.attempts == sa.literal_column("0"),
+    _r.next_attempt_at.is_(None),
+)
+"""A *settled* record (`model.HeldTable`): state ok, pushed and created by syncd, active,
+never failed. Each term is true or false, never NULL. Written with literals, not bound
+parameters: a query states it word for word to use 0005's partial indexes (SQLite and
+PostgreSQL match a partial index's condition only against the same expression)."""
+
+# 0005 indexes `target_records` twice, partially: by target where SETTLED (each target's
+# count of settled records) and by (target, person_key) where NOT SETTLED (the records
+# that are not settled): a plan after a delta read needs those without reading a million
+# rows (`engine.instep`). They are declared in the migration only: a `postgresql_where`
+# here would import SQLAlchemy's PostgreSQL dialect into every SQLite command.
 
 enrollments = sa.Table(
     "enrollments",

@@ -12,7 +12,7 @@ ledger's files are private to syncd's user (`files`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +22,14 @@ from sqlalchemy.engine import Connection
 from syncd.errors import ConfigError, ledger_failing
 from syncd.ledger import migrate
 from syncd.ledger.files import prepare_sqlite_file, sqlite_path
-from syncd.ledger.heldload import load_held_tables, load_records
+from syncd.ledger.heldload import (
+    load_held_tables,
+    load_partial_tables,
+    load_records,
+    unsettled_keys,
+)
 from syncd.ledger.outcomes import Outcome
+from syncd.ledger.peopleindex import PeopleIndex
 from syncd.ledger.pins import (
     PinKeys,
     ensure_sealed,
@@ -34,6 +40,7 @@ from syncd.ledger.pins import (
     seal_json,
 )
 from syncd.ledger.recording import write_outcomes
+from syncd.ledger.rows import by_keys, raw_rows
 from syncd.ledger.schema import cursors, people, runs, target_records
 from syncd.model import (
     Action,
@@ -171,13 +178,17 @@ class Ledger:
 
     # people -----------------------------------------------------------------------------
 
-    def load_people(self) -> dict[str, StoredPerson]:
-        """Return every person the ledger holds, gone ones included, by key."""
+    def load_people(self, keys: Iterable[str] | None = None) -> dict[str, StoredPerson]:
+        """Return every person the ledger holds, gone ones included, by key (only those
+        of `keys` that it holds, when given)."""
         c = people.c
         # Not first_seen/last_seen: unused here, and each timestamp parsed costs (SQLite).
         query = sa.select(c.key, c.data, c.digest, c.source, c.gone_since)
         with self._begin() as conn:
-            rows = conn.execute(query).all()
+            if keys is None:
+                rows = conn.execute(query).all()
+            else:
+                rows = [row for part in by_keys(conn, query, c.key, keys) for row in part]
         pins = self.pins
         return {
             row.key: StoredPerson(
@@ -185,6 +196,38 @@ class Ledger:
             )
             for row in rows
         }
+
+    def people_index(self) -> PeopleIndex:
+        """Return the ledger's people as keys, sources and presence, their data decoded
+        on demand (`ledger.peopleindex`): what a reading needs, without loading everyone."""
+        c = people.c
+        keys: set[str] = set()
+        present: dict[str, set[str]] = {}
+        query = sa.select(c.key, c.source, c.gone_since.is_(None))
+        with self._begin() as conn:
+            for rows in raw_rows(conn, query):
+                for key, source, is_present in rows:
+                    keys.add(key)
+                    if is_present:
+                        mine = present.get(source)
+                        if mine is None:
+                            mine = present[source] = set()
+                        mine.add(key)
+        return PeopleIndex(keys, present, self._load_persons, self._window_keys)
+
+    def _load_persons(self, keys: Collection[str] | None) -> dict[str, Person]:
+        return {key: stored.person for key, stored in self.load_people(keys).items()}
+
+    def _window_keys(
+        self, starts: tuple[datetime, datetime], ends: tuple[datetime, datetime]
+    ) -> set[str]:
+        c = people.c
+        query = sa.union(
+            sa.select(c.key).where(c.valid_from > starts[0], c.valid_from <= starts[1]),
+            sa.select(c.key).where(c.valid_until > ends[0], c.valid_until <= ends[1]),
+        )
+        with self._begin() as conn:
+            return set(conn.execute(query).scalars())
 
     def save_people(
         self,
@@ -238,6 +281,8 @@ class Ledger:
     ) -> None:
         data = person.to_json()
         new_digest = digest_of(data)  # of the clear person, keyed: sealing changes none
+        # The window's columns change with `data` (its digest), never apart from it.
+        window = {"valid_from": person.valid_from, "valid_until": person.valid_until}
         if known is None:
             conn.execute(
                 people.insert().values(
@@ -247,13 +292,14 @@ class Ledger:
                     data=seal_json(data, self.pins, person_aad(person.key)),
                     first_seen=now,
                     last_seen=now,
+                    **window,
                 )
             )
             return
         values: dict[str, Any] = {"last_seen": now, "gone_since": None}
         if known[0] != new_digest:
             sealed = seal_json(data, self.pins, person_aad(person.key))
-            values.update(digest=new_digest, data=sealed, source=source)
+            values.update(digest=new_digest, data=sealed, source=source, **window)
         conn.execute(people.update().where(people.c.key == person.key).values(**values))
 
     # target records -----------------------------------------------------------------------
@@ -279,6 +325,18 @@ class Ledger:
             return dict(held)
         with self._begin() as conn:
             return dict(load_held_tables(conn, target))
+
+    def load_held_of(self, keys: Collection[str]) -> dict[str, Mapping[str, HeldRecord]]:
+        """Return target → partial `HeldTable`: every record that is not settled, the
+        settled records of the people `keys`, and how many settled records each target
+        holds (a plan deciding only those people: `engine.instep`)."""
+        with self._begin() as conn:
+            return dict(load_partial_tables(conn, keys))
+
+    def unsettled_keys(self) -> set[str]:
+        """Return the people with a record that is not settled on some target."""
+        with self._begin() as conn:
+            return unsettled_keys(conn)
 
     def load_records(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Record]:
         """Return the records held for the given (target, person key) pairs that have one."""

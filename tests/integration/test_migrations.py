@@ -1,5 +1,6 @@
 """Alembic revisions on SQLite and PostgreSQL: 0002 → 0003 adds `run_problems`, 0003 →
-0004 adds `changes.fields` (the audited values).
+0004 adds `changes.fields` (the audited values), 0004 → 0005 the people's windows and the
+partial indexes of `target_records`.
 
 A ledger at 0002 with a run in it upgrades to head without losing the run; the new table
 takes a problem for that run; the daemon's schema check passes; a downgrade to 0002 drops
@@ -8,6 +9,7 @@ the table again and leaves the run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -18,6 +20,7 @@ from alembic.config import Config as AlembicConfig
 
 from syncd.errors import LedgerError
 from syncd.ledger import migrate, queries
+from syncd.ledger.schema import people
 from syncd.ledger.store import create_ledger_engine
 
 
@@ -121,3 +124,46 @@ def test_revision_read_without_alembic_matches_alembic(db: sa.Engine) -> None:
     assert migrate.current_revision(db) == "0003"
     assert migrate.upgrade(db) == ("0003", migrate.HEAD_REVISION)
     migrate.check_schema(db)
+
+
+def test_upgrade_to_0005_copies_every_window_and_indexes_records(db: sa.Engine) -> None:
+    """0005 fills `people.valid_from/valid_until` from each stored person's JSON (in UTC),
+    so that a plan after a delta read misses no boundary of a person stored before it;
+    and adds the partial indexes its queries use. A downgrade drops them again."""
+    _move(db, "0004")
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    stored = {
+        "P1": {"key": "P1", "valid_from": "2027-01-04T00:00:00+01:00", "valid_until": None},
+        "P2": {"key": "P2", "valid_from": None, "valid_until": "2026-12-31T23:59:59+01:00"},
+        "P3": {"key": "P3", "valid_from": None, "valid_until": None, "pin": {"sealed": "x"}},
+    }
+    with db.begin() as conn:
+        for key, data in stored.items():
+            conn.execute(
+                sa.text(
+                    "INSERT INTO people (key, source, digest, data, first_seen, last_seen) "
+                    "VALUES (:key, 'hr', 'd', :data, :at, :at)"
+                ),
+                {"key": key, "data": json.dumps(data), "at": at},
+            )
+    migrate.upgrade(db)
+    migrate.check_schema(db)
+    with db.connect() as conn:
+        windows = {
+            row.key: (row.valid_from, row.valid_until)
+            for row in conn.execute(
+                sa.select(people.c.key, people.c.valid_from, people.c.valid_until)
+            )
+        }
+    assert windows == {
+        "P1": (datetime(2027, 1, 3, 23, 0, tzinfo=UTC), None),
+        "P2": (None, datetime(2026, 12, 31, 22, 59, 59, tzinfo=UTC)),
+        "P3": (None, None),
+    }
+    indexes = {i["name"] for i in sa.inspect(db).get_indexes("target_records")}
+    assert {"ix_target_records_settled", "ix_target_records_unsettled"} <= indexes
+    _move(db, "0004", down=True)
+    assert "valid_from" not in {c["name"] for c in sa.inspect(db).get_columns("people")}
+    assert not {"ix_target_records_settled"} & {
+        i["name"] for i in sa.inspect(db).get_indexes("target_records")
+    }
