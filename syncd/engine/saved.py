@@ -22,7 +22,7 @@ from pathlib import Path
 from syncd.engine.narrow import ActionKey
 from syncd.engine.report import SCHEMAS
 from syncd.errors import ConfigError, PlanStale
-from syncd.ledger.store import StoredPerson
+from syncd.ledger.peopleindex import StoredPerson
 from syncd.model import Digest, HeldRecord, Person, digest
 
 

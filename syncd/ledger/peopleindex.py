@@ -9,7 +9,8 @@ person asked for without it, everyone not yet loaded in one query (so a caller t
 everyone pays what loading everyone always cost, never a query per person).
 `window_keys` finds, by index, the people whose validity window starts or ends in a
 span: those time alone may move.
-`LazyPeople` is the key → Person mapping a `Desired` is built of on top of it.
+`LazyPeople` is the key → Person mapping a `Desired` is built of on top of it;
+`StoredPerson`, one person as `Ledger.load_people` returns them, decodes its data lazily too.
 """
 
 from __future__ import annotations
@@ -17,14 +18,54 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Set
 from datetime import datetime
 
-from syncd.model import Person
+from syncd.ledger.pins import PinKeys, open_json, person_aad
+from syncd.model import Person, person_from_json
 
-PersonLoader = Callable[[Collection[str] | None], Mapping[str, Person]]
-"""Loads the stored people of the given keys (None: all of them), PINs opened."""
+PersonLoader = Callable[[Collection[str] | None], Mapping[str, "StoredPerson"]]
+"""Loads the stored people of the given keys (None: all of them)."""
 
 WindowFinder = Callable[[tuple[datetime, datetime], tuple[datetime, datetime]], set[str]]
 """Keys of the people whose `valid_from` lies in the first span (lo, hi] or whose
 `valid_until` lies in the second."""
+
+
+class StoredPerson:
+    """A person as the ledger last saw them; `gone_since` is set once the source lost them.
+
+    `person` is decoded from the stored JSON (its PIN opened) on first use only: a plan
+    after a full read needs the stored person of few people (those kept as they were,
+    disabled or gone), and decoding all of them cost most of loading them. A sealed PIN
+    that cannot be opened raises LedgerError there.
+    """
+
+    __slots__ = ("_person", "_stored", "digest", "gone_since", "source")
+
+    def __init__(
+        self,
+        person: Person | None = None,
+        digest: str = "",
+        source: str = "",
+        gone_since: datetime | None = None,
+        *,
+        stored: tuple[str, str, PinKeys | None] | None = None,
+    ) -> None:
+        if person is None and stored is None:
+            raise ValueError("StoredPerson needs the person or its stored (key, data, pins)")
+        self.digest = digest
+        self.source = source
+        self.gone_since = gone_since
+        self._person = person
+        self._stored = stored
+
+    @property
+    def person(self) -> Person:
+        """The person as stored (decoded once, on first use)."""
+        if self._person is None:
+            assert self._stored is not None  # one of the two is always given
+            key, data, pins = self._stored
+            self._person = person_from_json(open_json(data, pins, person_aad(key)))
+            self._stored = None
+        return self._person
 
 
 class PeopleIndex:
@@ -42,7 +83,7 @@ class PeopleIndex:
         self._present = present
         self._load = load
         self._find_windows = find_windows
-        self._people: dict[str, Person] = {}
+        self._people: dict[str, StoredPerson] = {}
         self._all_loaded = False
 
     def __contains__(self, key: object) -> bool:
@@ -62,15 +103,16 @@ class PeopleIndex:
     def person(self, key: str) -> Person:
         """Return the stored person `key` (KeyError if the ledger holds none)."""
         found = self._people.get(key)
-        if found is not None:
-            return found
-        if key not in self._keys:
-            raise KeyError(key)
-        if not self._all_loaded:
+        if found is None:
+            if key not in self._keys or self._all_loaded:
+                raise KeyError(key)
+            # Asked for without a prefetch: everyone's data at once (each decoded when
+            # asked for), rather than one query per person of a caller walking them all.
             self._all_loaded = True
             loaded = self._load(None)
             self._people.update((k, p) for k, p in loaded.items() if k not in self._people)
-        return self._people[key]
+            found = self._people[key]
+        return found.person
 
     def prefetch(self, keys: Iterable[str]) -> None:
         """Load the stored people of `keys` (those the ledger holds) in one query."""

@@ -29,7 +29,7 @@ from syncd.ledger.heldload import (
     unsettled_keys,
 )
 from syncd.ledger.outcomes import Outcome
-from syncd.ledger.peopleindex import PeopleIndex
+from syncd.ledger.peopleindex import PeopleIndex, StoredPerson
 from syncd.ledger.pins import (
     PinKeys,
     ensure_sealed,
@@ -53,48 +53,7 @@ from syncd.model import (
     RunOutcome,
     canonical_json,
     keyed_digest,
-    person_from_json,
 )
-
-
-class StoredPerson:
-    """A person as the ledger last saw them; `gone_since` is set once the source lost them.
-
-    `person` is decoded from the stored JSON (its PIN opened) on first use only: a plan
-    after a full read needs the stored person of few people (those kept as they were,
-    disabled or gone), and decoding all of them cost most of loading them. A sealed PIN
-    that cannot be opened raises LedgerError there.
-    """
-
-    __slots__ = ("_person", "_stored", "digest", "gone_since", "source")
-
-    def __init__(
-        self,
-        person: Person | None = None,
-        digest: str = "",
-        source: str = "",
-        gone_since: datetime | None = None,
-        *,
-        stored: tuple[str, str, PinKeys | None] | None = None,
-    ) -> None:
-        if person is None and stored is None:
-            raise ValueError("StoredPerson needs the person or its stored (key, data, pins)")
-        self.digest = digest
-        self.source = source
-        self.gone_since = gone_since
-        self._person = person
-        self._stored = stored
-
-    @property
-    def person(self) -> Person:
-        """The person as stored (decoded once, on first use)."""
-        if self._person is None:
-            assert self._stored is not None  # one of the two is always given
-            key, data, pins = self._stored
-            self._person = person_from_json(open_json(data, pins, person_aad(key)))
-            self._stored = None
-        return self._person
-
 
 SCHEMES = ("sqlite", "postgresql")
 """The databases a ledger may live in (a URL's scheme before any "+driver")."""
@@ -213,10 +172,7 @@ class Ledger:
                         if mine is None:
                             mine = present[source] = set()
                         mine.add(key)
-        return PeopleIndex(keys, present, self._load_persons, self._window_keys)
-
-    def _load_persons(self, keys: Collection[str] | None) -> dict[str, Person]:
-        return {key: stored.person for key, stored in self.load_people(keys).items()}
+        return PeopleIndex(keys, present, self.load_people, self._window_keys)
 
     def _window_keys(
         self, starts: tuple[datetime, datetime], ends: tuple[datetime, datetime]
